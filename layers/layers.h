@@ -1,0 +1,246 @@
+/* layers.h - tensors, layers, losses, the three networks and the optimiser.
+ *
+ * Everything here is NCHW float32 and knows nothing of MPI, files or
+ * configuration. A network owns three flat buffers: all trainable parameters
+ * (`params`), their gradients (`grads`, same order) and the non-trainable
+ * state such as batch-normalisation running statistics (`state`). Layers hold
+ * views into them. Parameters are laid out in reverse layer order, so the
+ * gradients that backward finishes first sit at the start of `grads`: a prefix
+ * of the buffer is complete as soon as backward has passed a layer, which is
+ * what a bucketed allreduce needs.
+ *
+ * Conventions: `x` is a layer input, `y` its output, `d_x` means dLoss/dx.
+ * Shapes are written as (N,C,H,W); a Shape holds one sample (C,H,W).
+ */
+#ifndef OCCKD_LAYERS_H
+#define OCCKD_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+/* ------------------------------------------------------------------ shapes */
+
+typedef struct {
+    int c, h, w;
+} Shape;
+
+static inline size_t shape_size(Shape s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
+
+/* ------------------------------------------------------------------ passes */
+
+/* One forward or backward pass over a batch. Filled by the caller (the network
+ * fills `work`). Nothing in it is owned by the pass. */
+typedef struct {
+    int n;                     /* samples in this batch (<= the network's max_batch) */
+    int training;              /* 1: dropout active, batch norm uses batch statistics */
+    uint64_t seed;             /* run seed: dropout masks are keyed by it */
+    uint64_t step;             /* optimiser step: dropout masks are keyed by it */
+    const int64_t *sample_id;  /* global index of each sample (n entries); NULL means 0..n-1 */
+    int accumulate_grads;      /* 1: add parameter gradients to grads, 0: overwrite them */
+    float *work;               /* scratch shared by all layers */
+    size_t work_bytes;
+    /* Called by net_backward after each layer whose parameter gradients are
+     * final: grads[0, n_ready) will not change any more in this pass. */
+    void (*grads_ready)(void *user, size_t n_ready);
+    void *user;
+} Pass;
+
+/* -------------------------------------------------------- layers and views */
+
+/* A named view into one of the network's flat buffers. */
+typedef struct {
+    char name[16];    /* "weight", "bias", "running_mean", ... */
+    int ndims;
+    int dims[4];      /* PyTorch order: conv (OC,C,KH,KW), fc (OUT,IN), vectors (C) */
+    size_t count;
+    size_t offset;    /* in params (trainable) or in state (non-trainable) */
+    float *data;      /* set when the network allocates its buffers */
+    float *grad;      /* NULL for state tensors */
+    int fan_in;       /* for initialisation; 0 for vectors */
+    float init_value; /* vectors: constant initial value (BN gamma 1, others 0) */
+} Tensor;
+
+#define LAYER_MAX_INPUTS 2
+#define LAYER_MAX_PARAMS 2
+#define LAYER_MAX_STATE 2
+
+typedef struct Layer Layer;
+
+typedef struct {
+    const char *type;
+    /* x[i] (N, in_shape[i]) -> y (N, out) */
+    void (*forward)(Layer *l, const Pass *p, const float *const *x, float *y);
+    /* d_y (N, out) -> d_x[i] (N, in_shape[i]) and the layer's parameter
+     * gradients. d_x[i] may be NULL: no gradient wanted for that input. Bit i
+     * of `accumulate` set: add into d_x[i] instead of overwriting it. */
+    void (*backward)(Layer *l, const Pass *p, const float *const *x, const float *y,
+                     const float *d_y, float *const *d_x, unsigned accumulate);
+    /* Scratch bytes for a batch of n within a budget (NULL: none). */
+    size_t (*workspace)(const Layer *l, int n, size_t budget);
+    void (*destroy)(Layer *l); /* frees what the type added (NULL: nothing) */
+} LayerOps;
+
+struct Layer {
+    const LayerOps *ops;
+    char name[40];               /* "conv1", "layer1.0.bn2", "fc8" */
+    int index;                   /* position in the network, a key for dropout */
+    int n_in;
+    int in[LAYER_MAX_INPUTS];    /* producing layer of each input; -1: the network input */
+    Shape in_shape[LAYER_MAX_INPUTS];
+    Shape out;
+    int n_params;
+    Tensor param[LAYER_MAX_PARAMS];
+    int n_state;
+    Tensor state[LAYER_MAX_STATE];
+    double flops;                /* forward floating-point operations per sample */
+    int needs_input_grad;        /* set by the network: some input carries a gradient */
+};
+
+/* Constructors. Each returns a layer whose in_shape/out are set and whose
+ * tensors have sizes but no storage yet; NULL on invalid arguments. `relu`
+ * fuses a ReLU on the output. */
+Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu);
+Layer *fc_create(const char *name, Shape in, int out, int relu);   /* flattens its input */
+typedef enum { POOL_MAX, POOL_AVG } PoolKind;
+/* Padding may be asymmetric (top, bottom, left, right); ceil_mode adds the
+ * bottom/right padding needed to cover the input (as PyTorch's ceil_mode). Avg
+ * pooling divides by the window area inside the padded input minus padding. */
+Layer *pool_create(const char *name, Shape in, PoolKind kind, int k, int stride, int pad_t, int pad_b,
+                   int pad_l, int pad_r, int ceil_mode);
+/* Across-channel LRN: y = x / (k + alpha/size * sum_{window} x^2)^beta (PyTorch's form). */
+Layer *lrn_create(const char *name, Shape in, int size, float alpha, float beta, float k);
+Layer *relu_create(const char *name, Shape in);
+Layer *dropout_create(const char *name, Shape in, float rate);
+/* Batch normalisation over (N,H,W) per channel; momentum as PyTorch (0.1). */
+Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu);
+Layer *gap_create(const char *name, Shape in);                     /* global average pool */
+Layer *add_create(const char *name, Shape in, int relu);           /* y = x0 + x1 */
+Layer *flatten_create(const char *name, Shape in);
+
+void layer_destroy(Layer *l);
+
+/* The registry: type names to descriptions, for errors and `describe`. */
+const LayerOps *layer_ops_find(const char *type);
+const char *layer_type_names(void); /* "conv, fc, pool, ..." */
+
+/* ---------------------------------------------------------------- losses
+ * Each returns sum over the batch of the per-sample loss divided by `norm`
+ * (the global batch size, so that shards add up), and writes d_input scaled
+ * the same way when d_ is not NULL (overwriting). Logits are (n, k). */
+
+float loss_softmax_ce(const float *logits, const int *label, int n, int k, float norm, float *d_logits);
+/* Cross-entropy against target distributions (n, k), e.g. FER+ vote shares. */
+float loss_softmax_ce_soft(const float *logits, const float *target, int n, int k, float norm, float *d_logits);
+/* T^2 * KL(softmax(t/T) || softmax(s/T)); gradient for the student only. */
+float loss_kd(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student);
+/* Regression over (n, d): sum |p - t| or 1/2 sum (p - t)^2. */
+float loss_l1(const float *pred, const float *target, int n, int d, float norm, float *d_pred);
+float loss_l2(const float *pred, const float *target, int n, int d, float norm, float *d_pred);
+
+typedef struct {
+    int a, p, n; /* rows of the embedding matrix */
+} Triple;
+/* Embeddings e (rows, d) are L2-normalised inside; for each triple
+ * max(0, |a-p|^2 - |a-n|^2 + margin). Sum over triples / norm. d_e (rows, d)
+ * receives the gradient for every row (overwritten). `active` (n_triples,
+ * optional) receives 1 where the hinge is positive. */
+float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
+                   float *d_e, uint8_t *active);
+
+/* Accuracy helpers. */
+int argmax(const float *v, int k);
+
+/* ---------------------------------------------------------------- networks */
+
+typedef enum { ARCH_VGG_F, ARCH_VGG_FACE, ARCH_RESNET50 } Arch;
+
+typedef struct {
+    Arch arch;
+    int input;       /* square side in pixels */
+    int channels;    /* input channels (3 colour, 1 grey) */
+    float width;     /* channel multiplier (1 = published) */
+    int fc;          /* hidden fully connected width (4096 published; resnet50: 0 = none) */
+    int classes;     /* outputs; 1 for regression */
+    float dropout;   /* rate after hidden fc layers (0.5 published) */
+} NetSpec;
+
+/* Fills the published defaults for an architecture. */
+NetSpec netspec_default(Arch arch);
+int arch_parse(const char *name, Arch *out); /* 0 on success */
+const char *arch_name(Arch a);
+
+typedef struct {
+    NetSpec spec;
+    int n_layers;
+    Layer **layers;          /* topological order; the last one is the output */
+    int embedding;           /* index of the embedding (penultimate) layer */
+    int max_batch;
+    Shape input;
+    size_t n_params;         /* floats in params and grads */
+    size_t n_state;
+    float *params, *grads, *state;
+    int n_tensors;           /* trainable tensors in buffer order */
+    Tensor **tensors;
+    float **act;             /* output of each layer (max_batch x out) */
+    float **d_act;           /* gradient of each layer's output */
+    int *consumers;          /* number of layers reading each layer's output */
+    float *work;
+    size_t work_bytes;
+    size_t work_budget;      /* bytes layers may use for batching GEMMs */
+} Net;
+
+/* Builds a network for batches of up to max_batch; NULL and a message in err
+ * on invalid settings. work_budget 0 picks a default (256 MiB). */
+Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *err, size_t errlen);
+void net_free(Net *net);
+/* Deterministic He initialisation keyed by seed (independent of ranks). */
+void net_init(Net *net, uint64_t seed);
+/* x (n, input) -> returns the output (n, classes), valid until the next pass. */
+const float *net_forward(Net *net, Pass *p, const float *x);
+/* d_out (n, classes) -> grads (overwritten or accumulated per p->accumulate_grads).
+ * d_embedding, if not NULL, is added to the gradient at the embedding layer's
+ * output (for the triplet loss). */
+void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embedding);
+const float *net_embedding(const Net *net); /* (n, embedding size) of the last forward */
+size_t net_embedding_size(const Net *net);
+int net_find_layer(const Net *net, const char *name);
+/* Index of the first layer whose output holds a NaN or Inf for the first n
+ * samples, or -1. */
+int net_first_nonfinite(const Net *net, int n);
+/* Total forward flops per sample. */
+double net_flops(const Net *net);
+/* Bytes held by activations, gradients, parameters and scratch. */
+size_t net_memory_bytes(const Net *net);
+
+/* ---------------------------------------------------------------- optimiser */
+
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } Schedule;
+
+typedef struct {
+    float lr;            /* base learning rate */
+    float momentum;      /* 0.9 */
+    int nesterov;
+    float weight_decay;
+    int decoupled;       /* 1: p -= lr*wd*p apart from the gradient; 0: L2 added to the gradient */
+    Schedule schedule;
+    int64_t warmup_steps;  /* linear warm-up from 0 */
+    int64_t total_steps;   /* cosine horizon */
+    int64_t step_size;     /* SCHED_STEP: multiply by gamma every step_size steps */
+    float gamma;
+    float min_lr;          /* cosine floor */
+} SgdConfig;
+
+SgdConfig sgd_default(void);
+float sgd_lr(const SgdConfig *c, int64_t step);
+/* One step over flat buffers: velocity has n floats (zeroed at start). */
+void sgd_step(const SgdConfig *c, float lr, float *params, const float *grads, float *velocity, size_t n);
+
+/* ---------------------------------------------------------------- threads */
+
+/* Threads for OpenBLAS and the element-wise loops (0 = leave as is). */
+void layers_set_threads(int n);
+int layers_get_threads(void);
+
+#endif
