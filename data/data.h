@@ -1,0 +1,92 @@
+/* data.h - data sets, occlusion, augmentation and the distributed sampler.
+ *
+ * A data set is decoded once into memory (and into an HDF5 cache) as uint8
+ * images of one side and channel count, CHW per sample, with every attribute
+ * its source provides (expression, gender, age, class) and the split each
+ * sample belongs to. A loader then turns sample indices into float batches:
+ * augmentation (crop with padding, flip) keyed by seed, epoch and sample
+ * index; the clean image and its occluded twin from the same augmentation;
+ * normalisation. data/ knows nothing of models; it learns rank and world size
+ * from the caller and synchronises through the DataComm callbacks, so the
+ * trainer decides how (MPI through comm/, or nothing for one process).
+ */
+#ifndef OCCKD_DATA_H
+#define OCCKD_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------ attributes */
+
+typedef enum { ATTR_EXPRESSION, ATTR_GENDER, ATTR_AGE, ATTR_CLASS, ATTR_COUNT } Attr;
+
+/* The 8 FER+ emotions, in FER+ column order. */
+#define FERPLUS_CLASSES 8
+extern const char *const ferplus_emotions[FERPLUS_CLASSES]; /* neutral, happiness, ... contempt */
+
+typedef enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2, SPLIT_NONE = 3 } Split;
+
+typedef enum { SOURCE_SYNTH, SOURCE_FERPLUS, SOURCE_AFFECTNET, SOURCE_UTKFACE, SOURCE_IDX, SOURCE_FOLDER } Source;
+
+typedef enum { BAD_SAMPLE_SKIP, BAD_SAMPLE_FAIL } BadSamplePolicy;
+
+/* Options of a data source (a task's `data` section in a job file). */
+typedef struct {
+    Source source;
+    char path[1024];       /* file or folder (FER+: folder holding fer2013.csv and fer2013new.csv;
+                              AffectNet: folder with training.csv, validation.csv and the images;
+                              UTKFace / image folders: the folder; IDX: folder with the four files) */
+    char images[1024];     /* AffectNet image root if not `path` */
+    int side;              /* stored side in pixels */
+    int channels;          /* 1 or 3 */
+    int ferplus_distribution; /* 0: majority labels, 1: vote distributions as soft targets */
+    float val_fraction, test_fraction; /* sources without official splits (UTKFace, folders, IDX val) */
+    uint64_t split_seed;
+    BadSamplePolicy on_bad_sample;
+    /* synthetic faces */
+    int synth_count;       /* samples in total */
+    uint64_t synth_seed;
+    int limit;             /* keep at most this many samples per split (0: all), for short runs */
+} DataOptions;
+
+/* A decoded data set. All arrays have n entries; attr arrays a value per
+ * sample or NULL where the source lacks the attribute (-1 / NaN per sample
+ * where a single sample lacks it). */
+typedef struct {
+    int n;
+    int side, channels;
+    uint8_t *pixels;           /* n x channels x side x side */
+    int *attr_class[ATTR_COUNT]; /* class attributes: expression 0-7, gender 0/1, class */
+    float *age;                /* years, or NULL */
+    float *soft;               /* n x soft_k vote distributions (FER+ distribution mode), or NULL */
+    int soft_k;
+    int n_classes[ATTR_COUNT]; /* number of classes of each class attribute (0: absent) */
+    uint8_t *split;            /* Split of each sample */
+    char **name;               /* source file name or row id per sample (may be NULL) */
+    /* what loading dropped, for the report */
+    int64_t dropped;           /* rows dropped by label rules (FER+ unknown/NF, AffectNet 8-10) */
+    int64_t bad;               /* unreadable / malformed samples skipped */
+    char source_desc[256];     /* "fer2013.csv + fer2013new.csv (majority)" */
+} Dataset;
+
+/* Synchronisation a parallel caller provides (NULL members: one process). */
+typedef struct {
+    int rank, world;
+    void *ctx;
+    int (*barrier)(void *ctx);
+    /* sums n int64 values over ranks in place; returns 0 on success */
+    int (*sum_i64)(void *ctx, int64_t *v, int n);
+    /* rank 0's bytes to every rank */
+    int (*bcast)(void *ctx, void *buf, size_t bytes);
+} DataComm;
+
+/* Loads a data set (from the cache when it is valid, building it otherwise).
+ * Returns 0, or non-zero with a message in err naming the file/line/sample. */
+int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
+                 size_t errlen);
+void dataset_free(Dataset *d);
+
+/* Occlusion, augmentation, the distributed sampler and the batch loader. */
+#include "data/loader.h"
+
+#endif
