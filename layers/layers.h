@@ -189,6 +189,9 @@ typedef struct {
     float *work;
     size_t work_bytes;
     size_t work_budget;      /* bytes layers may use for batching GEMMs */
+    const float *last_input; /* the input of the last forward (kept by the caller) */
+    size_t *ready_after;     /* gradient prefix final after each layer's backward */
+    unsigned char *written;  /* backward bookkeeping */
 } Net;
 
 /* Builds a network for batches of up to max_batch; NULL and a message in err
@@ -197,7 +200,8 @@ Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *er
 void net_free(Net *net);
 /* Deterministic He initialisation keyed by seed (independent of ranks). */
 void net_init(Net *net, uint64_t seed);
-/* x (n, input) -> returns the output (n, classes), valid until the next pass. */
+/* x (n, input) -> returns the output (n, classes), valid until the next pass.
+ * x must stay valid until the matching net_backward. */
 const float *net_forward(Net *net, Pass *p, const float *x);
 /* d_out (n, classes) -> grads (overwritten or accumulated per p->accumulate_grads).
  * d_embedding, if not NULL, is added to the gradient at the embedding layer's

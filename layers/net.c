@@ -1,0 +1,498 @@
+/* net.c - the three architectures as layer graphs over flat buffers.
+ *
+ * A network is a list of layers in topological order; each names the layers
+ * it reads (in[]), -1 being the network input. ResNet's shortcut makes a
+ * layer's output feed two consumers, so backward adds the second gradient
+ * into the first (the `accumulate` bits of LayerOps.backward).
+ *
+ * Buffer order: the trainable tensors of the last layer come first in
+ * `params`/`grads`, those of the first layer last. Backward walks the layers
+ * from last to first, so the finished gradients always form a prefix of
+ * `grads`; after each layer net_backward reports that prefix through
+ * Pass.grads_ready, which is how the allreduce overlaps with backward.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+
+#define DEFAULT_WORK_BUDGET ((size_t)256 << 20)
+
+/* ------------------------------------------------------- building helpers */
+
+typedef struct {
+    Layer **layers;
+    int n, cap;
+    int failed;
+    char *err;
+    size_t errlen;
+} Builder;
+
+static int add_layer(Builder *b, Layer *l, int in0, int in1)
+{
+    if (b->failed) {
+        if (l)
+            layer_destroy(l);
+        return -1;
+    }
+    if (!l) {
+        b->failed = 1;
+        snprintf(b->err, b->errlen, "layer %d: invalid settings (the input became too small or a size is zero)",
+                 b->n);
+        return -1;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 64;
+        b->layers = realloc(b->layers, (size_t)b->cap * sizeof(Layer *));
+    }
+    l->index = b->n;
+    l->in[0] = in0;
+    l->in[1] = in1;
+    b->layers[b->n] = l;
+    return b->n++;
+}
+
+static Shape out_of(const Builder *b, int i, Shape input) { return i < 0 ? input : b->layers[i]->out; }
+
+static int scaled(int base, float width)
+{
+    int c = (int)lroundf((float)base * width);
+    return c < 1 ? 1 : c;
+}
+
+static void fmt_name(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ architectures */
+
+/* VGG-f (CNN-F): 5 conv layers, LRN after the first two, 3 fully connected. */
+static int build_vgg_f(Builder *b, const NetSpec *s, Shape in)
+{
+    int c64 = scaled(64, s->width), c256 = scaled(256, s->width);
+    /* LRN as in the published model: size 5, k 1, alpha 1e-4 per element (PyTorch's alpha/size form), beta 0.75 */
+    int x = add_layer(b, conv_create("conv1", in, c64, 11, 4, 0, 1, 1), -1, -1);
+    x = add_layer(b, lrn_create("norm1", out_of(b, x, in), 5, 5e-4f, 0.75f, 1.0f), x, -1);
+    x = add_layer(b, pool_create("pool1", out_of(b, x, in), POOL_MAX, 3, 2, 0, 1, 0, 1, 0), x, -1);
+    x = add_layer(b, conv_create("conv2", out_of(b, x, in), c256, 5, 1, 2, 1, 1), x, -1);
+    x = add_layer(b, lrn_create("norm2", out_of(b, x, in), 5, 5e-4f, 0.75f, 1.0f), x, -1);
+    x = add_layer(b, pool_create("pool2", out_of(b, x, in), POOL_MAX, 3, 2, 0, 0, 0, 0, 0), x, -1);
+    x = add_layer(b, conv_create("conv3", out_of(b, x, in), c256, 3, 1, 1, 1, 1), x, -1);
+    x = add_layer(b, conv_create("conv4", out_of(b, x, in), c256, 3, 1, 1, 1, 1), x, -1);
+    x = add_layer(b, conv_create("conv5", out_of(b, x, in), c256, 3, 1, 1, 1, 1), x, -1);
+    x = add_layer(b, pool_create("pool5", out_of(b, x, in), POOL_MAX, 3, 2, 0, 0, 0, 0, 0), x, -1);
+    return x;
+}
+
+/* VGG-face: the VGG-16 layout, 13 3x3 conv layers in 5 blocks. */
+static int build_vgg_face(Builder *b, const NetSpec *s, Shape in)
+{
+    static const int blocks[5] = {2, 2, 3, 3, 3};
+    static const int width[5] = {64, 128, 256, 512, 512};
+    int x = -1;
+    char name[40];
+    for (int blk = 0; blk < 5; blk++) {
+        for (int j = 0; j < blocks[blk]; j++) {
+            fmt_name(name, sizeof name, "conv%d_%d", blk + 1, j + 1);
+            x = add_layer(b, conv_create(name, out_of(b, x, in), scaled(width[blk], s->width), 3, 1, 1, 1, 1), x,
+                          -1);
+        }
+        fmt_name(name, sizeof name, "pool%d", blk + 1);
+        x = add_layer(b, pool_create(name, out_of(b, x, in), POOL_MAX, 2, 2, 0, 0, 0, 0, 0), x, -1);
+    }
+    return x;
+}
+
+/* The two hidden fully connected layers of both VGG networks. */
+static int build_vgg_head(Builder *b, const NetSpec *s, Shape in, int x, int *embedding)
+{
+    x = add_layer(b, fc_create("fc6", out_of(b, x, in), s->fc, 1), x, -1);
+    if (s->dropout > 0)
+        x = add_layer(b, dropout_create("drop6", out_of(b, x, in), s->dropout), x, -1);
+    x = add_layer(b, fc_create("fc7", out_of(b, x, in), s->fc, 1), x, -1);
+    *embedding = x;
+    if (s->dropout > 0)
+        x = add_layer(b, dropout_create("drop7", out_of(b, x, in), s->dropout), x, -1);
+    return add_layer(b, fc_create("fc8", out_of(b, x, in), s->classes, 0), x, -1);
+}
+
+/* One bottleneck block (torchvision's layout: the stride sits on the 3x3). */
+static int bottleneck(Builder *b, Shape in, int x, const char *prefix, int planes, int stride, int downsample)
+{
+    char name[40];
+    Shape sx = out_of(b, x, in);
+    fmt_name(name, sizeof name, "%s.conv1", prefix);
+    int y = add_layer(b, conv_create(name, sx, planes, 1, 1, 0, 0, 0), x, -1);
+    fmt_name(name, sizeof name, "%s.bn1", prefix);
+    y = add_layer(b, batchnorm_create(name, out_of(b, y, in), 1e-5f, 0.1f, 1), y, -1);
+    fmt_name(name, sizeof name, "%s.conv2", prefix);
+    y = add_layer(b, conv_create(name, out_of(b, y, in), planes, 3, stride, 1, 0, 0), y, -1);
+    fmt_name(name, sizeof name, "%s.bn2", prefix);
+    y = add_layer(b, batchnorm_create(name, out_of(b, y, in), 1e-5f, 0.1f, 1), y, -1);
+    fmt_name(name, sizeof name, "%s.conv3", prefix);
+    y = add_layer(b, conv_create(name, out_of(b, y, in), planes * 4, 1, 1, 0, 0, 0), y, -1);
+    fmt_name(name, sizeof name, "%s.bn3", prefix);
+    y = add_layer(b, batchnorm_create(name, out_of(b, y, in), 1e-5f, 0.1f, 0), y, -1);
+    int shortcut = x;
+    if (downsample) {
+        fmt_name(name, sizeof name, "%s.downsample.0", prefix);
+        shortcut = add_layer(b, conv_create(name, sx, planes * 4, 1, stride, 0, 0, 0), x, -1);
+        fmt_name(name, sizeof name, "%s.downsample.1", prefix);
+        shortcut = add_layer(b, batchnorm_create(name, out_of(b, shortcut, in), 1e-5f, 0.1f, 0), shortcut, -1);
+    }
+    fmt_name(name, sizeof name, "%s.add", prefix);
+    if (b->failed)
+        return -1;
+    return add_layer(b, add_create(name, out_of(b, y, in), 1), y, shortcut);
+}
+
+static int build_resnet50(Builder *b, const NetSpec *s, Shape in, int *embedding)
+{
+    static const int blocks[4] = {3, 4, 6, 3};
+    int x = add_layer(b, conv_create("conv1", in, scaled(64, s->width), 7, 2, 3, 0, 0), -1, -1);
+    x = add_layer(b, batchnorm_create("bn1", out_of(b, x, in), 1e-5f, 0.1f, 1), x, -1);
+    x = add_layer(b, pool_create("maxpool", out_of(b, x, in), POOL_MAX, 3, 2, 1, 1, 1, 1, 0), x, -1);
+    char prefix[24];
+    for (int stage = 0; stage < 4; stage++) {
+        int planes = scaled(64 << stage, s->width);
+        for (int j = 0; j < blocks[stage]; j++) {
+            fmt_name(prefix, sizeof prefix, "layer%d.%d", stage + 1, j);
+            int stride = (j == 0 && stage > 0) ? 2 : 1;
+            x = bottleneck(b, in, x, prefix, planes, stride, j == 0);
+        }
+    }
+    x = add_layer(b, gap_create("avgpool", out_of(b, x, in)), x, -1);
+    if (s->fc > 0)
+        x = add_layer(b, fc_create("fc_hidden", out_of(b, x, in), s->fc, 1), x, -1);
+    *embedding = x;
+    return add_layer(b, fc_create("fc", out_of(b, x, in), s->classes, 0), x, -1);
+}
+
+/* --------------------------------------------------------------- names */
+
+static const char *const arch_names[] = {"vgg_f", "vgg_face", "resnet50"};
+
+const char *arch_name(Arch a) { return (unsigned)a < 3 ? arch_names[a] : "?"; }
+
+int arch_parse(const char *name, Arch *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, arch_names[i]) == 0) {
+            *out = (Arch)i;
+            return 0;
+        }
+    return -1;
+}
+
+NetSpec netspec_default(Arch arch)
+{
+    NetSpec s = {.arch = arch, .input = 224, .channels = 3, .width = 1.0f, .fc = 4096, .classes = 1000,
+                 .dropout = 0.5f};
+    if (arch == ARCH_RESNET50) {
+        s.fc = 0;
+        s.dropout = 0;
+    }
+    return s;
+}
+
+/* ----------------------------------------------------------- allocation */
+
+static int check_spec(const NetSpec *s, int max_batch, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if ((unsigned)s->arch > ARCH_RESNET50)
+        why = "unknown architecture";
+    else if (s->input < 16 || s->input > 4096)
+        why = "input must be between 16 and 4096 pixels";
+    else if (s->channels < 1 || s->channels > 4)
+        why = "channels must be 1 to 4";
+    else if (!(s->width > 0 && s->width <= 16))
+        why = "width must be in (0, 16]";
+    else if (s->classes < 1)
+        why = "classes must be at least 1";
+    else if (s->fc < 0 || (s->arch != ARCH_RESNET50 && s->fc < 1))
+        why = "fc must be at least 1 (resnet50: 0 for no hidden layer)";
+    else if (!(s->dropout >= 0 && s->dropout < 1))
+        why = "dropout must be in [0, 1)";
+    else if (max_batch < 1)
+        why = "the batch must hold at least one sample";
+    if (why) {
+        snprintf(err, errlen, "%s: %s", arch_name(s->arch), why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Lays out tensors from the last layer to the first and allocates buffers. */
+static void assign_buffers(Net *net)
+{
+    size_t np = 0, ns = 0;
+    int nt = 0;
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        Layer *l = net->layers[i];
+        for (int t = 0; t < l->n_params; t++) {
+            l->param[t].offset = np;
+            np += l->param[t].count;
+            nt++;
+        }
+        for (int t = 0; t < l->n_state; t++) {
+            l->state[t].offset = ns;
+            ns += l->state[t].count;
+        }
+    }
+    net->n_params = np;
+    net->n_state = ns;
+    net->params = calloc(np ? np : 1, sizeof(float));
+    net->grads = calloc(np ? np : 1, sizeof(float));
+    net->state = calloc(ns ? ns : 1, sizeof(float));
+    net->tensors = calloc((size_t)nt + 1, sizeof(Tensor *));
+    net->n_tensors = 0;
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        Layer *l = net->layers[i];
+        for (int t = 0; t < l->n_params; t++) {
+            l->param[t].data = net->params + l->param[t].offset;
+            l->param[t].grad = net->grads + l->param[t].offset;
+            net->tensors[net->n_tensors++] = &l->param[t];
+        }
+        for (int t = 0; t < l->n_state; t++) {
+            l->state[t].data = net->state + l->state[t].offset;
+            l->state[t].grad = NULL;
+        }
+    }
+}
+
+static void compute_ready(Net *net);
+
+Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *err, size_t errlen)
+{
+    if (check_spec(spec, max_batch, err, errlen))
+        return NULL;
+    Shape in = {spec->channels, spec->input, spec->input};
+    Builder b = {.err = err, .errlen = errlen};
+    int out = -1, embedding = -1;
+    switch (spec->arch) {
+    case ARCH_VGG_F:
+        out = build_vgg_head(&b, spec, in, build_vgg_f(&b, spec, in), &embedding);
+        break;
+    case ARCH_VGG_FACE:
+        out = build_vgg_head(&b, spec, in, build_vgg_face(&b, spec, in), &embedding);
+        break;
+    case ARCH_RESNET50:
+        out = build_resnet50(&b, spec, in, &embedding);
+        break;
+    }
+    if (b.failed || out < 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "%s at input %d: %s", arch_name(spec->arch), spec->input, why);
+        for (int i = 0; i < b.n; i++)
+            layer_destroy(b.layers[i]);
+        free(b.layers);
+        return NULL;
+    }
+    Net *net = calloc(1, sizeof(Net));
+    net->spec = *spec;
+    net->layers = b.layers;
+    net->n_layers = b.n;
+    net->embedding = embedding;
+    net->max_batch = max_batch;
+    net->input = in;
+    net->work_budget = work_budget ? work_budget : DEFAULT_WORK_BUDGET;
+    assign_buffers(net);
+
+    net->act = calloc((size_t)b.n, sizeof(float *));
+    net->d_act = calloc((size_t)b.n, sizeof(float *));
+    net->consumers = calloc((size_t)b.n, sizeof(int));
+    for (int i = 0; i < b.n; i++) {
+        Layer *l = b.layers[i];
+        size_t sz = (size_t)max_batch * shape_size(l->out);
+        net->act[i] = malloc(sz * sizeof(float));
+        net->d_act[i] = malloc(sz * sizeof(float));
+        for (int j = 0; j < l->n_in; j++)
+            if (l->in[j] >= 0)
+                net->consumers[l->in[j]]++;
+        size_t w = l->ops->workspace ? l->ops->workspace(l, max_batch, net->work_budget) : 0;
+        if (w > net->work_bytes)
+            net->work_bytes = w;
+        l->needs_input_grad = l->in[0] >= 0;
+    }
+    net->work = net->work_bytes ? malloc(net->work_bytes) : NULL;
+    net->ready_after = calloc((size_t)b.n, sizeof(size_t));
+    net->written = calloc((size_t)b.n, 1);
+    compute_ready(net);
+    return net;
+}
+
+void net_free(Net *net)
+{
+    if (!net)
+        return;
+    for (int i = 0; i < net->n_layers; i++) {
+        layer_destroy(net->layers[i]);
+        free(net->act[i]);
+        free(net->d_act[i]);
+    }
+    free(net->layers);
+    free(net->act);
+    free(net->d_act);
+    free(net->consumers);
+    free(net->params);
+    free(net->grads);
+    free(net->state);
+    free(net->tensors);
+    free(net->work);
+    free(net->ready_after);
+    free(net->written);
+    free(net);
+}
+
+/* He initialisation from a counter-based normal: element j of tensor t is a
+ * function of (seed, t, j) only. The classifier gets variance 1/fan_in. */
+void net_init(Net *net, uint64_t seed)
+{
+    int out = net->n_layers - 1;
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *l = net->layers[i];
+        for (int t = 0; t < l->n_params; t++) {
+            Tensor *tn = &l->param[t];
+            if (tn->fan_in <= 0) {
+                for (size_t j = 0; j < tn->count; j++)
+                    tn->data[j] = tn->init_value;
+                continue;
+            }
+            double std = sqrt((i == out ? 1.0 : 2.0) / tn->fan_in);
+            uint64_t key = rng_mix(seed, (uint64_t)i * 8 + (uint64_t)t);
+            for (size_t j = 0; j < tn->count; j++)
+                tn->data[j] = (float)(std * rng_normal(key, (uint32_t)j, (uint32_t)(j >> 32), 0x1417u, 0));
+        }
+        for (int t = 0; t < l->n_state; t++)
+            for (size_t j = 0; j < l->state[t].count; j++)
+                l->state[t].data[j] = l->state[t].init_value;
+    }
+}
+
+static void set_work(Net *net, Pass *p)
+{
+    p->work = net->work;
+    p->work_bytes = net->work_bytes;
+}
+
+const float *net_forward(Net *net, Pass *p, const float *x)
+{
+    set_work(net, p);
+    net->last_input = x;
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *l = net->layers[i];
+        const float *xs[LAYER_MAX_INPUTS] = {0};
+        for (int j = 0; j < l->n_in; j++)
+            xs[j] = l->in[j] < 0 ? x : net->act[l->in[j]];
+        l->ops->forward(l, p, xs, net->act[i]);
+    }
+    return net->act[net->n_layers - 1];
+}
+
+/* ready_after[i]: the end of the gradient prefix that is final once layer
+ * i's backward has run (all layers >= i are done). */
+static void compute_ready(Net *net)
+{
+    size_t end = 0;
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        const Layer *l = net->layers[i];
+        for (int t = 0; t < l->n_params; t++) {
+            size_t e = l->param[t].offset + l->param[t].count;
+            if (e > end)
+                end = e;
+        }
+        net->ready_after[i] = end;
+    }
+}
+
+void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embedding)
+{
+    set_work(net, p);
+    int last = net->n_layers - 1;
+    unsigned char *written = net->written;
+    memset(written, 0, (size_t)net->n_layers);
+    size_t reported = 0;
+    for (int i = last; i >= 0; i--) {
+        Layer *l = net->layers[i];
+        const float *d_y = d_out;
+        if (i != last) {
+            float *d = net->d_act[i];
+            size_t sz = (size_t)p->n * shape_size(l->out);
+            if (!written[i]) /* no consumer passed a gradient: it does not reach the loss */
+                memset(d, 0, sz * sizeof(float));
+            if (i == net->embedding && d_embedding)
+                for (size_t j = 0; j < sz; j++)
+                    d[j] += d_embedding[j];
+            d_y = d;
+        }
+        const float *xs[LAYER_MAX_INPUTS] = {0};
+        float *dxs[LAYER_MAX_INPUTS] = {0};
+        unsigned acc = 0;
+        for (int j = 0; j < l->n_in; j++) {
+            int src = l->in[j];
+            if (src < 0) {
+                xs[j] = net->last_input; /* no gradient for the network input */
+                continue;
+            }
+            xs[j] = net->act[src];
+            dxs[j] = net->d_act[src];
+            if (written[src])
+                acc |= 1u << j;
+            written[src] = 1;
+        }
+        l->ops->backward(l, p, xs, net->act[i], d_y, dxs, acc);
+        if (p->grads_ready && net->ready_after[i] > reported) {
+            reported = net->ready_after[i];
+            p->grads_ready(p->user, reported);
+        }
+    }
+}
+
+const float *net_embedding(const Net *net) { return net->act[net->embedding]; }
+
+size_t net_embedding_size(const Net *net) { return shape_size(net->layers[net->embedding]->out); }
+
+int net_find_layer(const Net *net, const char *name)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        if (strcmp(net->layers[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+int net_first_nonfinite(const Net *net, int n)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const float *a = net->act[i];
+        size_t sz = (size_t)n * shape_size(net->layers[i]->out);
+        for (size_t j = 0; j < sz; j++)
+            if (!isfinite(a[j]))
+                return i;
+    }
+    return -1;
+}
+
+double net_flops(const Net *net)
+{
+    double f = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        f += net->layers[i]->flops;
+    return f;
+}
+
+size_t net_memory_bytes(const Net *net)
+{
+    size_t floats = 3 * net->n_params + net->n_state;
+    for (int i = 0; i < net->n_layers; i++)
+        floats += 2 * (size_t)net->max_batch * shape_size(net->layers[i]->out);
+    return floats * sizeof(float) + net->work_bytes;
+}
