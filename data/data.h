@@ -51,7 +51,8 @@ typedef struct {
 
 /* A decoded data set. All arrays have n entries; attr arrays a value per
  * sample or NULL where the source lacks the attribute (-1 / NaN per sample
- * where a single sample lacks it). */
+ * where a single sample lacks it). Expressions always use the FER+ order of
+ * ferplus_emotions (AffectNet's codes are mapped to it). */
 typedef struct {
     int n;
     int side, channels;
@@ -61,12 +62,15 @@ typedef struct {
     float *soft;               /* n x soft_k vote distributions (FER+ distribution mode), or NULL */
     int soft_k;
     int n_classes[ATTR_COUNT]; /* number of classes of each class attribute (0: absent) */
+    char **class_name;         /* n_classes[ATTR_CLASS] names (image folders), or NULL */
     uint8_t *split;            /* Split of each sample */
     char **name;               /* source file name or row id per sample (may be NULL) */
     /* what loading dropped, for the report */
     int64_t dropped;           /* rows dropped by label rules (FER+ unknown/NF, AffectNet 8-10) */
     int64_t bad;               /* unreadable / malformed samples skipped */
     char source_desc[256];     /* "fer2013.csv + fer2013new.csv (majority)" */
+    int from_cache;            /* 1: read from a valid HDF5 cache, 0: decoded from the source */
+    char cache_path[1024];     /* the cache file used or written ("" without a cache) */
 } Dataset;
 
 /* Synchronisation a parallel caller provides (NULL members: one process). */
@@ -81,10 +85,51 @@ typedef struct {
 } DataComm;
 
 /* Loads a data set (from the cache when it is valid, building it otherwise).
- * Returns 0, or non-zero with a message in err naming the file/line/sample. */
+ * Returns 0, or non-zero with a message in err naming the file/line/sample.
+ *
+ * cache_dir NULL or "": no cache, every process decodes everything itself.
+ * Otherwise the cache is <cache_dir>/<source>-<hash of the options>.h5; it is
+ * used when its recorded options and source fingerprint (file names, sizes,
+ * modification times) match, and rebuilt with a message on stderr when not.
+ * With comm->world > 1 the ranks build it together: rank r decodes samples
+ * r, r + world, ... into a part file, rank 0 merges the parts into the cache
+ * (written to a temporary file and renamed), and every rank then reads it.
+ * All ranks must call dataset_load together and see the same cache_dir. */
 int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
                  size_t errlen);
 void dataset_free(Dataset *d);
+
+/* Options with the defaults of a job file (synthetic faces, 64 px, grey). */
+void data_options_default(DataOptions *o);
+
+/* The cache file dataset_load uses for these options (without touching it). */
+int dataset_cache_path(const DataOptions *o, const char *cache_dir, char *path, size_t len);
+
+/* Number of samples in a split (SPLIT_NONE: all samples). */
+int dataset_split_count(const Dataset *d, Split split);
+const char *split_name(Split s); /* "train", "val", "test", "none" */
+const char *source_name(Source s); /* "synth", "ferplus", ... */
+
+/* Per-channel mean and standard deviation of the pixels of one split, on the
+ * 0-1 scale (pixel / 255): mean[c], std[c] for c < d->channels. Returns
+ * non-zero (with a message) when the split is empty. */
+int dataset_channel_stats(const Dataset *d, Split split, float *mean, float *std, char *err, size_t errlen);
+
+/* ------------------------------------------------------- synthetic faces */
+
+/* The labels of synthetic face `index` for `seed` (a pure function). */
+typedef struct {
+    int expression; /* 0-7, FER+ order */
+    int gender;     /* 0 male, 1 female */
+    float age;      /* years, 5-85 */
+} SynthLabels;
+
+SynthLabels synth_labels(uint64_t seed, int64_t index);
+
+/* Draws synthetic face `index` for `seed`: pixels (channels, side, side),
+ * channels 1 or 3, side >= 16. A pure function of (seed, index, side,
+ * channels); see data/synth.c for how each attribute is drawn. */
+void synth_face(uint64_t seed, int64_t index, int side, int channels, uint8_t *pixels, SynthLabels *labels);
 
 /* Occlusion, augmentation, the distributed sampler and the batch loader. */
 #include "data/loader.h"
