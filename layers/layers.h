@@ -192,6 +192,8 @@ typedef struct {
     const float *last_input; /* the input of the last forward (kept by the caller) */
     size_t *ready_after;     /* gradient prefix final after each layer's backward */
     unsigned char *written;  /* backward bookkeeping */
+    double *time_fwd;        /* seconds per layer, summed while net_profile is on (NULL: off) */
+    double *time_bwd;
 } Net;
 
 /* Builds a network for batches of up to max_batch; NULL and a message in err
@@ -213,6 +215,8 @@ int net_find_layer(const Net *net, const char *name);
 /* Index of the first layer whose output holds a NaN or Inf for the first n
  * samples, or -1. */
 int net_first_nonfinite(const Net *net, int n);
+/* Per-layer timing (net->time_fwd / time_bwd) on or off; turning it on zeroes it. */
+void net_profile(Net *net, int on);
 /* Total forward flops per sample. */
 double net_flops(const Net *net);
 /* Bytes held by activations, gradients, parameters and scratch. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "layers.h"
 
@@ -350,6 +351,7 @@ void net_free(Net *net)
     free(net->work);
     free(net->ready_after);
     free(net->written);
+    net_profile(net, 0);
     free(net);
 }
 
@@ -378,6 +380,21 @@ void net_init(Net *net, uint64_t seed)
     }
 }
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void net_profile(Net *net, int on)
+{
+    free(net->time_fwd);
+    free(net->time_bwd);
+    net->time_fwd = on ? calloc((size_t)net->n_layers, sizeof(double)) : NULL;
+    net->time_bwd = on ? calloc((size_t)net->n_layers, sizeof(double)) : NULL;
+}
+
 static void set_work(Net *net, Pass *p)
 {
     p->work = net->work;
@@ -393,7 +410,10 @@ const float *net_forward(Net *net, Pass *p, const float *x)
         const float *xs[LAYER_MAX_INPUTS] = {0};
         for (int j = 0; j < l->n_in; j++)
             xs[j] = l->in[j] < 0 ? x : net->act[l->in[j]];
+        double t0 = net->time_fwd ? now() : 0;
         l->ops->forward(l, p, xs, net->act[i]);
+        if (net->time_fwd)
+            net->time_fwd[i] += now() - t0;
     }
     return net->act[net->n_layers - 1];
 }
@@ -449,7 +469,10 @@ void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embeddin
                 acc |= 1u << j;
             written[src] = 1;
         }
+        double t0 = net->time_bwd ? now() : 0;
         l->ops->backward(l, p, xs, net->act[i], d_y, dxs, acc);
+        if (net->time_bwd)
+            net->time_bwd[i] += now() - t0;
         if (p->grads_ready && net->ready_after[i] > reported) {
             reported = net->ready_after[i];
             p->grads_ready(p->user, reported);

@@ -1,0 +1,14 @@
+# occkd_bench prints its figures for each network at a small size.
+foreach(model vgg_f vgg_face resnet50)
+  if(model STREQUAL "vgg_f")
+    set(args --input 64 --width 0.25 --fc 128)
+  elseif(model STREQUAL "vgg_face")
+    set(args --input 32 --width 0.125 --fc 64)
+  else()
+    set(args --input 32 --width 0.125)
+  endif()
+  add_test(NAME bench_${model}
+           COMMAND ${OCCKD_TEST_DIR}/bench_smoke.sh $<TARGET_FILE:occkd_bench> --model ${model} ${args}
+                   --batch 4 --classes 7 --steps 2 --warmup 1 --threads 2)
+  set_tests_properties(bench_${model} PROPERTIES TIMEOUT 120 LABELS unit)
+endforeach()
