@@ -1,0 +1,243 @@
+/* batchnorm.c - per-channel batch normalisation with an optional fused ReLU.
+ *
+ * Training: mean and biased variance over (N,H,W) of each channel normalise
+ *   the batch; running_mean and running_var (unbiased) move by `momentum`
+ *   towards them, as PyTorch. The mean and 1/sqrt(var + eps) are kept in the
+ *   layer for the backward pass of the same batch.
+ * Inference: the running statistics, y = (x - running_mean) * a + beta with
+ *   a = gamma / sqrt(running_var + eps); backward is then that affine map.
+ *
+ * Statistics and gradient sums use double accumulators in a fixed order (eight
+ * interleaved partial sums, so the loops vectorise); each channel is reduced
+ * by one thread, so results do not depend on the number of threads.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+typedef struct {
+    Layer base;
+    float eps, momentum;
+    int relu;
+    double *mean;   /* (C) batch mean of the last training forward */
+    double *invstd; /* (C) its 1/sqrt(var + eps) */
+} BatchNorm;
+
+#define BN_LANES 8
+
+/* Sums of d and d^2 over n floats, d = x - shift, added to s[0] and s[1]. */
+static void bn_moments(const float *x, size_t n, double shift, double s[2])
+{
+    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    size_t i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES)
+        for (int q = 0; q < BN_LANES; q++) {
+            double d = (double)x[i + q] - shift;
+            a[q] += d;
+            b[q] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - shift;
+        a[0] += d;
+        b[0] += d * d;
+    }
+    for (int q = 0; q < BN_LANES; q++) {
+        s[0] += a[q];
+        s[1] += b[q];
+    }
+}
+
+/* Sums of g and g * (x - mean) over n floats, g = d_y masked by y > 0 when y
+ * is not NULL, added to s[0] and s[1]. */
+static void bn_grad_sums(const float *x, const float *y, const float *d_y, size_t n, double mean, double s[2])
+{
+    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    size_t i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES)
+        for (int q = 0; q < BN_LANES; q++) {
+            double g = (!y || y[i + q] > 0.0f) ? (double)d_y[i + q] : 0.0;
+            a[q] += g;
+            b[q] += g * ((double)x[i + q] - mean);
+        }
+    for (; i < n; i++) {
+        double g = (!y || y[i] > 0.0f) ? (double)d_y[i] : 0.0;
+        a[0] += g;
+        b[0] += g * ((double)x[i] - mean);
+    }
+    for (int q = 0; q < BN_LANES; q++) {
+        s[0] += a[q];
+        s[1] += b[q];
+    }
+}
+
+/* y = (x - mean) * a + b over n floats, then max(y, 0) when relu. */
+static void bn_affine(const float *x, float *y, size_t n, float mean, float a, float b, int relu)
+{
+    if (relu)
+        for (size_t i = 0; i < n; i++) {
+            float v = (x[i] - mean) * a + b;
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (size_t i = 0; i < n; i++)
+            y[i] = (x[i] - mean) * a + b;
+}
+
+/* Batch statistics of channel c: mean and biased variance; moves the running
+ * statistics. x is (N, C, HW). */
+static void bn_channel_stats(BatchNorm *bn, const float *x, int N, int c, size_t hw)
+{
+    int C = bn->base.in_shape[0].c;
+    size_t stride = (size_t)C * hw;
+    const float *xc = x + (size_t)c * hw;
+    double shift = xc[0], s[2] = {0, 0}; /* shifting by one sample keeps E[d^2] - E[d]^2 accurate */
+    for (int n = 0; n < N; n++)
+        bn_moments(xc + (size_t)n * stride, hw, shift, s);
+    double m = (double)N * (double)hw;
+    double dm = s[0] / m, var = s[1] / m - dm * dm;
+    var = var > 0.0 ? var : 0.0;
+    bn->mean[c] = shift + dm;
+    bn->invstd[c] = 1.0 / sqrt(var + (double)bn->eps);
+    float *rm = bn->base.state[0].data, *rv = bn->base.state[1].data;
+    double mom = bn->momentum, unbiased = m > 1.0 ? var * m / (m - 1.0) : var;
+    rm[c] = (float)((1.0 - mom) * rm[c] + mom * bn->mean[c]);
+    rv[c] = (float)((1.0 - mom) * rv[c] + mom * unbiased);
+}
+
+/* Mean and 1/sqrt(var + eps) of channel c in the mode in use. */
+static void bn_channel_norm(const BatchNorm *bn, int training, int c, double *mean, double *invstd)
+{
+    if (training) {
+        *mean = bn->mean[c];
+        *invstd = bn->invstd[c];
+    } else {
+        *mean = bn->base.state[0].data[c];
+        *invstd = 1.0 / sqrt((double)bn->base.state[1].data[c] + (double)bn->eps);
+    }
+}
+
+// x (N,C,H,W) -> y (N,C,H,W)
+static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
+{
+    BatchNorm *bn = (BatchNorm *)l;
+    Shape in = l->in_shape[0];
+    size_t hw = (size_t)in.h * in.w, stride = (size_t)in.c * hw;
+    const float *xs = x[0];
+    const float *gamma = l->param[0].data, *beta = l->param[1].data;
+    int N = p->n, training = p->training;
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+    for (int c = 0; c < in.c; c++) {
+        if (training)
+            bn_channel_stats(bn, xs, N, c, hw);
+        double mean, invstd;
+        bn_channel_norm(bn, training, c, &mean, &invstd);
+        float a = (float)((double)gamma[c] * invstd);
+        for (int n = 0; n < N; n++) {
+            size_t o = (size_t)n * stride + (size_t)c * hw;
+            bn_affine(xs + o, y + o, hw, (float)mean, a, beta[c], bn->relu);
+        }
+    }
+}
+
+/* d_x of one channel slice: d_x = k1 * g + k2 * (x - mean) + k3, with g =
+ * d_y masked by y > 0 when y != NULL. */
+static void bn_dx_slice(const float *x, const float *y, const float *d_y, float *d_x, size_t n, int acc, float k1,
+                        float k2, float k3, float mean)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = (!y || y[i] > 0.0f) ? d_y[i] : 0.0f;
+        float v = k1 * g + k2 * (x[i] - mean) + k3;
+        d_x[i] = acc ? d_x[i] + v : v;
+    }
+}
+
+// d_y (N,C,H,W) -> d_x (N,C,H,W), d_gamma (C), d_beta (C)
+static void bn_backward(Layer *l, const Pass *p, const float *const *x, const float *y, const float *d_y,
+                        float *const *d_x, unsigned accumulate)
+{
+    BatchNorm *bn = (BatchNorm *)l;
+    Shape in = l->in_shape[0];
+    size_t hw = (size_t)in.h * in.w, stride = (size_t)in.c * hw;
+    const float *xs = x[0];
+    float *dx = d_x[0];
+    const float *ymask = bn->relu ? y : NULL;
+    const float *gamma = l->param[0].data;
+    float *d_gamma = l->param[0].grad, *d_beta = l->param[1].grad;
+    int N = p->n, training = p->training, acc_x = accumulate & 1u, acc_p = p->accumulate_grads;
+    double m = (double)N * (double)hw;
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+    for (int c = 0; c < in.c; c++) {
+        double mean, invstd;
+        bn_channel_norm(bn, training, c, &mean, &invstd);
+        double s[2] = {0, 0}; /* sum g, sum g * (x - mean) */
+        for (int n = 0; n < N; n++) {
+            size_t o = (size_t)n * stride + (size_t)c * hw;
+            bn_grad_sums(xs + o, ymask ? ymask + o : NULL, d_y + o, hw, mean, s);
+        }
+        double dbeta = s[0], dgamma = s[1] * invstd;
+        if (d_gamma) {
+            d_gamma[c] = (float)(acc_p ? d_gamma[c] + dgamma : dgamma);
+            d_beta[c] = (float)(acc_p ? d_beta[c] + dbeta : dbeta);
+        }
+        if (!dx)
+            continue;
+        /* training, the full gradient through the batch statistics:
+         *   d_x = gamma*invstd * (g - dbeta/m - (x - mean)*invstd^2 * s1/m)
+         * inference, an affine map: d_x = gamma*invstd * g */
+        double k1 = (double)gamma[c] * invstd, k2 = 0.0, k3 = 0.0;
+        if (training) {
+            k2 = -k1 * invstd * invstd * s[1] / m;
+            k3 = -k1 * dbeta / m;
+        }
+        for (int n = 0; n < N; n++) {
+            size_t o = (size_t)n * stride + (size_t)c * hw;
+            bn_dx_slice(xs + o, ymask ? ymask + o : NULL, d_y + o, dx + o, hw, acc_x, (float)k1, (float)k2,
+                        (float)k3, (float)mean);
+        }
+    }
+}
+
+static void bn_destroy(Layer *l)
+{
+    BatchNorm *bn = (BatchNorm *)l;
+    free(bn->mean);
+    free(bn->invstd);
+}
+
+const LayerOps batchnorm_ops = {"batchnorm", bn_forward, bn_backward, NULL, bn_destroy};
+
+Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu)
+{
+    const char *nm = name ? name : "(null)";
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
+        fprintf(stderr, "batchnorm layer %s: expected eps > 0 and momentum in [0, 1] (got %g, %g)\n", nm, eps,
+                momentum);
+        return NULL;
+    }
+    Layer *l = layer_alloc(sizeof(BatchNorm), &batchnorm_ops, name, in);
+    if (!l)
+        return NULL;
+    BatchNorm *bn = (BatchNorm *)l;
+    bn->eps = eps;
+    bn->momentum = momentum;
+    bn->relu = relu != 0;
+    bn->mean = calloc((size_t)in.c, sizeof(double));
+    bn->invstd = calloc((size_t)in.c, sizeof(double));
+    if (!bn->mean || !bn->invstd) {
+        fprintf(stderr, "batchnorm layer %s: out of memory\n", nm);
+        layer_destroy(l);
+        return NULL;
+    }
+    for (int c = 0; c < in.c; c++)
+        bn->invstd[c] = 1.0;
+    int dims[1] = {in.c};
+    l->n_params = 2;
+    tensor_describe(&l->param[0], "weight", 1, dims, 0, 1.0f);
+    tensor_describe(&l->param[1], "bias", 1, dims, 0, 0.0f);
+    l->n_state = 2;
+    tensor_describe(&l->state[0], "running_mean", 1, dims, 0, 0.0f);
+    tensor_describe(&l->state[1], "running_var", 1, dims, 0, 1.0f);
+    l->out = in;
+    l->flops = (double)shape_size(in) * (relu ? 5.0 : 4.0);
+    return l;
+}

@@ -1,0 +1,163 @@
+/* lrn.c - local response normalisation across channels, as PyTorch's
+ * nn.LocalResponseNorm(size, alpha, beta, k):
+ *
+ *   s_c = k + alpha/size * sum_{c' = c - size/2}^{c + (size-1)/2} x_{c'}^2
+ *   y_c = x_c * s_c^-beta
+ *
+ * Channels outside [0, C) count as zeros, and the sum is always divided by
+ * `size` (PyTorch pads the squared input and average-pools it). For an even
+ * size the window holds size/2 channels before c and size/2 - 1 after it.
+ *
+ * Backward, with t_c = d_y_c * y_c / s_c:
+ *   d_x_j = d_y_j * s_j^-beta - 2*alpha*beta/size * x_j * sum_{c : j in window(c)} t_c
+ * where j in window(c) <=> c in [j - (size-1)/2, j + size/2].
+ */
+#include <math.h>
+
+#include "internal.h"
+
+typedef struct {
+    Layer base;
+    int size;
+    float alpha, beta, k;
+} Lrn;
+
+/* s^-beta for a row; beta = 0.75 (every published network) avoids powf. */
+static void pow_neg_beta(float *v, size_t n, float beta)
+{
+    if (beta == 0.75f) {
+        for (size_t i = 0; i < n; i++) {
+            float r = sqrtf(v[i]);
+            v[i] = 1.0f / (r * sqrtf(r));
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            v[i] = powf(v[i], -beta);
+    }
+}
+
+/* s (HW) = k + alpha/size * sum over the window of channel c of x^2, where x
+ * points at one sample (C, HW). */
+static void lrn_scale(const Lrn *ln, const float *x, int c, size_t hw, float *s)
+{
+    int C = ln->base.in_shape[0].c;
+    int lo = c - ln->size / 2, hi = c + (ln->size - 1) / 2;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > C - 1 ? C - 1 : hi;
+    for (size_t i = 0; i < hw; i++)
+        s[i] = 0.0f;
+    for (int cc = lo; cc <= hi; cc++) {
+        const float *xc = x + (size_t)cc * hw;
+        for (size_t i = 0; i < hw; i++)
+            s[i] += xc[i] * xc[i];
+    }
+    float a = ln->alpha / (float)ln->size, k = ln->k;
+    for (size_t i = 0; i < hw; i++)
+        s[i] = k + a * s[i];
+}
+
+// x (N,C,H,W) -> y (N,C,H,W)
+static void lrn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
+{
+    const Lrn *ln = (const Lrn *)l;
+    Shape in = l->in_shape[0];
+    size_t hw = (size_t)in.h * in.w, planes = (size_t)p->n * in.c;
+    const float *xs = x[0];
+#pragma omp parallel for schedule(static) if (OMP_WORTH(planes * hw))
+    for (size_t i = 0; i < planes; i++) {
+        size_t n = i / (size_t)in.c;
+        int c = (int)(i % (size_t)in.c);
+        const float *xn = xs + n * in.c * hw;
+        float *yc = y + i * hw;
+        lrn_scale(ln, xn, c, hw, yc); /* y holds s, then s^-beta, then y */
+        pow_neg_beta(yc, hw, ln->beta);
+        const float *xc = xn + (size_t)c * hw;
+        for (size_t j = 0; j < hw; j++)
+            yc[j] *= xc[j];
+    }
+}
+
+/* Scratch: s^-beta and t for one sample, (C, HW) each. */
+static size_t lrn_workspace(const Layer *l, int n, size_t budget)
+{
+    return 2 * shape_size(l->in_shape[0]) * sizeof(float);
+}
+
+/* One sample: x, y, d_y (C, HW) -> d_x (C, HW); sp and t are (C, HW) scratch. */
+static void lrn_sample_backward(const Lrn *ln, const float *x, const float *y, const float *d_y, float *d_x,
+                                int acc, float *sp, float *t)
+{
+    int C = ln->base.in_shape[0].c;
+    size_t hw = (size_t)ln->base.in_shape[0].h * ln->base.in_shape[0].w;
+    int par = OMP_WORTH((size_t)C * hw);
+#pragma omp parallel if (par)
+    {
+#pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            float *spc = sp + (size_t)c * hw, *tc = t + (size_t)c * hw;
+            const float *yc = y + (size_t)c * hw, *dyc = d_y + (size_t)c * hw;
+            lrn_scale(ln, x, c, hw, spc);
+            for (size_t i = 0; i < hw; i++)
+                tc[i] = dyc[i] * yc[i] / spc[i];
+            pow_neg_beta(spc, hw, ln->beta);
+        }
+        float coef = 2.0f * ln->alpha * ln->beta / (float)ln->size;
+#pragma omp for schedule(static)
+        for (int j = 0; j < C; j++) {
+            int lo = j - (ln->size - 1) / 2, hi = j + ln->size / 2;
+            lo = lo < 0 ? 0 : lo;
+            hi = hi > C - 1 ? C - 1 : hi;
+            const float *xj = x + (size_t)j * hw, *dyj = d_y + (size_t)j * hw, *spj = sp + (size_t)j * hw;
+            float *dxj = d_x + (size_t)j * hw;
+            for (size_t i = 0; i < hw; i++) {
+                float sum = 0.0f;
+                for (int c = lo; c <= hi; c++)
+                    sum += t[(size_t)c * hw + i];
+                float g = dyj[i] * spj[i] - coef * xj[i] * sum;
+                dxj[i] = acc ? dxj[i] + g : g;
+            }
+        }
+    }
+}
+
+// d_y (N,C,H,W) -> d_x (N,C,H,W)
+static void lrn_backward(Layer *l, const Pass *p, const float *const *x, const float *y, const float *d_y,
+                         float *const *d_x, unsigned accumulate)
+{
+    if (!d_x[0])
+        return;
+    const Lrn *ln = (const Lrn *)l;
+    size_t per = shape_size(l->in_shape[0]);
+    size_t need = lrn_workspace(l, 1, 0);
+    float *scratch = p->work;
+    if (!scratch || p->work_bytes < need)
+        layer_fatal(l, "scratch of %zu bytes is smaller than the %zu bytes backward needs", p->work_bytes, need);
+    for (int n = 0; n < p->n; n++) {
+        size_t o = (size_t)n * per;
+        lrn_sample_backward(ln, x[0] + o, y + o, d_y + o, d_x[0] + o, accumulate & 1u, scratch, scratch + per);
+    }
+}
+
+const LayerOps lrn_ops = {"lrn", lrn_forward, lrn_backward, lrn_workspace, NULL};
+
+Layer *lrn_create(const char *name, Shape in, int size, float alpha, float beta, float k)
+{
+    const char *nm = name ? name : "(null)";
+    if (size < 1 || !(alpha >= 0.0f) || !(beta >= 0.0f) || !(k > 0.0f) || !isfinite(alpha) || !isfinite(beta) ||
+        !isfinite(k)) {
+        fprintf(stderr, "lrn layer %s: expected size >= 1, alpha >= 0, beta >= 0, k > 0 (got %d, %g, %g, %g)\n", nm,
+                size, alpha, beta, k);
+        return NULL;
+    }
+    Layer *l = layer_alloc(sizeof(Lrn), &lrn_ops, name, in);
+    if (!l)
+        return NULL;
+    Lrn *ln = (Lrn *)l;
+    ln->size = size;
+    ln->alpha = alpha;
+    ln->beta = beta;
+    ln->k = k;
+    l->out = in;
+    l->flops = (double)shape_size(in) * (2.0 * size + 6.0);
+    return l;
+}

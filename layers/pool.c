@@ -1,0 +1,221 @@
+/* pool.c - max and average pooling with a square window, asymmetric padding
+ * and PyTorch's ceil_mode.
+ *
+ * Geometry (per axis; rows shown, columns alike):
+ *   OH = floor_or_ceil((H + pad_t + pad_b - k) / stride) + 1, and in ceil mode
+ *   the last window is dropped when it would start at or past H + pad_t (it
+ *   must start inside the input or the top padding), exactly as PyTorch.
+ *   Window oh covers input rows [oh*stride - pad_t, oh*stride - pad_t + k).
+ *
+ * Max pooling: padded positions never win (they act as -inf); ties go to the
+ * first position in row-major window order. Backward routes d_y to that
+ * position, found again from x and y (no state is kept between passes).
+ *
+ * Average pooling: the sum over the window's input positions is divided by
+ * the number of window positions that lie inside the input extended by the
+ * explicit padding, i.e. rows [-pad_t, H + pad_b) x columns [-pad_l, W + pad_r).
+ * Explicit padding therefore counts as zeros (PyTorch count_include_pad=True),
+ * while the part of a window that ceil_mode pushes past the explicit padding
+ * is clipped off and does not count (PyTorch does the same).
+ *
+ * Both passes are separable: a pass over window rows (vectorised along the
+ * row) and then one over window columns. Planes (n, c) run in parallel.
+ */
+#include <float.h>
+#include <math.h>
+
+#include "internal.h"
+
+typedef struct {
+    Layer base;
+    PoolKind kind;
+    int k, stride;
+    int pad_t, pad_b, pad_l, pad_r;
+} Pool;
+
+/* One window along an axis: input range [lo, hi) clipped to the input and the
+ * number of window positions inside the explicitly padded extent. */
+typedef struct {
+    int lo, hi, count;
+} Span;
+
+static Span pool_span(int o, int k, int stride, int pad_lo, int pad_hi, int size)
+{
+    int start = o * stride - pad_lo;
+    int end = start + k;
+    int padded_end = end < size + pad_hi ? end : size + pad_hi;
+    Span s;
+    s.count = padded_end - start;
+    s.lo = start < 0 ? 0 : start;
+    s.hi = end < size ? end : size;
+    return s;
+}
+
+/* PyTorch's output size for one axis; 0 when the window does not fit. */
+static int pool_out_size(int size, int k, int stride, int pad_lo, int pad_hi, int ceil_mode)
+{
+    int span = size + pad_lo + pad_hi - k;
+    if (span < 0)
+        return 0;
+    int out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= size + pad_lo)
+        out--;
+    return out;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* One plane x (H,W) -> y (OH,OW); row is scratch of W floats. */
+static void pool_plane_forward(const Pool *pl, const float *x, float *y, float *row)
+{
+    const Layer *l = &pl->base;
+    int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w;
+    int is_max = pl->kind == POOL_MAX;
+    for (int oh = 0; oh < OH; oh++) {
+        Span sh = pool_span(oh, pl->k, pl->stride, pl->pad_t, pl->pad_b, H);
+        /* reduce the window rows into one row */
+        const float *r0 = x + (size_t)sh.lo * W;
+        for (int w = 0; w < W; w++)
+            row[w] = r0[w];
+        for (int h = sh.lo + 1; h < sh.hi; h++) {
+            const float *r = x + (size_t)h * W;
+            if (is_max)
+                for (int w = 0; w < W; w++)
+                    row[w] = r[w] > row[w] ? r[w] : row[w];
+            else
+                for (int w = 0; w < W; w++)
+                    row[w] += r[w];
+        }
+        /* then the window columns */
+        float *yo = y + (size_t)oh * OW;
+        for (int ow = 0; ow < OW; ow++) {
+            Span sw = pool_span(ow, pl->k, pl->stride, pl->pad_l, pl->pad_r, W);
+            float acc = row[sw.lo];
+            if (is_max) {
+                for (int w = sw.lo + 1; w < sw.hi; w++)
+                    acc = row[w] > acc ? row[w] : acc;
+                yo[ow] = acc;
+            } else {
+                for (int w = sw.lo + 1; w < sw.hi; w++)
+                    acc += row[w];
+                yo[ow] = acc / (float)(sh.count * sw.count);
+            }
+        }
+    }
+}
+
+// x (N,C,H,W) -> y (N,C,OH,OW)
+static void pool_forward(Layer *l, const Pass *p, const float *const *x, float *y)
+{
+    const Pool *pl = (const Pool *)l;
+    Shape in = l->in_shape[0];
+    size_t planes = (size_t)p->n * in.c, in_plane = (size_t)in.h * in.w, out_plane = (size_t)l->out.h * l->out.w;
+    const float *xs = x[0];
+#pragma omp parallel if (OMP_WORTH(planes * in_plane))
+    {
+        float *row = malloc((size_t)in.w * sizeof(float));
+        if (!row)
+            layer_fatal(l, "out of memory for a row of %d floats", in.w);
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < planes; i++)
+            pool_plane_forward(pl, xs + i * in_plane, y + i * out_plane, row);
+        free(row);
+    }
+}
+
+/* ----------------------------------------------------------------- backward */
+
+/* One plane d_y (OH,OW) -> d_x (H,W), added to what d_x holds. */
+static void pool_plane_backward(const Pool *pl, const float *x, const float *y, const float *d_y, float *d_x)
+{
+    const Layer *l = &pl->base;
+    int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w;
+    for (int oh = 0; oh < OH; oh++) {
+        Span sh = pool_span(oh, pl->k, pl->stride, pl->pad_t, pl->pad_b, H);
+        for (int ow = 0; ow < OW; ow++) {
+            Span sw = pool_span(ow, pl->k, pl->stride, pl->pad_l, pl->pad_r, W);
+            float g = d_y[(size_t)oh * OW + ow];
+            if (pl->kind == POOL_AVG) {
+                g /= (float)(sh.count * sw.count);
+                for (int h = sh.lo; h < sh.hi; h++)
+                    for (int w = sw.lo; w < sw.hi; w++)
+                        d_x[(size_t)h * W + w] += g;
+                continue;
+            }
+            /* the first window position holding the maximum (NaN: none) */
+            float m = y[(size_t)oh * OW + ow];
+            int found = 0;
+            for (int h = sh.lo; h < sh.hi && !found; h++)
+                for (int w = sw.lo; w < sw.hi; w++)
+                    if (x[(size_t)h * W + w] == m) {
+                        d_x[(size_t)h * W + w] += g;
+                        found = 1;
+                        break;
+                    }
+        }
+    }
+}
+
+// d_y (N,C,OH,OW) -> d_x (N,C,H,W)
+static void pool_backward(Layer *l, const Pass *p, const float *const *x, const float *y, const float *d_y,
+                          float *const *d_x, unsigned accumulate)
+{
+    if (!d_x[0])
+        return;
+    const Pool *pl = (const Pool *)l;
+    Shape in = l->in_shape[0];
+    size_t planes = (size_t)p->n * in.c, in_plane = (size_t)in.h * in.w, out_plane = (size_t)l->out.h * l->out.w;
+    const float *xs = x[0];
+    float *dx = d_x[0];
+    int acc = accumulate & 1u;
+#pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
+    for (size_t i = 0; i < planes; i++) {
+        if (!acc)
+            memset(dx + i * in_plane, 0, in_plane * sizeof(float));
+        pool_plane_backward(pl, xs + i * in_plane, y + i * out_plane, d_y + i * out_plane, dx + i * in_plane);
+    }
+}
+
+const LayerOps pool_ops = {"pool", pool_forward, pool_backward, NULL, NULL};
+
+Layer *pool_create(const char *name, Shape in, PoolKind kind, int k, int stride, int pad_t, int pad_b,
+                   int pad_l, int pad_r, int ceil_mode)
+{
+    const char *nm = name ? name : "(null)";
+    if (kind != POOL_MAX && kind != POOL_AVG) {
+        fprintf(stderr, "pool layer %s: kind %d is neither max nor avg\n", nm, (int)kind);
+        return NULL;
+    }
+    if (k < 1 || stride < 1) {
+        fprintf(stderr, "pool layer %s: kernel %d and stride %d must be >= 1\n", nm, k, stride);
+        return NULL;
+    }
+    int pads[4] = {pad_t, pad_b, pad_l, pad_r};
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0 || pads[i] > k / 2) {
+            fprintf(stderr, "pool layer %s: padding (%d,%d,%d,%d) must be between 0 and kernel/2 = %d\n", nm, pad_t,
+                    pad_b, pad_l, pad_r, k / 2);
+            return NULL;
+        }
+    int oh = pool_out_size(in.h, k, stride, pad_t, pad_b, ceil_mode);
+    int ow = pool_out_size(in.w, k, stride, pad_l, pad_r, ceil_mode);
+    if (in.h > 0 && in.w > 0 && (oh < 1 || ow < 1)) {
+        fprintf(stderr, "pool layer %s: kernel %d does not fit the padded input %dx%d\n", nm, k,
+                in.h + pad_t + pad_b, in.w + pad_l + pad_r);
+        return NULL;
+    }
+    Layer *l = layer_alloc(sizeof(Pool), &pool_ops, name, in);
+    if (!l)
+        return NULL;
+    Pool *pl = (Pool *)l;
+    pl->kind = kind;
+    pl->k = k;
+    pl->stride = stride;
+    pl->pad_t = pad_t;
+    pl->pad_b = pad_b;
+    pl->pad_l = pad_l;
+    pl->pad_r = pad_r;
+    l->out = (Shape){in.c, oh, ow};
+    l->flops = (double)shape_size(l->out) * k * k;
+    return l;
+}
