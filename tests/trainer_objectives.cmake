@@ -1,0 +1,2 @@
+occkd_test(test_objectives SOURCES ${OCCKD_TEST_DIR}/test_objectives.c ${CMAKE_SOURCE_DIR}/trainer/objectives.c
+           LIBS occkd_layers LABELS unit)
