@@ -5,9 +5,11 @@
  * transcription of torch.optim.SGD written here; schedules at chosen steps
  * (inside warm-up, at step-decay boundaries, cosine start, midpoint and end);
  * a buffer long enough to run on several threads gives the same bits on one
- * thread and on two.
+ * thread and on two; and parameters and learning rates recorded from PyTorch
+ * (torch.optim.SGD and its schedulers) by tests/golden/make_sgd_fixture.py.
  */
 #include "gradcheck.h"
+#include "golden/sgd_fixture.h"
 
 /* -------------------------------------------------------- defaults */
 
@@ -232,6 +234,46 @@ static void test_schedules(void)
     expect_lr(&c, 100, lo, "cosine without warm-up end");
 }
 
+/* -------------------------------------------------------- PyTorch fixture */
+
+static void test_pytorch_fixture(void)
+{
+    for (size_t ci = 0; ci < sizeof sgdfix_cases / sizeof sgdfix_cases[0]; ci++) {
+        const SgdFixture *f = &sgdfix_cases[ci];
+        SgdConfig c = sgd_default();
+        c.lr = f->lr;
+        c.momentum = f->momentum;
+        c.weight_decay = f->weight_decay;
+        c.nesterov = f->nesterov;
+        float p[SGDFIX_N], v[SGDFIX_N] = {0};
+        memcpy(p, sgdfix_init, sizeof p);
+        for (int s = 0; s < SGDFIX_STEPS; s++) {
+            sgd_step(&c, sgd_lr(&c, s), p, sgdfix_grad[s], v, SGDFIX_N);
+            for (int i = 0; i < SGDFIX_N; i++) {
+                float want = f->after[s][i];
+                CHECK(fabs(p[i] - want) <= 2e-6 * fmax(1.0, fabs(want)), "torch %s step %d p[%d] = %.9g, expected %.9g",
+                      f->name, s, i, p[i], want);
+            }
+        }
+    }
+    SgdConfig c = sgd_default();
+    c.lr = 0.1f;
+    c.warmup_steps = 5;
+    for (int s = 0; s < (int)(sizeof sgdfix_warmup5 / sizeof(double)); s++)
+        expect_lr(&c, s, sgdfix_warmup5[s], "torch LinearLR warm-up");
+    c.warmup_steps = 0;
+    c.schedule = SCHED_STEP;
+    c.step_size = 3;
+    c.gamma = 0.5f;
+    for (int s = 0; s < (int)(sizeof sgdfix_step3 / sizeof(double)); s++)
+        expect_lr(&c, s, sgdfix_step3[s], "torch StepLR");
+    c.schedule = SCHED_COSINE;
+    c.total_steps = 8;
+    c.min_lr = 0.001f;
+    for (int s = 0; s < (int)(sizeof sgdfix_cos8 / sizeof(double)); s++)
+        expect_lr(&c, s, sgdfix_cos8[s], "torch CosineAnnealingLR");
+}
+
 /* --------------------------------------------------------------- threads */
 
 static void test_threads_deterministic(void)
@@ -273,6 +315,7 @@ int main(void)
     test_against_reference();
     test_decay_forms();
     test_schedules();
+    test_pytorch_fixture();
     test_threads_deterministic();
     return test_finish("test_sgd");
 }
