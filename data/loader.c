@@ -84,7 +84,7 @@ void loader_prepare_pair(const Dataset *d, const LoaderOptions *o, const uint8_t
     size_t count = (size_t)C * S * S;
     const uint8_t *src = d->pixels + (size_t)id * count;
     AugmentDraw draw = o->augment ? augment_draw(&o->aug, o->sampler.seed, epoch, id) : augment_identity(&o->aug);
-    augment_apply(src, C, S, o->augment ? o->aug.pad : 0, draw, clean);
+    augment_apply(src, C, S, o->aug.pad, draw, clean);
     memcpy(occluded, clean, count * sizeof *clean);
     occlusion_apply(&o->occ, hidden, occluded, C, S, o->mean, id);
     normalise_image(clean, C, S, o->mean, o->std);
