@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+#include <stdio.h>
+
+#include "comm/comm.h"
+#include "data/data.h"
 #include "layers/layers.h"
 
 /* ------------------------------------------------------- triplet mining */
@@ -41,5 +45,109 @@ double mcnemar_exact(int64_t b, int64_t c);
  * Zeros are dropped; *w_plus (optional) receives W+, the rank sum of the
  * positive differences. */
 double wilcoxon_signed_rank(const double *d, int64_t n, double *w_plus);
+
+/* -------------------------------------------------------- training */
+
+typedef enum { METHOD_TEACHER, METHOD_STUDENT, METHOD_KD, METHOD_TRIPLET, METHOD_KD_TRIPLET, METHOD_COUNT } Method;
+
+const char *method_name(Method m);          /* "teacher", "student", "kd", "triplet", "kd+triplet" */
+int method_parse(const char *name, Method *out);
+static inline int method_uses_kd(Method m) { return m == METHOD_KD || m == METHOD_KD_TRIPLET; }
+static inline int method_uses_triplet(Method m) { return m == METHOD_TRIPLET || m == METHOD_KD_TRIPLET; }
+
+/* Everything one cell's training needs besides the network and the data. */
+typedef struct {
+    char name[128];          /* for progress lines: "expression/vgg_f/kd" */
+    Method method;
+    /* task */
+    int regression;          /* 1: one output regressed on the age */
+    int l2;                  /* regression loss: 0 L1, 1 L2 */
+    float target_mean, target_std; /* regression targets are (age - mean) / std */
+    int classes;             /* classification outputs */
+    /* optimisation */
+    int epochs;
+    int global_batch;        /* samples per optimiser step over all ranks */
+    int accum;               /* micro-batches per step (>= 1); the triplet term is mined per micro-batch */
+    SgdConfig sgd;           /* total_steps 0: filled with epochs x steps per epoch */
+    /* distillation (defaults T 3, lambda 0.5, beta 1, margin 0.2, hardest, same image) */
+    float T, lambda, beta, margin;
+    Mining mining;
+    PositiveMode positive;
+    float age_bin;           /* years per class for the age triplet term (default 10) */
+    uint64_t seed;
+    int log_every;           /* steps between progress lines (0: one per epoch; < 0: silent) */
+    int eval_batch;          /* samples per evaluation batch over all ranks */
+    GradSyncOptions sync;
+} TrainConfig;
+
+TrainConfig train_config_default(void);
+
+/* Where a cell's training stands: enough to continue it bit for bit. */
+typedef struct {
+    int64_t step;            /* optimiser steps done */
+    int64_t epoch;           /* epochs done */
+    SamplerPos sampler;      /* next micro-batch of the training loader */
+    float *velocity;         /* (n_params) momentum */
+    float *best_params;      /* (n_params) weights of the best validation epoch */
+    float *best_state;       /* (n_state) their batch-norm statistics */
+    double best_metric;      /* NaN until the first validation */
+    int64_t best_epoch;
+    /* per epoch, `epochs` entries */
+    double *lr, *train_loss, *val_metric, *images_per_s, *wait_share;
+    double seconds;          /* training time so far */
+} TrainState;
+
+int train_state_init(TrainState *s, const Net *net, int epochs);
+void train_state_free(TrainState *s);
+
+/* What the caller provides to the loop. */
+typedef struct {
+    Comm *comm;              /* the group training this cell */
+    FILE *log;               /* progress lines (group leader only; NULL: none) */
+    /* Called on every rank after each step (optional). Returns 0 to go on,
+     * 1 to stop cleanly (e.g. after checkpointing on a signal) or -1 on an
+     * error with a message in msg. The group agrees on the outcome: if any
+     * rank stops or fails, every rank does, failures winning, with the
+     * message of the lowest failing rank. */
+    int (*after_step)(void *user, const TrainState *s, int epoch_end, char *msg, size_t len);
+    void *user;
+} TrainEnv;
+
+/* The per-sample outcome of an evaluation, valid on the group leader. */
+typedef struct {
+    int64_t n;               /* samples */
+    int classes;             /* 0 for regression */
+    float *label;            /* (n) class or age in years */
+    float *pred;             /* (n) predicted class or age in years */
+    float *prob;             /* (n, classes) probabilities (classification) */
+    int64_t *confusion;      /* (classes, classes): rows true class, columns prediction */
+    double metric;           /* accuracy (0-1) or mean absolute error (years) */
+    double *per_class;       /* (classes) accuracy per true class (NaN where a class is absent) */
+} EvalResult;
+
+void eval_result_free(EvalResult *r);
+
+/* Trains `net` for the cell; `teacher` (frozen, eval mode) is needed by kd
+ * and triplet methods, NULL otherwise. `base` gives the data options (attr,
+ * occlusion, augmentation, normalisation); the function sets split, sampler
+ * and epochs itself. Resumes from *state (zeroed state: from the start).
+ * Afterwards net holds the best validation epoch's weights. Collective over
+ * the group. Returns 0; 1 when env->after_step asked to stop; -1 on failure
+ * with a message in err, on every rank of the group. */
+int train_cell(const TrainConfig *cfg, const TrainEnv *env, Net *net, Net *teacher, const Dataset *d,
+               const LoaderOptions *base, TrainState *state, char *err, size_t errlen);
+
+/* Evaluates net on a split, sharded over the group; the predictions are
+ * gathered in sample order to the group leader. `occluded` picks the
+ * occluded or the clean images. Collective. 0 or -1 + message. */
+int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base, Split split,
+             int occluded, EvalResult *out, char *err, size_t errlen);
+
+/* data/'s synchronisation through comm/ over the whole world. */
+DataComm trainer_datacomm(Comm *c);
+
+/* Paired p-value of `other` against `baseline` on the same samples: McNemar
+ * (classification) or Wilcoxon on absolute errors (regression). */
+double paired_p_value(const EvalResult *baseline, const EvalResult *other);
 
 #endif

@@ -1,0 +1,265 @@
+/* test_train_mpi.c - distributed training under mpirun.
+ *
+ *   test_train_mpi equivalence   every method trained with the world split
+ *                                into groups of every size (1 rank, 2, ...,
+ *                                all); the weights must agree across group
+ *                                sizes and be identical within a group;
+ *                                bucketed-overlapped vs blocking allreduce.
+ *   test_train_mpi bad-sample    one sample's label is out of range: the rank
+ *                                that meets it fails, all ranks leave with its
+ *                                message, exit status 1.
+ *   test_train_mpi inject R S    rank R reports an error after step S.
+ *   test_train_mpi crash R S     rank R dies (no MPI goodbye) after step S.
+ *
+ * Small VGG-face (no batch norm) with dropout on, synthetic faces.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gradcheck.h"
+#include "trainer/trainer.h"
+
+#define TOL 2e-4 /* max |difference| relative to the largest weight */
+
+static Comm comm;
+
+static Net *small_net(int batch)
+{
+    NetSpec s = netspec_default(ARCH_VGG_FACE);
+    s.input = 32;
+    s.channels = 1;
+    s.width = 0.0625f;
+    s.fc = 32;
+    s.classes = 8;
+    s.dropout = 0.5f;
+    char err[256];
+    Net *n = net_create(&s, batch, 0, err, sizeof err);
+    if (!n)
+        comm_abort_all(&comm, err);
+    return n;
+}
+
+static void load_faces(Dataset *d, const char *cache)
+{
+    DataOptions o;
+    data_options_default(&o);
+    o.side = 32;
+    o.channels = 1;
+    o.synth_count = 240;
+    o.val_fraction = 0.1f;
+    o.test_fraction = 0.1f;
+    DataComm dc = trainer_datacomm(&comm);
+    char err[1024];
+    if (dataset_load(&o, cache, &dc, d, err, sizeof err))
+        comm_abort_all(&comm, err);
+}
+
+static LoaderOptions base_options(const Dataset *d)
+{
+    LoaderOptions o = loader_options_default();
+    o.attr = ATTR_EXPRESSION;
+    o.occ.kind = OCC_VR;
+    char err[256];
+    dataset_channel_stats(d, SPLIT_TRAIN, o.mean, o.std, err, sizeof err);
+    o.background = 1;
+    return o;
+}
+
+static TrainConfig config(Method m)
+{
+    TrainConfig c = train_config_default();
+    snprintf(c.name, sizeof c.name, "faces/vgg_face/%s", method_name(m));
+    c.method = m;
+    c.classes = 8;
+    c.epochs = 1;
+    c.global_batch = 12;
+    c.eval_batch = 32;
+    c.sgd.lr = 0.02f;
+    c.sgd.weight_decay = 5e-4f;
+    c.seed = 11;
+    c.margin = 0.5f;
+    c.log_every = -1;
+    c.sync.bucket_bytes = 8192; /* many buckets */
+    return c;
+}
+
+/* Trains one cell; returns its final weights (malloc'ed). */
+static float *train(Method m, const float *teacher_params, Net *teacher, const Dataset *d, int blocking, int accum,
+                    TrainEnv *env)
+{
+    TrainConfig c = config(m);
+    c.sync.blocking = blocking;
+    c.accum = accum;
+    Net *net = small_net(c.global_batch);
+    if (teacher_params)
+        memcpy(net->params, teacher_params, net->n_params * sizeof(float));
+    else
+        net_init(net, 5);
+    LoaderOptions base = base_options(d);
+    TrainState st;
+    train_state_init(&st, net, c.epochs);
+    char err[1024];
+    TrainEnv e = {.comm = &comm, .log = NULL};
+    if (!env)
+        env = &e;
+    int rc = train_cell(&c, env, net, teacher, d, &base, &st, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "rank %d: %s\n", comm.rank, err);
+        comm_finalize(&comm);
+        exit(1);
+    }
+    if (comm_check_same(&comm, COMM_SCOPE_GROUP, net->params, net->n_params, "trained weights"))
+        comm_abort_all(&comm, comm.error);
+    float *w = malloc(net->n_params * sizeof(float));
+    memcpy(w, net->params, net->n_params * sizeof(float));
+    train_state_free(&st);
+    net_free(net);
+    return w;
+}
+
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0, big = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        big = fmax(big, fabs((double)a[i]));
+    }
+    return worst / big;
+}
+
+static const char *cache_dir(void)
+{
+    static char dir[256];
+    snprintf(dir, sizeof dir, "%s/occkd-test-train-cache", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return dir;
+}
+
+static void equivalence(void)
+{
+    Dataset d;
+    load_faces(&d, cache_dir());
+    Net *probe = small_net(12);
+    size_t np = probe->n_params;
+    net_free(probe);
+    enum { NM = METHOD_COUNT };
+    float *ref[NM] = {0};
+    int ref_size = 0;
+    for (int groups = comm.size; groups >= 1; groups--) {
+        if (comm.size % groups)
+            continue;
+        if (comm_split_groups(&comm, groups))
+            comm_abort_all(&comm, comm.error);
+        float *w[NM] = {0};
+        w[METHOD_TEACHER] = train(METHOD_TEACHER, NULL, NULL, &d, 0, 1, NULL);
+        Net *teacher = small_net(12);
+        memcpy(teacher->params, w[METHOD_TEACHER], np * sizeof(float));
+        for (int m = METHOD_STUDENT; m < METHOD_COUNT; m++)
+            w[m] = train((Method)m, w[METHOD_TEACHER], teacher, &d, 0, 1, NULL);
+        if (groups == comm.size) {
+            /* overlapped buckets vs one blocking allreduce, and micro-batches */
+            float *blocking = train(METHOD_KD_TRIPLET, w[METHOD_TEACHER], teacher, &d, 1, 1, NULL);
+            double r = rel_diff(w[METHOD_KD_TRIPLET], blocking, np);
+            CHECK(r < TOL, "blocking vs bucketed allreduce differ by %g", r);
+            free(blocking);
+        }
+        net_free(teacher);
+        if (comm.rank == 0) {
+            if (!ref[0]) {
+                memcpy(ref, w, sizeof w);
+                ref_size = comm.group_size;
+                printf("reference: groups of %d rank(s)\n", ref_size);
+                continue;
+            }
+            for (int m = 0; m < NM; m++) {
+                double r = rel_diff(ref[m], w[m], np);
+                printf("%-10s %d rank(s) per group vs %d: max weight difference %.3g of the largest weight\n",
+                       method_name((Method)m), comm.group_size, ref_size, r);
+                CHECK(r < TOL, "%s: %d vs %d ranks differ by %g (tolerance %g)", method_name((Method)m),
+                      comm.group_size, ref_size, r, TOL);
+                double moved = rel_diff(ref[METHOD_TEACHER], w[m], np);
+                if (m != METHOD_TEACHER)
+                    CHECK(moved > 10 * TOL, "%s did not move away from its teacher (%g)", method_name((Method)m),
+                          moved);
+            }
+        }
+        for (int m = 0; m < NM; m++)
+            if (comm.rank != 0 || ref[m] != w[m])
+                free(w[m]);
+    }
+    for (int m = 0; m < NM; m++)
+        free(ref[m]);
+    dataset_free(&d);
+}
+
+static void bad_sample(void)
+{
+    Dataset d;
+    load_faces(&d, cache_dir());
+    /* a training sample whose expression label no class has */
+    for (int i = 0; i < d.n; i++)
+        if (d.split[i] == SPLIT_TRAIN) {
+            d.attr_class[ATTR_EXPRESSION][i] = 99;
+            break;
+        }
+    free(train(METHOD_TEACHER, NULL, NULL, &d, 0, 1, NULL));
+    dataset_free(&d);
+}
+
+typedef struct {
+    int rank, step, crash;
+} Inject;
+
+static int inject_step(void *user, const TrainState *s, int epoch_end, char *msg, size_t len)
+{
+    Inject *in = user;
+    if (comm.rank == in->rank && s->step == in->step) {
+        if (in->crash) {
+            fprintf(stderr, "rank %d: dying at step %d without a word to MPI\n", comm.rank, in->step);
+            fflush(stderr);
+            _exit(3);
+        }
+        snprintf(msg, len, "injected failure on rank %d at step %d", comm.rank, in->step);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    CommOptions co = {.threads = 1, .watchdog_seconds = 60};
+    if (comm_init(&argc, &argv, &co, &comm)) {
+        fprintf(stderr, "comm_init: %s\n", comm.error);
+        return 1;
+    }
+    layers_set_threads(1);
+    const char *mode = argc > 1 ? argv[1] : "equivalence";
+    if (strcmp(mode, "equivalence") == 0) {
+        equivalence();
+    } else if (strcmp(mode, "bad-sample") == 0) {
+        bad_sample();
+    } else if ((strcmp(mode, "inject") == 0 || strcmp(mode, "crash") == 0) && argc == 4) {
+        Inject in = {atoi(argv[2]), atoi(argv[3]), strcmp(mode, "crash") == 0};
+        Dataset d;
+        load_faces(&d, cache_dir());
+        TrainEnv env = {.comm = &comm, .after_step = inject_step, .user = &in};
+        free(train(METHOD_TEACHER, NULL, NULL, &d, 0, 1, &env));
+        dataset_free(&d);
+    } else {
+        fprintf(stderr, "usage: test_train_mpi equivalence | bad-sample | inject RANK STEP | crash RANK STEP\n");
+        comm_finalize(&comm);
+        return 2;
+    }
+    /* every rank reports its failures; the group's verdict decides */
+    int64_t failures = g_failures;
+    comm_sum_i64(&comm, COMM_SCOPE_WORLD, &failures, 1);
+    comm_finalize(&comm);
+    if (failures) {
+        fprintf(stderr, "test_train_mpi %s: %lld failure(s)\n", mode, (long long)failures);
+        return 1;
+    }
+    printf("test_train_mpi %s: all checks passed\n", mode);
+    return 0;
+}
