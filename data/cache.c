@@ -1,0 +1,382 @@
+/* cache.c - the HDF5 cache of a decoded data set (serial HDF5, one writer).
+ *
+ * Layout (readable with h5dump / h5py without occkd):
+ *   /images            uint8 (n, channels, side, side)
+ *   /split             uint8 (n): 0 train, 1 val, 2 test
+ *   /names             fixed-length strings (n): source file or row id
+ *   /labels/expression int32 (n)   } each only when the source has it;
+ *   /labels/gender     int32 (n)   } -1 where a sample lacks it
+ *   /labels/class      int32 (n)   }
+ *   /labels/age        float32 (n), NaN where unknown
+ *   /labels/soft       float32 (n, k): FER+ vote distributions
+ *   /class_names       fixed-length strings (classes of image folders)
+ * Root attributes: format, options (the canonical options text), fingerprint
+ * (hash of the source files' names, sizes and modification times, hex),
+ * source_files, source_summary (the first files with sizes and times),
+ * source_desc, side, channels, n_classes[4], dropped, bad.
+ *
+ * A cache is valid when format, options and fingerprint all match. It is
+ * written to <path>.tmp.<pid> and renamed over <path>, so readers never see
+ * a half-written file. With several ranks only rank 0 writes (dataset.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/internal.h"
+
+#define CACHE_FORMAT "occkd-data-cache 1"
+
+static const char *const label_names[ATTR_COUNT] = {"expression", "gender", "age_unused", "class"};
+
+/* Runs HDF5 calls without its automatic error printing (we report ourselves). */
+typedef struct {
+    H5E_auto2_t func;
+    void *data;
+} QuietH5;
+
+static void h5_quiet(QuietH5 *q)
+{
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void h5_loud(const QuietH5 *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+/* ---------------------------------------------------------------- write */
+
+static int put_attr_str(hid_t loc, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value) + 1);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, t, value) < 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    H5Tclose(t);
+    return rc ? -1 : 0;
+}
+
+static int put_attr_i64(hid_t loc, const char *name, const int64_t *v, hsize_t n)
+{
+    hid_t s = H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, H5T_NATIVE_INT64, v) < 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    return rc ? -1 : 0;
+}
+
+static int put_data(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int rank, const hsize_t *dims,
+                    const void *data)
+{
+    hid_t s = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = d < 0 || H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0;
+    if (d >= 0)
+        H5Dclose(d);
+    H5Sclose(s);
+    return rc ? -1 : 0;
+}
+
+/* Strings as one fixed-length string dataset (width of the longest + 1). */
+static int put_strings(hid_t loc, const char *name, char *const *v, int n)
+{
+    size_t w = 1;
+    for (int i = 0; i < n; i++)
+        if (v[i] && strlen(v[i]) + 1 > w)
+            w = strlen(v[i]) + 1;
+    char *buf = calloc(n > 0 ? (size_t)n : 1, w);
+    if (!buf)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (v[i])
+            memcpy(buf + (size_t)i * w, v[i], strlen(v[i]));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, w);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    hsize_t dims[1] = {(hsize_t)n};
+    int rc = put_data(loc, name, t, t, 1, dims, buf);
+    H5Tclose(t);
+    free(buf);
+    return rc;
+}
+
+static int write_body(hid_t f, const Dataset *d, const char *options, const Fingerprint *fp)
+{
+    hsize_t n = (hsize_t)d->n;
+    hsize_t idims[4] = {n, (hsize_t)d->channels, (hsize_t)d->side, (hsize_t)d->side};
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fp->hash);
+    int64_t files = fp->files, dropped = d->dropped, bad = d->bad, side = d->side, ch = d->channels;
+    int64_t ncl[ATTR_COUNT];
+    for (int a = 0; a < ATTR_COUNT; a++)
+        ncl[a] = d->n_classes[a];
+    int rc = put_attr_str(f, "format", CACHE_FORMAT) || put_attr_str(f, "options", options) ||
+             put_attr_str(f, "fingerprint", hex) || put_attr_str(f, "source_summary", fp->summary) ||
+             put_attr_str(f, "source_desc", d->source_desc) || put_attr_i64(f, "source_files", &files, 1) ||
+             put_attr_i64(f, "side", &side, 1) || put_attr_i64(f, "channels", &ch, 1) ||
+             put_attr_i64(f, "n_classes", ncl, ATTR_COUNT) || put_attr_i64(f, "dropped", &dropped, 1) ||
+             put_attr_i64(f, "bad", &bad, 1);
+    rc = rc || put_data(f, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, idims, d->pixels);
+    rc = rc || put_data(f, "split", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &n, d->split);
+    rc = rc || put_strings(f, "names", d->name, d->n);
+    if (!rc && d->class_name)
+        rc = put_strings(f, "class_names", d->class_name, d->n_classes[ATTR_CLASS]);
+    hid_t g = rc ? -1 : H5Gcreate2(f, "labels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    for (int a = 0; a < ATTR_COUNT && !rc; a++)
+        if (d->attr_class[a])
+            rc = put_data(g, label_names[a], H5T_STD_I32LE, H5T_NATIVE_INT, 1, &n, d->attr_class[a]);
+    if (!rc && d->age)
+        rc = put_data(g, "age", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, d->age);
+    if (!rc && d->soft) {
+        hsize_t sd[2] = {n, (hsize_t)d->soft_k};
+        rc = put_data(g, "soft", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, sd, d->soft);
+    }
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+int cache_write(const char *path, const Dataset *d, const char *options, const Fingerprint *fp, char *err,
+                size_t errlen)
+{
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    QuietH5 q;
+    h5_quiet(&q);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = f < 0 ? -1 : write_body(f, d, options, fp);
+    if (f >= 0 && H5Fclose(f) < 0)
+        rc = -1;
+    h5_loud(&q);
+    if (!rc) { /* the data must be on disk before the name points at it */
+        int fd = open(tmp, O_RDONLY);
+        rc = fd < 0 || fsync(fd) != 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc || rename(tmp, path)) {
+        data_err(err, errlen, "%s: cannot write the data cache (%s)", path, rc ? "HDF5 write failed" : strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- read */
+
+static int get_attr_str(hid_t loc, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (H5Aexists(loc, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    size_t sz = H5Tget_size(t);
+    int rc = -1;
+    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && sz < len) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, sz);
+        rc = H5Aread(a, mt, buf) < 0 ? -1 : 0;
+        buf[sz] = '\0';
+        H5Tclose(mt);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+static int get_attr_i64(hid_t loc, const char *name, int64_t *v, hsize_t n)
+{
+    if (H5Aexists(loc, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t s = H5Aget_space(a);
+    int rc = H5Sget_simple_extent_npoints(s) != (hssize_t)n || H5Aread(a, H5T_NATIVE_INT64, v) < 0;
+    H5Sclose(s);
+    H5Aclose(a);
+    return rc ? -1 : 0;
+}
+
+/* Reads a dataset whose element count must be `count`, or NULL if absent. */
+static int get_data(hid_t loc, const char *name, hid_t mem_type, size_t elem, size_t count, void **out)
+{
+    *out = NULL;
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d);
+    int rc = -1;
+    if ((size_t)H5Sget_simple_extent_npoints(s) == count) {
+        *out = malloc(elem * (count ? count : 1));
+        rc = !*out || H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0 ? -1 : 0;
+    }
+    H5Sclose(s);
+    H5Dclose(d);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int get_strings(hid_t loc, const char *name, int n, char ***out)
+{
+    *out = NULL;
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+    size_t w = H5Tget_size(t);
+    int rc = -1;
+    char *buf = NULL;
+    char **v = calloc((size_t)(n ? n : 1), sizeof(char *));
+    if (v && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Sget_simple_extent_npoints(s) == n &&
+        (buf = malloc((size_t)(n ? n : 1) * w + 1))) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, w);
+        H5Tset_strpad(mt, H5T_STR_NULLPAD);
+        rc = H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 0;
+        H5Tclose(mt);
+        for (int i = 0; i < n && !rc; i++) {
+            v[i] = malloc(w + 1);
+            if (!v[i]) {
+                rc = -1;
+                break;
+            }
+            memcpy(v[i], buf + (size_t)i * w, w);
+            v[i][w] = '\0';
+        }
+    }
+    free(buf);
+    H5Tclose(t);
+    H5Sclose(s);
+    H5Dclose(d);
+    if (rc) {
+        free_names(v, n);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int read_body(hid_t f, Dataset *d)
+{
+    int64_t side, ch, n_cl[ATTR_COUNT];
+    if (get_attr_i64(f, "side", &side, 1) || get_attr_i64(f, "channels", &ch, 1) ||
+        get_attr_i64(f, "n_classes", n_cl, ATTR_COUNT) || get_attr_i64(f, "dropped", &d->dropped, 1) ||
+        get_attr_i64(f, "bad", &d->bad, 1))
+        return -1;
+    get_attr_str(f, "source_desc", d->source_desc, sizeof d->source_desc);
+    if (H5Lexists(f, "split", H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t sd = H5Dopen2(f, "split", H5P_DEFAULT), ss = H5Dget_space(sd);
+    hssize_t n = H5Sget_simple_extent_npoints(ss);
+    H5Sclose(ss);
+    H5Dclose(sd);
+    if (n < 0 || n > INT32_MAX || side < 1 || ch < 1)
+        return -1;
+    d->n = (int)n;
+    d->side = (int)side;
+    d->channels = (int)ch;
+    for (int a = 0; a < ATTR_COUNT; a++)
+        d->n_classes[a] = (int)n_cl[a];
+    size_t sz = (size_t)ch * side * side;
+    void *p;
+    if (get_data(f, "images", H5T_NATIVE_UINT8, sz, (size_t)n, &p) || !p)
+        return -1;
+    d->pixels = p;
+    if (get_data(f, "split", H5T_NATIVE_UINT8, 1, (size_t)n, &p) || !p)
+        return -1;
+    d->split = p;
+    if (get_strings(f, "names", d->n, &d->name) ||
+        get_strings(f, "class_names", d->n_classes[ATTR_CLASS], &d->class_name))
+        return -1;
+    if (H5Lexists(f, "labels", H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t g = H5Gopen2(f, "labels", H5P_DEFAULT);
+    int rc = 0;
+    for (int a = 0; a < ATTR_COUNT && !rc; a++) {
+        rc = get_data(g, label_names[a], H5T_NATIVE_INT, sizeof(int), (size_t)n, &p);
+        d->attr_class[a] = p;
+    }
+    if (!rc) {
+        rc = get_data(g, "age", H5T_NATIVE_FLOAT, sizeof(float), (size_t)n, &p);
+        d->age = p;
+    }
+    if (!rc && H5Lexists(g, "soft", H5P_DEFAULT) > 0) {
+        hid_t ds = H5Dopen2(g, "soft", H5P_DEFAULT), sp = H5Dget_space(ds);
+        hsize_t dims[2] = {0, 0};
+        int ok = H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2;
+        H5Sclose(sp);
+        H5Dclose(ds);
+        d->soft_k = ok ? (int)dims[1] : 0;
+        rc = !ok || get_data(g, "soft", H5T_NATIVE_FLOAT, sizeof(float), (size_t)n * d->soft_k, &p) ? -1 : 0;
+        if (!rc && !p)
+            rc = -1;
+        d->soft = p;
+        if (!rc && dims[0] != (hsize_t)n)
+            rc = -1;
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+int cache_read(const char *path, Dataset *d, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    QuietH5 q;
+    h5_quiet(&q);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int rc = f < 0 ? -1 : read_body(f, d);
+    if (f >= 0)
+        H5Fclose(f);
+    h5_loud(&q);
+    if (rc) {
+        dataset_free(d);
+        data_err(err, errlen, "%s: cannot read the data cache (missing or malformed datasets)", path);
+        return -1;
+    }
+    snprintf(d->cache_path, sizeof d->cache_path, "%s", path);
+    return 0;
+}
+
+int cache_check(const char *path, const char *options, const Fingerprint *fp, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(path, &st)) {
+        data_err(why, whylen, "no cache yet: building");
+        return 0;
+    }
+    QuietH5 q;
+    h5_quiet(&q);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int valid = 0;
+    if (f < 0) {
+        data_err(why, whylen, "cache unreadable: rebuilding");
+    } else {
+        char fmt[64], opt[3000], hex[32], mine[32];
+        snprintf(mine, sizeof mine, "%016llx", (unsigned long long)fp->hash);
+        if (get_attr_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, CACHE_FORMAT))
+            data_err(why, whylen, "cache has format '%s', not '%s': rebuilding", fmt, CACHE_FORMAT);
+        else if (get_attr_str(f, "options", opt, sizeof opt) || strcmp(opt, options))
+            data_err(why, whylen, "cache was built with other options or sizes: rebuilding");
+        else if (get_attr_str(f, "fingerprint", hex, sizeof hex) || strcmp(hex, mine))
+            data_err(why, whylen, "cache was built from different source files (sizes or times changed): rebuilding");
+        else
+            valid = 1;
+        H5Fclose(f);
+    }
+    h5_loud(&q);
+    return valid;
+}

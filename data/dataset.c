@@ -1,0 +1,971 @@
+/* dataset.c - dataset_load: listing a source, assigning splits, decoding
+ * (shared across ranks), the cache decision; plus the small helpers all
+ * readers use (messages, CSV fields, strict numbers, folder listings). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/internal.h"
+#include "layers/rng.h"
+
+void data_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+char *str_dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int csv_split(char *line, char **field, int max)
+{
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        char *start = p, *out = p;
+        if (*p == '"') { /* quoted: "" is a literal quote */
+            p++;
+            start = out = p;
+            while (*p) {
+                if (*p == '"' && p[1] == '"') {
+                    *out++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *out++ = *p++;
+                }
+            }
+            while (*p && *p != ',')
+                p++;
+        } else {
+            while (*p && *p != ',')
+                p++;
+            out = p;
+        }
+        int last = *p == '\0';
+        *out = '\0';
+        if (n < max)
+            field[n] = start;
+        n++;
+        if (last)
+            break;
+        p++;
+    }
+    return n;
+}
+
+int parse_int(const char *s, long *v)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno || *end)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+int parse_double(const char *s, double *v)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno || *end || !isfinite(x))
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int list_dir(const char *path, int dirs, char ***names, int *n, char *err, size_t errlen)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        data_err(err, errlen, "%s: cannot open folder: %s", path, strerror(errno));
+        return -1;
+    }
+    int cap = 64, cnt = 0;
+    char **v = malloc(sizeof(char *) * cap);
+    struct dirent *e;
+    char full[4096];
+    while (v && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (stat(full, &st))
+            continue;
+        if (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+            continue;
+        if (cnt == cap) {
+            char **nv = realloc(v, sizeof(char *) * (cap *= 2));
+            if (!nv)
+                break;
+            v = nv;
+        }
+        v[cnt] = str_dup(e->d_name);
+        if (!v[cnt])
+            break;
+        cnt++;
+    }
+    closedir(d);
+    if (!v || e) {
+        if (v)
+            free_names(v, cnt);
+        data_err(err, errlen, "%s: out of memory listing the folder", path);
+        return -1;
+    }
+    qsort(v, (size_t)cnt, sizeof(char *), cmp_str);
+    *names = v;
+    *n = cnt;
+    return 0;
+}
+
+void free_names(char **names, int n)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int has_image_ext(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".pgm", ".ppm", ".gif"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t k = strlen(ext[i]);
+        if (n > k && strcasecmp(name + n - k, ext[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- listing */
+
+int meta_init(Dataset *d, int has_expression, int has_gender, int has_class, int has_age, int soft_k)
+{
+    memset(d, 0, sizeof *d);
+    const int cap = 64;
+    int ok = 1;
+    int has[ATTR_COUNT] = {has_expression, has_gender, 0, has_class};
+    for (int a = 0; a < ATTR_COUNT; a++)
+        if (has[a])
+            ok &= (d->attr_class[a] = malloc(sizeof(int) * cap)) != NULL;
+    if (has_age)
+        ok &= (d->age = malloc(sizeof(float) * cap)) != NULL;
+    if (soft_k) {
+        d->soft_k = soft_k;
+        ok &= (d->soft = malloc(sizeof(float) * cap * soft_k)) != NULL;
+    }
+    ok &= (d->split = malloc(cap)) != NULL;
+    ok &= (d->name = malloc(sizeof(char *) * cap)) != NULL;
+    if (!ok) {
+        dataset_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+#define GROW(ptr, count)                                                                                     \
+    do {                                                                                                     \
+        if (ptr) {                                                                                           \
+            void *np_ = realloc(ptr, sizeof(*(ptr)) * (size_t)(count));                                      \
+            if (!np_)                                                                                        \
+                return -1;                                                                                   \
+            ptr = np_;                                                                                       \
+        }                                                                                                    \
+    } while (0)
+
+int meta_push(Dataset *d, int *cap)
+{
+    if (*cap < 64)
+        *cap = 64;
+    if (d->n == *cap) {
+        int nc = *cap * 2;
+        for (int a = 0; a < ATTR_COUNT; a++)
+            GROW(d->attr_class[a], nc);
+        GROW(d->age, nc);
+        GROW(d->soft, (size_t)nc * d->soft_k);
+        GROW(d->split, nc);
+        GROW(d->name, nc);
+        *cap = nc;
+    }
+    int i = d->n++;
+    for (int a = 0; a < ATTR_COUNT; a++)
+        if (d->attr_class[a])
+            d->attr_class[a][i] = -1;
+    if (d->age)
+        d->age[i] = NAN;
+    for (int k = 0; k < d->soft_k; k++)
+        d->soft[(size_t)i * d->soft_k + k] = 0.0f;
+    d->split[i] = SPLIT_NONE;
+    d->name[i] = NULL;
+    return i;
+}
+
+void dataset_select(Dataset *d, const uint8_t *keep)
+{
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    int j = 0;
+    for (int i = 0; i < d->n; i++) {
+        if (!keep[i]) {
+            if (d->name)
+                free(d->name[i]);
+            continue;
+        }
+        if (i != j) {
+            for (int a = 0; a < ATTR_COUNT; a++)
+                if (d->attr_class[a])
+                    d->attr_class[a][j] = d->attr_class[a][i];
+            if (d->age)
+                d->age[j] = d->age[i];
+            if (d->soft)
+                memmove(d->soft + (size_t)j * d->soft_k, d->soft + (size_t)i * d->soft_k,
+                        sizeof(float) * d->soft_k);
+            d->split[j] = d->split[i];
+            if (d->name)
+                d->name[j] = d->name[i];
+            if (d->pixels)
+                memmove(d->pixels + (size_t)j * sz, d->pixels + (size_t)i * sz, sz);
+        }
+        j++;
+    }
+    d->n = j;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+const char *split_name(Split s)
+{
+    static const char *const names[] = {"train", "val", "test", "none"};
+    return (unsigned)s < 4 ? names[s] : "?";
+}
+
+const char *source_name(Source s)
+{
+    static const char *const names[] = {"synth", "ferplus", "affectnet", "utkface", "idx", "folder"};
+    return (unsigned)s < 6 ? names[s] : "?";
+}
+
+void data_options_default(DataOptions *o)
+{
+    memset(o, 0, sizeof *o);
+    o->source = SOURCE_SYNTH;
+    o->side = 64;
+    o->channels = 1;
+    o->split_seed = 1;
+    o->on_bad_sample = BAD_SAMPLE_SKIP;
+    o->synth_count = 4096;
+    o->synth_seed = 1;
+}
+
+static int validate_options(const DataOptions *o, char *err, size_t errlen)
+{
+    if ((unsigned)o->source > SOURCE_FOLDER) {
+        data_err(err, errlen, "data: unknown source %d", (int)o->source);
+        return -1;
+    }
+    if (o->side < 8 || o->side > 4096) {
+        data_err(err, errlen, "data: side %d out of range (expected 8-4096 pixels)", o->side);
+        return -1;
+    }
+    if (o->channels != 1 && o->channels != 3) {
+        data_err(err, errlen, "data: channels %d (expected 1 or 3)", o->channels);
+        return -1;
+    }
+    if (!(o->val_fraction >= 0.0f && o->test_fraction >= 0.0f && o->val_fraction + o->test_fraction < 1.0f)) {
+        data_err(err, errlen, "data: val_fraction %g and test_fraction %g must be >= 0 and sum below 1",
+                 o->val_fraction, o->test_fraction);
+        return -1;
+    }
+    if (o->source == SOURCE_SYNTH && o->synth_count <= 0) {
+        data_err(err, errlen, "data: synth_count %d (expected a positive number of faces)", o->synth_count);
+        return -1;
+    }
+    if (o->source != SOURCE_SYNTH && !o->path[0]) {
+        data_err(err, errlen, "data: source %s needs a path", source_name(o->source));
+        return -1;
+    }
+    if (o->limit < 0) {
+        data_err(err, errlen, "data: limit %d is negative", o->limit);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_source(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    switch (o->source) {
+    case SOURCE_SYNTH: return synth_open(o, meta, r, verbose, err, errlen);
+    case SOURCE_FERPLUS: return ferplus_open(o, meta, r, verbose, err, errlen);
+    case SOURCE_AFFECTNET: return affectnet_open(o, meta, r, verbose, err, errlen);
+    case SOURCE_UTKFACE: return utkface_open(o, meta, r, verbose, err, errlen);
+    case SOURCE_IDX: return idx_open(o, meta, r, verbose, err, errlen);
+    case SOURCE_FOLDER: return folder_open(o, meta, r, verbose, err, errlen);
+    }
+    data_err(err, errlen, "data: unknown source");
+    return -1;
+}
+
+/* --------------------------------------------------------------- splits */
+
+/* The stratum of a sample: its class attributes and age decade together. */
+static int64_t stratum_of(const Dataset *d, int i)
+{
+    int64_t s = 0;
+    for (int a = 0; a < ATTR_COUNT; a++)
+        if (d->attr_class[a])
+            s = s * (d->n_classes[a] + 1) + (d->attr_class[a][i] + 1);
+    if (d->age) {
+        float age = d->age[i];
+        int decade = isnan(age) ? -1 : (int)(age / 10.0f);
+        s = s * 14 + (decade < 0 ? 0 : decade > 12 ? 13 : decade + 1);
+    }
+    return s;
+}
+
+typedef struct {
+    int64_t stratum;
+    uint64_t key;
+    int index;
+} SplitItem;
+
+static int cmp_item(const void *a, const void *b)
+{
+    const SplitItem *x = a, *y = b;
+    if (x->stratum != y->stratum)
+        return x->stratum < y->stratum ? -1 : 1;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->index - y->index;
+}
+
+static uint64_t sample_key(uint64_t seed, int i, uint32_t purpose)
+{
+    RngBlock b = philox4x32(seed, (uint32_t)i, 0, purpose, 0x5EED);
+    return ((uint64_t)b.v[0] << 32) | b.v[1];
+}
+
+/* Moves, within each stratum of the samples currently in `from`, a seeded
+ * random share to `to_test` and `to_val` (counts rounded cumulatively over
+ * the strata, so each stratum is within one sample of its fraction and the
+ * total within half a sample). */
+static int split_stratified(Dataset *d, Split from, float val_fraction, float test_fraction, uint64_t seed)
+{
+    SplitItem *it = malloc(sizeof(SplitItem) * (size_t)(d->n ? d->n : 1));
+    if (!it)
+        return -1;
+    int m = 0;
+    for (int i = 0; i < d->n; i++)
+        if (d->split[i] == from)
+            it[m++] = (SplitItem){stratum_of(d, i), sample_key(seed, i, 1), i};
+    qsort(it, (size_t)m, sizeof *it, cmp_item);
+    double want_test = 0.0, want_val = 0.0;
+    int64_t got_test = 0, got_val = 0;
+    for (int s = 0; s < m;) {
+        int e = s;
+        while (e < m && it[e].stratum == it[s].stratum)
+            e++;
+        int size = e - s;
+        want_test += test_fraction * size;
+        want_val += val_fraction * size;
+        int n_test = (int)(llround(want_test) - got_test), n_val = (int)(llround(want_val) - got_val);
+        if (n_test > size)
+            n_test = size;
+        if (n_val > size - n_test)
+            n_val = size - n_test;
+        for (int k = 0; k < size; k++)
+            d->split[it[s + k].index] = k < n_test ? SPLIT_TEST : k < n_test + n_val ? SPLIT_VAL : SPLIT_TRAIN;
+        got_test += n_test;
+        got_val += n_val;
+        s = e;
+    }
+    free(it);
+    return 0;
+}
+
+/* Keeps at most `limit` samples per split, chosen by a seeded permutation. */
+static int apply_limit(Dataset *d, int limit, uint64_t seed)
+{
+    if (limit <= 0)
+        return 0;
+    SplitItem *it = malloc(sizeof(SplitItem) * (size_t)(d->n ? d->n : 1));
+    uint8_t *keep = calloc((size_t)(d->n ? d->n : 1), 1);
+    if (!it || !keep) {
+        free(it);
+        free(keep);
+        return -1;
+    }
+    for (int i = 0; i < d->n; i++)
+        it[i] = (SplitItem){d->split[i], sample_key(seed, i, 2), i};
+    qsort(it, (size_t)d->n, sizeof *it, cmp_item);
+    for (int s = 0; s < d->n;) {
+        int e = s;
+        while (e < d->n && it[e].stratum == it[s].stratum)
+            e++;
+        for (int k = s; k < e && k < s + limit; k++)
+            keep[it[k].index] = 1;
+        s = e;
+    }
+    dataset_select(d, keep);
+    free(it);
+    free(keep);
+    return 0;
+}
+
+/* A split that should hold samples: train always; val and test when the
+ * source defines them (FER+, official test sets) or a fraction asks for them. */
+static int split_expected(const DataOptions *o, Split s)
+{
+    if (s == SPLIT_TRAIN)
+        return 1;
+    if (o->source == SOURCE_FERPLUS)
+        return 1;
+    if (s == SPLIT_TEST)
+        return o->source == SOURCE_AFFECTNET || o->source == SOURCE_IDX || o->test_fraction > 0.0f;
+    return o->val_fraction > 0.0f;
+}
+
+static int check_splits(const DataOptions *o, const Dataset *d, char *err, size_t errlen)
+{
+    for (int s = SPLIT_TRAIN; s <= SPLIT_TEST; s++)
+        if (split_expected(o, (Split)s) && dataset_split_count(d, (Split)s) == 0) {
+            data_err(err, errlen, "%s: the %s split is empty (%d samples in all)", o->path[0] ? o->path : "synth",
+                     split_name((Split)s), d->n);
+            return -1;
+        }
+    return 0;
+}
+
+/* Lists the source, assigns splits and applies the limit. */
+static int list_samples(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char *err, size_t errlen)
+{
+    if (open_source(o, meta, r, verbose, err, errlen))
+        return -1;
+    meta->side = o->side;
+    meta->channels = o->channels;
+    int rc = 0;
+    if (r->pool_split)
+        rc |= split_stratified(meta, SPLIT_NONE, o->val_fraction, o->test_fraction, o->split_seed);
+    if (r->carve_val && o->val_fraction > 0.0f)
+        rc |= split_stratified(meta, SPLIT_TRAIN, o->val_fraction, 0.0f, o->split_seed);
+    rc |= apply_limit(meta, o->limit, o->split_seed);
+    if (rc) {
+        data_err(err, errlen, "data: out of memory assigning splits");
+        r->close(r->ctx);
+        r->close = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void report_bad(const char *msg, int64_t bad_so_far)
+{
+    if (bad_so_far <= 20)
+        fprintf(stderr, "warning: %s (sample skipped)\n", msg);
+    else if (bad_so_far == 21)
+        fprintf(stderr, "warning: more bad samples; only the count is reported from here on\n");
+}
+
+/* Decodes the samples j = rank, rank + world, ... of meta into pix (one slot
+ * per own sample) and status (DECODE_OK / DECODE_BAD per own sample). */
+static int decode_shard(const DataOptions *o, const Reader *r, const Dataset *meta, int rank, int world,
+                        uint8_t *pix, uint8_t *status, int64_t *bad, char *err, size_t errlen)
+{
+    size_t sz = (size_t)o->channels * o->side * o->side;
+    int64_t k = 0;
+    char msg[1024];
+    for (int j = rank; j < meta->n; j += world, k++) {
+        int rc = r->decode(r->ctx, o, j, pix + (size_t)k * sz, msg, sizeof msg);
+        status[k] = (uint8_t)rc;
+        if (rc == DECODE_OK)
+            continue;
+        if (rc == DECODE_BAD && o->on_bad_sample == BAD_SAMPLE_SKIP) {
+            memset(pix + (size_t)k * sz, 0, sz);
+            report_bad(msg, ++*bad);
+            continue;
+        }
+        data_err(err, errlen, "%s%s", msg, rc == DECODE_BAD ? " (on_bad_sample = fail)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* One process decodes everything. */
+static int build_local(const DataOptions *o, Dataset *d, char *err, size_t errlen)
+{
+    Reader r;
+    if (list_samples(o, d, &r, 1, err, errlen))
+        return -1;
+    size_t sz = (size_t)o->channels * o->side * o->side;
+    d->pixels = malloc(sz * (size_t)(d->n ? d->n : 1));
+    uint8_t *status = malloc((size_t)(d->n ? d->n : 1));
+    int rc = -1;
+    if (!d->pixels || !status) {
+        data_err(err, errlen, "data: out of memory for %d images of %zu bytes", d->n, sz);
+        goto out;
+    }
+    int64_t bad = 0;
+    if (decode_shard(o, &r, d, 0, 1, d->pixels, status, &bad, err, errlen))
+        goto out;
+    for (int i = 0; i < d->n; i++)
+        status[i] = status[i] == DECODE_OK;
+    dataset_select(d, status);
+    d->bad += bad;
+    rc = 0;
+    if (bad)
+        fprintf(stderr, "warning: %s: %lld bad samples skipped\n", d->source_desc, (long long)bad);
+out:
+    free(status);
+    if (r.close)
+        r.close(r.ctx);
+    return rc;
+}
+
+/* ------------------------------------------------------- fingerprints */
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001B3ull; /* FNV-1a */
+    }
+    return h;
+}
+
+void fp_init(Fingerprint *f)
+{
+    f->hash = 0xCBF29CE484222325ull;
+    f->files = 0;
+    f->summary[0] = '\0';
+}
+
+int fp_add_path(Fingerprint *f, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st)) {
+        data_err(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int64_t v[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
+    if (S_ISDIR(st.st_mode))
+        v[0] = -1; /* a folder's size says nothing */
+    f->hash = hash_bytes(f->hash, path, strlen(path) + 1);
+    f->hash = hash_bytes(f->hash, v, sizeof v);
+    if (f->files < 6) {
+        size_t len = strlen(f->summary);
+        snprintf(f->summary + len, sizeof f->summary - len, "%s%s size %lld mtime %lld.%09lld", len ? "; " : "",
+                 path, (long long)v[0], (long long)v[1], (long long)v[2]);
+    } else if (f->files == 6) {
+        size_t len = strlen(f->summary);
+        snprintf(f->summary + len, sizeof f->summary - len, "; ...");
+    }
+    f->files++;
+    return 0;
+}
+
+/* Every image file of a folder (sorted), recursing one level for classes. */
+static int fp_add_folder(Fingerprint *f, const char *dir, int class_level, char *err, size_t errlen)
+{
+    char **names;
+    int n;
+    if (list_dir(dir, class_level, &names, &n, err, errlen))
+        return -1;
+    char p[4096];
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        rc = class_level ? fp_add_folder(f, p, 0, err, errlen) : fp_add_path(f, p, err, errlen);
+    }
+    free_names(names, n);
+    return rc;
+}
+
+int source_fingerprint(const DataOptions *o, Fingerprint *f, char *err, size_t errlen)
+{
+    fp_init(f);
+    char p[2200];
+    switch (o->source) {
+    case SOURCE_SYNTH: return 0;
+    case SOURCE_FERPLUS:
+        snprintf(p, sizeof p, "%s/fer2013.csv", o->path);
+        if (fp_add_path(f, p, err, errlen))
+            return -1;
+        snprintf(p, sizeof p, "%s/fer2013new.csv", o->path);
+        return fp_add_path(f, p, err, errlen);
+    case SOURCE_AFFECTNET:
+        snprintf(p, sizeof p, "%s/training.csv", o->path);
+        if (fp_add_path(f, p, err, errlen))
+            return -1;
+        snprintf(p, sizeof p, "%s/validation.csv", o->path);
+        if (fp_add_path(f, p, err, errlen))
+            return -1;
+        return fp_add_path(f, o->images[0] ? o->images : o->path, err, errlen);
+    case SOURCE_UTKFACE: return fp_add_folder(f, o->path, 0, err, errlen);
+    case SOURCE_FOLDER: return fp_add_folder(f, o->path, 1, err, errlen);
+    case SOURCE_IDX:
+        for (int k = 0; k < 4; k++) {
+            if (idx_file_path(o->path, idx_files[k], p, sizeof p)) {
+                data_err(err, errlen, "%s/%s(.gz): missing IDX file", o->path, idx_files[k]);
+                return -1;
+            }
+            if (fp_add_path(f, p, err, errlen))
+                return -1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+void options_text(const DataOptions *o, char *buf, size_t len)
+{
+    char path[1024] = "", images[1024] = "";
+    if (o->path[0] && !realpath(o->path, path))
+        snprintf(path, sizeof path, "%s", o->path);
+    if (o->images[0] && !realpath(o->images, images))
+        snprintf(images, sizeof images, "%s", o->images);
+    snprintf(buf, len,
+             "source=%s path=%s images=%s side=%d channels=%d labels=%s val_fraction=%.6g test_fraction=%.6g "
+             "split_seed=%llu on_bad_sample=%s limit=%d synth_count=%d synth_seed=%llu format=1",
+             source_name(o->source), path, images, o->side, o->channels,
+             o->ferplus_distribution ? "distribution" : "majority", o->val_fraction, o->test_fraction,
+             (unsigned long long)o->split_seed, o->on_bad_sample == BAD_SAMPLE_FAIL ? "fail" : "skip", o->limit,
+             o->source == SOURCE_SYNTH ? o->synth_count : 0,
+             (unsigned long long)(o->source == SOURCE_SYNTH ? o->synth_seed : 0));
+}
+
+int dataset_cache_path(const DataOptions *o, const char *cache_dir, char *path, size_t len)
+{
+    if (!cache_dir || !cache_dir[0])
+        return -1;
+    char text[3000];
+    options_text(o, text, sizeof text);
+    uint64_t h = hash_bytes(0xCBF29CE484222325ull, text, strlen(text));
+    int n = snprintf(path, len, "%s/%s-%016llx.h5", cache_dir, source_name(o->source), (unsigned long long)h);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* ------------------------------------------------------ parallel build */
+
+static int comm_sum(const DataComm *c, int64_t *v, int n)
+{
+    return c && c->world > 1 && c->sum_i64 ? c->sum_i64(c->ctx, v, n) : 0;
+}
+
+static int comm_bcast(const DataComm *c, void *buf, size_t bytes)
+{
+    return c && c->world > 1 && c->bcast ? c->bcast(c->ctx, buf, bytes) : 0;
+}
+
+/* Every rank's failure flag summed: all ranks learn whether any failed. */
+static int agree(const DataComm *c, int failed, char *err, size_t errlen, const char *stage)
+{
+    int64_t v = failed != 0;
+    if (comm_sum(c, &v, 1)) {
+        if (!failed)
+            data_err(err, errlen, "data: communication failed while %s", stage);
+        return -1;
+    }
+    if (v && !failed)
+        data_err(err, errlen, "data: another rank failed while %s (see its message)", stage);
+    return v ? -1 : 0;
+}
+
+static void part_name(char *buf, size_t len, const char *cache, int rank, int64_t token)
+{
+    snprintf(buf, len, "%s.part%d-%lld", cache, rank, (long long)token);
+}
+
+static int write_part(const char *name, const uint8_t *pix, const uint8_t *status, int64_t mine, size_t sz,
+                      char *err, size_t errlen)
+{
+    FILE *f = fopen(name, "wb");
+    if (!f) {
+        data_err(err, errlen, "%s: cannot write part file: %s", name, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite("OCKP", 1, 4, f) == 4 && fwrite(&mine, sizeof mine, 1, f) == 1 &&
+             (mine == 0 || (fwrite(status, 1, (size_t)mine, f) == (size_t)mine &&
+                            fwrite(pix, sz, (size_t)mine, f) == (size_t)mine));
+    ok &= fclose(f) == 0;
+    if (!ok)
+        data_err(err, errlen, "%s: cannot write part file", name);
+    return ok ? 0 : -1;
+}
+
+/* Rank 0: fills d->pixels from the part of every rank and drops bad samples. */
+static int merge_parts(Dataset *d, const char *cache, int world, int64_t token, char *err, size_t errlen)
+{
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    uint8_t *keep = calloc((size_t)(d->n ? d->n : 1), 1);
+    d->pixels = malloc(sz * (size_t)(d->n ? d->n : 1));
+    if (!keep || !d->pixels) {
+        free(keep);
+        data_err(err, errlen, "data: out of memory merging %d samples", d->n);
+        return -1;
+    }
+    char name[1100];
+    int rc = 0;
+    for (int r = 0; r < world && !rc; r++) {
+        part_name(name, sizeof name, cache, r, token);
+        FILE *f = fopen(name, "rb");
+        char magic[4];
+        int64_t mine = 0, expect = d->n > r ? (d->n - r + world - 1) / world : 0;
+        if (!f || fread(magic, 1, 4, f) != 4 || memcmp(magic, "OCKP", 4) || fread(&mine, sizeof mine, 1, f) != 1 ||
+            mine != expect) {
+            data_err(err, errlen, "%s: missing or malformed part file (expected %lld samples)", name,
+                     (long long)expect);
+            rc = -1;
+        }
+        for (int64_t k = 0; !rc && k < mine; k++) {
+            uint8_t st;
+            if (fseek(f, 12 + k, SEEK_SET) || fread(&st, 1, 1, f) != 1)
+                rc = -1;
+            keep[r + k * world] = st == DECODE_OK;
+        }
+        if (!rc && fseek(f, 12 + mine, SEEK_SET))
+            rc = -1;
+        for (int64_t k = 0; !rc && k < mine; k++)
+            if (fread(d->pixels + (size_t)(r + k * world) * sz, sz, 1, f) != 1) {
+                data_err(err, errlen, "%s: truncated part file", name);
+                rc = -1;
+            }
+        if (f)
+            fclose(f);
+        remove(name);
+    }
+    if (!rc)
+        dataset_select(d, keep);
+    free(keep);
+    return rc;
+}
+
+/* All ranks decode their share; rank 0 merges and writes the cache. */
+static int build_parallel(const DataOptions *o, const DataComm *c, const char *cache, const char *text,
+                          const Fingerprint *fp, Dataset *d, char *err, size_t errlen)
+{
+    int rank = c->rank, world = c->world;
+    int64_t token = rank == 0 ? (int64_t)getpid() : 0;
+    if (comm_bcast(c, &token, sizeof token)) {
+        data_err(err, errlen, "data: broadcast failed while building %s", cache);
+        return -1;
+    }
+    Reader r = {0};
+    int failed = list_samples(o, d, &r, rank == 0, err, errlen);
+    if (agree(c, failed, err, errlen, "listing the source"))
+        goto fail;
+    size_t sz = (size_t)o->channels * o->side * o->side;
+    int64_t mine = d->n > rank ? (d->n - rank + world - 1) / world : 0;
+    uint8_t *pix = malloc(sz * (size_t)(mine ? mine : 1)), *status = malloc((size_t)(mine ? mine : 1));
+    int64_t counts[1] = {0};
+    char name[1100];
+    part_name(name, sizeof name, cache, rank, token);
+    failed = !pix || !status;
+    if (failed)
+        data_err(err, errlen, "data: out of memory for %lld images", (long long)mine);
+    if (!failed)
+        failed = decode_shard(o, &r, d, rank, world, pix, status, counts, err, errlen) ||
+                 write_part(name, pix, status, mine, sz, err, errlen);
+    free(pix);
+    free(status);
+    r.close(r.ctx);
+    r.close = NULL;
+    if (agree(c, failed, err, errlen, "decoding samples"))
+        goto fail_part;
+    if (comm_sum(c, counts, 1)) {
+        data_err(err, errlen, "data: communication failed while counting bad samples");
+        goto fail_part;
+    }
+    d->bad += counts[0];
+    failed = 0;
+    if (rank == 0) {
+        if (counts[0])
+            fprintf(stderr, "warning: %s: %lld bad samples skipped\n", d->source_desc, (long long)counts[0]);
+        failed = merge_parts(d, cache, world, token, err, errlen) || check_splits(o, d, err, errlen) ||
+                 cache_write(cache, d, text, fp, err, errlen);
+    }
+    if (agree(c, failed, err, errlen, "writing the cache"))
+        goto fail;
+    if (rank != 0) {
+        dataset_free(d);
+        return cache_read(cache, d, err, errlen);
+    }
+    return 0;
+fail_part:
+    remove(name);
+fail:
+    if (r.close)
+        r.close(r.ctx);
+    dataset_free(d);
+    return -1;
+}
+
+int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
+                 size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (validate_options(o, err, errlen))
+        return -1;
+    const DataComm *c = comm && comm->world > 1 ? comm : NULL;
+    int rank = c ? c->rank : 0;
+    if (!cache_dir || !cache_dir[0]) {
+        int rc = build_local(o, out, err, errlen) || check_splits(o, out, err, errlen);
+        if (rc)
+            dataset_free(out);
+        return rc ? -1 : 0;
+    }
+    char path[1024], text[3000], why[600] = "";
+    if (dataset_cache_path(o, cache_dir, path, sizeof path)) {
+        data_err(err, errlen, "%s: cache path too long", cache_dir);
+        return -1;
+    }
+    options_text(o, text, sizeof text);
+    Fingerprint fp;
+    int32_t state = -1; /* rank 0 decides: 1 valid cache, 0 build, -1 error */
+    if (rank == 0) {
+        struct stat st;
+        if (stat(cache_dir, &st) && mkdir(cache_dir, 0777) && errno != EEXIST)
+            data_err(err, errlen, "%s: cannot create cache folder: %s", cache_dir, strerror(errno));
+        else if (source_fingerprint(o, &fp, err, errlen) == 0)
+            state = cache_check(path, text, &fp, why, sizeof why);
+        if (state == -1 && why[0])
+            data_err(err, errlen, "%s", why);
+    }
+    if (comm_bcast(c, &state, sizeof state) || comm_bcast(c, &fp, sizeof fp)) {
+        data_err(err, errlen, "data: broadcast failed while checking %s", path);
+        return -1;
+    }
+    if (state < 0) {
+        if (rank != 0)
+            data_err(err, errlen, "data: rank 0 could not check the cache %s (see its message)", path);
+        return -1;
+    }
+    int rc;
+    if (state == 1) {
+        rc = cache_read(path, out, err, errlen);
+        if (!rc)
+            out->from_cache = 1;
+        if (agree(c, rc, err, errlen, "reading the cache"))
+            rc = -1;
+    } else {
+        if (rank == 0)
+            fprintf(stderr, "data: %s %s\n", why[0] ? why : "building", path);
+        if (c) {
+            rc = build_parallel(o, c, path, text, &fp, out, err, errlen);
+        } else {
+            rc = build_local(o, out, err, errlen) || check_splits(o, out, err, errlen) ||
+                 cache_write(path, out, text, &fp, err, errlen);
+        }
+    }
+    if (!rc)
+        rc = check_splits(o, out, err, errlen);
+    if (rc) {
+        dataset_free(out);
+        return -1;
+    }
+    snprintf(out->cache_path, sizeof out->cache_path, "%s", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------- queries */
+
+void dataset_free(Dataset *d)
+{
+    if (!d)
+        return;
+    free(d->pixels);
+    for (int a = 0; a < ATTR_COUNT; a++)
+        free(d->attr_class[a]);
+    free(d->age);
+    free(d->soft);
+    free(d->split);
+    if (d->name)
+        for (int i = 0; i < d->n; i++)
+            free(d->name[i]);
+    free(d->name);
+    if (d->class_name)
+        for (int k = 0; k < d->n_classes[ATTR_CLASS]; k++)
+            free(d->class_name[k]);
+    free(d->class_name);
+    memset(d, 0, sizeof *d);
+}
+
+int dataset_split_count(const Dataset *d, Split split)
+{
+    if (split == SPLIT_NONE)
+        return d->n;
+    int n = 0;
+    for (int i = 0; i < d->n; i++)
+        n += d->split[i] == split;
+    return n;
+}
+
+int dataset_channel_stats(const Dataset *d, Split split, float *mean, float *std, char *err, size_t errlen)
+{
+    size_t np = (size_t)d->side * d->side;
+    int count = dataset_split_count(d, split);
+    if (count == 0) {
+        data_err(err, errlen, "%s: no samples in the %s split for normalisation statistics", d->source_desc,
+                 split_name(split));
+        return -1;
+    }
+    for (int c = 0; c < d->channels; c++) {
+        double s = 0.0, s2 = 0.0;
+        for (int i = 0; i < d->n; i++) {
+            if (split != SPLIT_NONE && d->split[i] != split)
+                continue;
+            const uint8_t *p = d->pixels + ((size_t)i * d->channels + c) * np;
+            uint64_t a = 0, a2 = 0; /* exact per image */
+            for (size_t k = 0; k < np; k++) {
+                a += p[k];
+                a2 += (uint64_t)p[k] * p[k];
+            }
+            s += (double)a;
+            s2 += (double)a2;
+        }
+        double cnt = (double)count * (double)np;
+        double m = s / cnt, var = s2 / cnt - m * m;
+        mean[c] = (float)(m / 255.0);
+        std[c] = (float)(sqrt(var > 0.0 ? var : 0.0) / 255.0);
+    }
+    return 0;
+}

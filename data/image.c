@@ -1,0 +1,228 @@
+/* image.c - decoding (stb_image from libstb, which already holds the
+ * implementation), resampling, cropping and grey <-> RGB conversion. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_image.h>
+
+#include "data/internal.h"
+
+static int read_whole_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        data_err(err, errlen, "%s: cannot open image: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        uint8_t *nb = realloc(b, cap * 2);
+        if (!nb) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (!b || failed) {
+        free(b);
+        data_err(err, errlen, "%s: cannot read image", path);
+        return -1;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* A JPEG must start with SOI (FF D8) and hold EOI (FF D9) near its end;
+ * stb_image would otherwise decode a cut file into grey garbage. */
+static int jpeg_truncated(const uint8_t *b, size_t n)
+{
+    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8)
+        return 0; /* not a JPEG */
+    size_t from = n > 4096 ? n - 4096 : 2;
+    for (size_t i = n - 1; i > from; i--)
+        if (b[i - 1] == 0xFF && b[i] == 0xD9)
+            return 0;
+    return 1;
+}
+
+int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, char *err, size_t errlen)
+{
+    uint8_t *buf;
+    size_t len;
+    if (read_whole_file(path, &buf, &len, err, errlen))
+        return -1;
+    if (len == 0 || len > (size_t)INT32_MAX) {
+        free(buf);
+        data_err(err, errlen, "%s: empty or oversized image file (%zu bytes)", path, len);
+        return -1;
+    }
+    if (jpeg_truncated(buf, len)) {
+        free(buf);
+        data_err(err, errlen, "%s: truncated JPEG (no end-of-image marker)", path);
+        return -1;
+    }
+    int n_in;
+    uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n_in, channels);
+    free(buf);
+    if (!px) {
+        data_err(err, errlen, "%s: cannot decode image: %s", path, stbi_failure_reason());
+        return -1;
+    }
+    *hwc = px;
+    return 0;
+}
+
+/* Source taps of one output coordinate. */
+typedef struct {
+    int first, count;
+    float *w;
+} Taps;
+
+/* Triangle filter of half-width max(1, scale) centred on the source position
+ * of each output pixel centre: bilinear when enlarging, area-like when
+ * shrinking. Edges are clamped. */
+static Taps *make_taps(int src, int dst, float **store)
+{
+    float scale = (float)src / (float)dst;
+    float support = scale > 1.0f ? scale : 1.0f;
+    int max_taps = (int)ceilf(2.0f * support) + 2;
+    Taps *t = malloc(sizeof(Taps) * (size_t)dst);
+    *store = calloc((size_t)dst * (size_t)max_taps, sizeof(float));
+    if (!t || !*store) {
+        free(t);
+        free(*store);
+        return NULL;
+    }
+    for (int o = 0; o < dst; o++) {
+        float centre = ((float)o + 0.5f) * scale - 0.5f;
+        int lo = (int)floorf(centre - support) + 1, hi = (int)ceilf(centre + support) - 1;
+        if (hi - lo + 1 > max_taps)
+            hi = lo + max_taps - 1;
+        t[o].first = lo;
+        t[o].count = hi - lo + 1;
+        t[o].w = *store + (size_t)o * (size_t)max_taps;
+        float sum = 0.0f;
+        for (int k = 0; k < t[o].count; k++) {
+            float d = fabsf((float)(lo + k) - centre) / support;
+            float wk = d < 1.0f ? 1.0f - d : 0.0f;
+            t[o].w[k] = wk;
+            sum += wk;
+        }
+        for (int k = 0; k < t[o].count; k++)
+            t[o].w[k] = sum > 0.0f ? t[o].w[k] / sum : 0.0f;
+        if (sum <= 0.0f) { /* cannot happen with support >= 1, kept for safety */
+            t[o].count = 1;
+            t[o].w[0] = 1.0f;
+        }
+    }
+    return t;
+}
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void image_resize(const uint8_t *src, int sw, int sh, int c, uint8_t *dst, int dw, int dh)
+{
+    if (sw == dw && sh == dh) {
+        memcpy(dst, src, (size_t)sw * sh * c);
+        return;
+    }
+    float *sx, *sy;
+    Taps *tx = make_taps(sw, dw, &sx), *ty = make_taps(sh, dh, &sy);
+    float *mid = malloc(sizeof(float) * (size_t)sh * dw * c); /* (sh, dw, c) */
+    if (!tx || !ty || !mid) {
+        memset(dst, 0, (size_t)dw * dh * c);
+        goto done;
+    }
+    for (int y = 0; y < sh; y++)
+        for (int x = 0; x < dw; x++)
+            for (int ch = 0; ch < c; ch++) {
+                float acc = 0.0f;
+                for (int k = 0; k < tx[x].count; k++)
+                    acc += tx[x].w[k] * src[((size_t)y * sw + clampi(tx[x].first + k, 0, sw - 1)) * c + ch];
+                mid[((size_t)y * dw + x) * c + ch] = acc;
+            }
+    for (int y = 0; y < dh; y++)
+        for (int x = 0; x < dw; x++)
+            for (int ch = 0; ch < c; ch++) {
+                float acc = 0.0f;
+                for (int k = 0; k < ty[y].count; k++)
+                    acc += ty[y].w[k] * mid[((size_t)clampi(ty[y].first + k, 0, sh - 1) * dw + x) * c + ch];
+                long v = lrintf(acc);
+                dst[((size_t)y * dw + x) * c + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+done:
+    free(mid);
+    if (tx) {
+        free(tx);
+        free(sx);
+    }
+    if (ty) {
+        free(ty);
+        free(sy);
+    }
+}
+
+void image_grey_to_rgb(const uint8_t *grey, size_t n, uint8_t *rgb)
+{
+    for (size_t i = n; i-- > 0;) { /* backwards: grey may alias the start of rgb */
+        uint8_t v = grey[i];
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = v;
+    }
+}
+
+void image_rgb_to_grey(const uint8_t *rgb, size_t n, uint8_t *grey)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = 0.299f * rgb[3 * i] + 0.587f * rgb[3 * i + 1] + 0.114f * rgb[3 * i + 2];
+        grey[i] = (uint8_t)lrintf(v > 255.0f ? 255.0f : v);
+    }
+}
+
+int image_crop_to_chw(const uint8_t *src, int sw, int sh, int sc, int x, int y, int w, int h, int side,
+                      int channels, uint8_t *chw)
+{
+    int x0 = clampi(x, 0, sw), y0 = clampi(y, 0, sh);
+    int x1 = clampi(x + w, 0, sw), y1 = clampi(y + h, 0, sh);
+    if (w <= 0 || h <= 0 || x1 <= x0 || y1 <= y0)
+        return -1;
+    int cw = x1 - x0, ch = y1 - y0;
+    uint8_t *crop = malloc((size_t)cw * ch * sc);
+    uint8_t *small = malloc((size_t)side * side * 3);
+    uint8_t *conv = malloc((size_t)side * side * 3);
+    if (!crop || !small || !conv) {
+        free(crop);
+        free(small);
+        free(conv);
+        return -1;
+    }
+    for (int r = 0; r < ch; r++)
+        memcpy(crop + (size_t)r * cw * sc, src + ((size_t)(y0 + r) * sw + x0) * sc, (size_t)cw * sc);
+    image_resize(crop, cw, ch, sc, small, side, side);
+    size_t np = (size_t)side * side;
+    const uint8_t *hwc = small;
+    if (sc == 1 && channels == 3) {
+        image_grey_to_rgb(small, np, conv);
+        hwc = conv;
+    } else if (sc == 3 && channels == 1) {
+        image_rgb_to_grey(small, np, conv);
+        hwc = conv;
+    }
+    for (int c = 0; c < channels; c++) /* HWC -> CHW */
+        for (size_t p = 0; p < np; p++)
+            chw[(size_t)c * np + p] = hwc[p * channels + c];
+    free(crop);
+    free(small);
+    free(conv);
+    return 0;
+}
