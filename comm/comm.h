@@ -203,6 +203,10 @@ int gradsync_finish(GradSync *g);
  * allreduce), for the "allreduce wait share" of the progress line. */
 double gradsync_wait_seconds(const GradSync *g);
 
+/* Elements of the current step whose sum has completed and been scaled so
+ * far (whole calls, in any order); n after a finish. */
+size_t gradsync_completed(const GradSync *g);
+
 /* Number of buckets and of MPI calls per step (after large-count splits). */
 size_t gradsync_buckets(const GradSync *g);
 size_t gradsync_calls(const GradSync *g);

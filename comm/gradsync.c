@@ -43,6 +43,7 @@ struct GradSync {
     size_t ready;        /* finished prefix reported by backward */
     size_t next_bucket;  /* first bucket not started */
     size_t calls_done;
+    size_t elements_done;
     double wait_s;       /* blocked in the last finish */
     int failed;          /* an error seen by gradsync_on_ready, reported by finish */
 };
@@ -132,12 +133,15 @@ size_t gradsync_calls(const GradSync *g) { return g->n_calls; }
 
 double gradsync_wait_seconds(const GradSync *g) { return g->wait_s; }
 
+size_t gradsync_completed(const GradSync *g) { return g->elements_done; }
+
 static void begin_step(GradSync *g)
 {
     g->active = 1;
     g->ready = 0;
     g->next_bucket = 0;
     g->calls_done = 0;
+    g->elements_done = 0;
     for (size_t b = 0; b < g->n_buckets; b++)
         g->left[b] = g->first_call[b + 1] - g->first_call[b];
 }
@@ -170,6 +174,7 @@ static void call_done(GradSync *g, int k)
     scale_range(g, call->start, call->len);
     g->left[call->bucket]--;
     g->calls_done++;
+    g->elements_done += call->len;
 }
 
 /* Harvests every call that has completed by now. */
@@ -282,6 +287,7 @@ static int blocking_allreduce(GradSync *g)
             return comm_fail_mpi(g->c, rc, "MPI_Allreduce of the gradients at %s (elements %zu-%zu)", step,
                                  call->start, call->start + call->len - 1);
         scale_range(g, call->start, call->len);
+        g->elements_done += call->len;
     }
     return 0;
 }
