@@ -169,10 +169,15 @@ static void test_determinism_and_prefix(Arch a, int input, float width, int fc)
     step_grads(n, &p, x, y, d_out);
     p.accumulate_grads = 1;
     step_grads(n, &p, x, y, d_out);
-    double worst = 0;
-    for (size_t j = 0; j < n->n_params; j++)
-        worst = fmax(worst, fabs(n->grads[j] - 2 * g1[j]) / (fabs(g1[j]) + 1e-6));
-    CHECK(worst < 1e-4, "%s: accumulated gradients differ from twice one pass (rel %g)", arch_name(a), worst);
+    /* GEMMs may add into the gradient block by block, so compare against the
+     * largest gradient, not element by element */
+    double worst = 0, gmax = 0;
+    for (size_t j = 0; j < n->n_params; j++) {
+        worst = fmax(worst, fabs(n->grads[j] - 2 * g1[j]));
+        gmax = fmax(gmax, fabs(g1[j]));
+    }
+    CHECK(worst < 1e-5 * gmax, "%s: accumulated gradients differ from twice one pass (%g of max %g)", arch_name(a),
+          worst, gmax);
     p.accumulate_grads = 0;
 
     /* the embedding gradient adds linearly */
