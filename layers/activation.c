@@ -16,6 +16,10 @@
 
 /* ---------------------------------------------------------------- relu */
 
+/* g where the fused ReLU passed (y > 0), else 0. Both values are loaded
+ * unconditionally, so the compiler blends instead of using masked loads. */
+static inline float relu_pass(float g, float y) { return y > 0.0f ? g : 0.0f; }
+
 // x (N,C,H,W) -> y (N,C,H,W)
 static void relu_forward(Layer *l, const Pass *p, const float *const *x, float *y)
 {
@@ -37,11 +41,11 @@ static void relu_backward(Layer *l, const Pass *p, const float *const *x, const 
     if (accumulate & 1u) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH(n))
         for (size_t i = 0; i < n; i++)
-            dx[i] += y[i] > 0.0f ? d_y[i] : 0.0f;
+            dx[i] += relu_pass(d_y[i], y[i]);
     } else {
 #pragma omp parallel for schedule(static) if (OMP_WORTH(n))
         for (size_t i = 0; i < n; i++)
-            dx[i] = y[i] > 0.0f ? d_y[i] : 0.0f;
+            dx[i] = relu_pass(d_y[i], y[i]);
     }
 }
 
@@ -64,8 +68,8 @@ typedef struct {
     float rate;
 } Dropout;
 
-/* out[j] = in[j] * scale where element j of the sample is kept, 0 where it is
- * dropped; `sid` is the sample's global index. */
+/* out[j] (=|+=) in[j] * scale where element j of the sample is kept, 0 where
+ * it is dropped; `sid` is the sample's global index. */
 static void dropout_sample(const Dropout *d, const Pass *p, uint64_t sid, const float *in, float *out, size_t count,
                            int acc)
 {
@@ -73,11 +77,16 @@ static void dropout_sample(const Dropout *d, const Pass *p, uint64_t sid, const 
     uint32_t step = (uint32_t)p->step, sample = (uint32_t)sid, layer = (uint32_t)d->base.index;
     for (size_t j0 = 0; j0 < count; j0 += 4) {
         RngBlock r = philox4x32(p->seed, step, sample, layer, (uint32_t)(j0 >> 2));
+        float f[4];
+        for (int q = 0; q < 4; q++)
+            f[q] = rng_u01(r.v[q]) < rate ? 0.0f : scale;
         size_t m = count - j0 < 4 ? count - j0 : 4;
-        for (size_t q = 0; q < m; q++) {
-            float v = rng_u01(r.v[q]) < rate ? 0.0f : in[j0 + q] * scale;
-            out[j0 + q] = acc ? out[j0 + q] + v : v;
-        }
+        if (acc)
+            for (size_t q = 0; q < m; q++)
+                out[j0 + q] += in[j0 + q] * f[q];
+        else
+            for (size_t q = 0; q < m; q++)
+                out[j0 + q] = in[j0 + q] * f[q];
     }
 }
 

@@ -25,6 +25,10 @@ typedef struct {
 
 #define BN_LANES 8
 
+/* g where the fused ReLU passed (y > 0), else 0. Both values are loaded
+ * unconditionally, so the compiler blends instead of using masked loads. */
+static inline float relu_pass(float g, float y) { return y > 0.0f ? g : 0.0f; }
+
 /* Sums of d and d^2 over n floats, d = x - shift, added to s[0] and s[1]. */
 static void bn_moments(const float *x, size_t n, double shift, double s[2])
 {
@@ -47,22 +51,41 @@ static void bn_moments(const float *x, size_t n, double shift, double s[2])
     }
 }
 
-/* Sums of g and g * (x - mean) over n floats, g = d_y masked by y > 0 when y
- * is not NULL, added to s[0] and s[1]. */
-static void bn_grad_sums(const float *x, const float *y, const float *d_y, size_t n, double mean, double s[2])
+/* Lane sums of g and g * (x - mean) over n floats, added to a and b. */
+static void bn_grad_lanes(const float *x, const float *g, size_t n, double mean, double a[BN_LANES],
+                          double b[BN_LANES])
 {
-    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
     size_t i = 0;
     for (; i + BN_LANES <= n; i += BN_LANES)
         for (int q = 0; q < BN_LANES; q++) {
-            double g = (!y || y[i + q] > 0.0f) ? (double)d_y[i + q] : 0.0;
-            a[q] += g;
-            b[q] += g * ((double)x[i + q] - mean);
+            double gq = g[i + q];
+            a[q] += gq;
+            b[q] += gq * ((double)x[i + q] - mean);
         }
     for (; i < n; i++) {
-        double g = (!y || y[i] > 0.0f) ? (double)d_y[i] : 0.0;
-        a[0] += g;
-        b[0] += g * ((double)x[i] - mean);
+        a[0] += g[i];
+        b[0] += (double)g[i] * ((double)x[i] - mean);
+    }
+}
+
+#define BN_BLOCK 256
+
+/* Sums of g and g * (x - mean) over n floats, g = d_y masked by y > 0 when y
+ * is not NULL (a fused ReLU), added to s[0] and s[1]. The mask is applied in
+ * float blocks first, so the sums run as the same vector loop either way. */
+static void bn_grad_sums(const float *x, const float *y, const float *d_y, size_t n, double mean, double s[2])
+{
+    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
+    if (y) {
+        float gm[BN_BLOCK];
+        for (size_t i = 0; i < n; i += BN_BLOCK) {
+            size_t m = n - i < BN_BLOCK ? n - i : BN_BLOCK;
+            for (size_t j = 0; j < m; j++)
+                gm[j] = relu_pass(d_y[i + j], y[i + j]);
+            bn_grad_lanes(x + i, gm, m, mean, a, b);
+        }
+    } else {
+        bn_grad_lanes(x, d_y, n, mean, a, b);
     }
     for (int q = 0; q < BN_LANES; q++) {
         s[0] += a[q];
@@ -71,7 +94,7 @@ static void bn_grad_sums(const float *x, const float *y, const float *d_y, size_
 }
 
 /* y = (x - mean) * a + b over n floats, then max(y, 0) when relu. */
-static void bn_affine(const float *x, float *y, size_t n, float mean, float a, float b, int relu)
+static void bn_affine(const float *restrict x, float *restrict y, size_t n, float mean, float a, float b, int relu)
 {
     if (relu)
         for (size_t i = 0; i < n; i++) {
@@ -139,16 +162,23 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
     }
 }
 
-/* d_x of one channel slice: d_x = k1 * g + k2 * (x - mean) + k3, with g =
- * d_y masked by y > 0 when y != NULL. */
-static void bn_dx_slice(const float *x, const float *y, const float *d_y, float *d_x, size_t n, int acc, float k1,
-                        float k2, float k3, float mean)
+/* d_x of one channel slice: d_x (=|+=) k1 * g + k2 * (x - mean) + k3, with
+ * g = d_y masked by y > 0 when y != NULL. */
+static void bn_dx_slice(const float *restrict x, const float *restrict y, const float *restrict d_y,
+                        float *restrict d_x, size_t n, int acc, float k1, float k2, float k3, float mean)
 {
-    for (size_t i = 0; i < n; i++) {
-        float g = (!y || y[i] > 0.0f) ? d_y[i] : 0.0f;
-        float v = k1 * g + k2 * (x[i] - mean) + k3;
-        d_x[i] = acc ? d_x[i] + v : v;
-    }
+    if (y && acc)
+        for (size_t i = 0; i < n; i++)
+            d_x[i] += k1 * relu_pass(d_y[i], y[i]) + k2 * (x[i] - mean) + k3;
+    else if (y)
+        for (size_t i = 0; i < n; i++)
+            d_x[i] = k1 * relu_pass(d_y[i], y[i]) + k2 * (x[i] - mean) + k3;
+    else if (acc)
+        for (size_t i = 0; i < n; i++)
+            d_x[i] += k1 * d_y[i] + k2 * (x[i] - mean) + k3;
+    else
+        for (size_t i = 0; i < n; i++)
+            d_x[i] = k1 * d_y[i] + k2 * (x[i] - mean) + k3;
 }
 
 // d_y (N,C,H,W) -> d_x (N,C,H,W), d_gamma (C), d_beta (C)

@@ -13,6 +13,10 @@
  * where j in window(c) <=> c in [j - (size-1)/2, j + size/2].
  */
 #include <math.h>
+#include <omp.h>
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 
 #include "internal.h"
 
@@ -22,16 +26,27 @@ typedef struct {
     float alpha, beta, k;
 } Lrn;
 
-/* s^-beta for a row; beta = 0.75 (every published network) avoids powf. */
+/* s^-beta for a row; beta = 0.75 (every published network) avoids powf.
+ * sqrtf may set errno, which keeps the compiler from vectorising it, so on
+ * x86 the 0.75 case uses SSE square roots (correctly rounded, hence the same
+ * values as the scalar loop). */
 static void pow_neg_beta(float *v, size_t n, float beta)
 {
+    size_t i = 0;
     if (beta == 0.75f) {
-        for (size_t i = 0; i < n; i++) {
+#if defined(__SSE__)
+        const __m128 one = _mm_set1_ps(1.0f);
+        for (; i + 4 <= n; i += 4) {
+            __m128 r = _mm_sqrt_ps(_mm_loadu_ps(v + i));
+            _mm_storeu_ps(v + i, _mm_div_ps(one, _mm_mul_ps(r, _mm_sqrt_ps(r))));
+        }
+#endif
+        for (; i < n; i++) {
             float r = sqrtf(v[i]);
             v[i] = 1.0f / (r * sqrtf(r));
         }
     } else {
-        for (size_t i = 0; i < n; i++)
+        for (; i < n; i++)
             v[i] = powf(v[i], -beta);
     }
 }
@@ -77,10 +92,19 @@ static void lrn_forward(Layer *l, const Pass *p, const float *const *x, float *y
     }
 }
 
-/* Scratch: s^-beta and t for one sample, (C, HW) each. */
+/* Scratch per thread: s^-beta and t for one sample, (C, HW) each. */
+static size_t lrn_scratch_floats(const Layer *l) { return 2 * shape_size(l->in_shape[0]); }
+
+/* Room for one sample per thread that can work at once, within the budget
+ * (but never less than one sample's worth). */
 static size_t lrn_workspace(const Layer *l, int n, size_t budget)
 {
-    return 2 * shape_size(l->in_shape[0]) * sizeof(float);
+    size_t one = lrn_scratch_floats(l) * sizeof(float);
+    size_t threads = (size_t)omp_get_max_threads();
+    threads = threads < (size_t)n ? threads : (size_t)(n > 0 ? n : 1);
+    if (budget / one < threads)
+        threads = budget / one > 0 ? budget / one : 1;
+    return one * threads;
 }
 
 /* One sample: x, y, d_y (C, HW) -> d_x (C, HW); sp and t are (C, HW) scratch. */
@@ -89,52 +113,62 @@ static void lrn_sample_backward(const Lrn *ln, const float *x, const float *y, c
 {
     int C = ln->base.in_shape[0].c;
     size_t hw = (size_t)ln->base.in_shape[0].h * ln->base.in_shape[0].w;
-    int par = OMP_WORTH((size_t)C * hw);
-#pragma omp parallel if (par)
-    {
-#pragma omp for schedule(static)
-        for (int c = 0; c < C; c++) {
-            float *spc = sp + (size_t)c * hw, *tc = t + (size_t)c * hw;
-            const float *yc = y + (size_t)c * hw, *dyc = d_y + (size_t)c * hw;
-            lrn_scale(ln, x, c, hw, spc);
+    for (int c = 0; c < C; c++) {
+        float *spc = sp + (size_t)c * hw, *tc = t + (size_t)c * hw;
+        const float *yc = y + (size_t)c * hw, *dyc = d_y + (size_t)c * hw;
+        lrn_scale(ln, x, c, hw, spc);
+        for (size_t i = 0; i < hw; i++)
+            tc[i] = dyc[i] * yc[i] / spc[i];
+        pow_neg_beta(spc, hw, ln->beta);
+    }
+    float coef = 2.0f * ln->alpha * ln->beta / (float)ln->size;
+    for (int j = 0; j < C; j++) {
+        int lo = j - (ln->size - 1) / 2, hi = j + ln->size / 2;
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > C - 1 ? C - 1 : hi;
+        const float *xj = x + (size_t)j * hw, *dyj = d_y + (size_t)j * hw;
+        float *dxj = d_x + (size_t)j * hw, *spj = sp + (size_t)j * hw;
+        /* spj becomes the gradient: d_y * s^-beta - coef * x * sum of t over the window */
+        for (size_t i = 0; i < hw; i++)
+            spj[i] *= dyj[i];
+        for (int c = lo; c <= hi; c++) {
+            const float *tc = t + (size_t)c * hw;
             for (size_t i = 0; i < hw; i++)
-                tc[i] = dyc[i] * yc[i] / spc[i];
-            pow_neg_beta(spc, hw, ln->beta);
+                spj[i] -= coef * xj[i] * tc[i];
         }
-        float coef = 2.0f * ln->alpha * ln->beta / (float)ln->size;
-#pragma omp for schedule(static)
-        for (int j = 0; j < C; j++) {
-            int lo = j - (ln->size - 1) / 2, hi = j + ln->size / 2;
-            lo = lo < 0 ? 0 : lo;
-            hi = hi > C - 1 ? C - 1 : hi;
-            const float *xj = x + (size_t)j * hw, *dyj = d_y + (size_t)j * hw, *spj = sp + (size_t)j * hw;
-            float *dxj = d_x + (size_t)j * hw;
-            for (size_t i = 0; i < hw; i++) {
-                float sum = 0.0f;
-                for (int c = lo; c <= hi; c++)
-                    sum += t[(size_t)c * hw + i];
-                float g = dyj[i] * spj[i] - coef * xj[i] * sum;
-                dxj[i] = acc ? dxj[i] + g : g;
-            }
-        }
+        if (acc)
+            for (size_t i = 0; i < hw; i++)
+                dxj[i] += spj[i];
+        else
+            memcpy(dxj, spj, hw * sizeof(float));
     }
 }
 
-// d_y (N,C,H,W) -> d_x (N,C,H,W)
+// d_y (N,C,H,W) -> d_x (N,C,H,W); samples run in parallel, one scratch each
 static void lrn_backward(Layer *l, const Pass *p, const float *const *x, const float *y, const float *d_y,
                          float *const *d_x, unsigned accumulate)
 {
     if (!d_x[0])
         return;
     const Lrn *ln = (const Lrn *)l;
-    size_t per = shape_size(l->in_shape[0]);
-    size_t need = lrn_workspace(l, 1, 0);
+    size_t per = shape_size(l->in_shape[0]), one = lrn_scratch_floats(l);
+    size_t slots = p->work ? p->work_bytes / (one * sizeof(float)) : 0;
+    if (slots < 1)
+        layer_fatal(l, "scratch of %zu bytes is smaller than the %zu bytes backward needs", p->work_bytes,
+                    one * sizeof(float));
+    int threads = omp_get_max_threads();
+    threads = (size_t)threads < slots ? threads : (int)slots;
+    threads = threads < p->n ? threads : (p->n > 0 ? p->n : 1);
+    int acc = accumulate & 1u;
     float *scratch = p->work;
-    if (!scratch || p->work_bytes < need)
-        layer_fatal(l, "scratch of %zu bytes is smaller than the %zu bytes backward needs", p->work_bytes, need);
-    for (int n = 0; n < p->n; n++) {
-        size_t o = (size_t)n * per;
-        lrn_sample_backward(ln, x[0] + o, y + o, d_y + o, d_x[0] + o, accumulate & 1u, scratch, scratch + per);
+#pragma omp parallel num_threads(threads) if (threads > 1 && OMP_WORTH((size_t)p->n * per))
+    {
+        float *sp = scratch + (size_t)omp_get_thread_num() * one;
+#pragma omp for schedule(static)
+        for (int n = 0; n < p->n; n++) {
+            size_t o = (size_t)n * per;
+            lrn_sample_backward(ln, x[0] + o, y + o, d_y + o, d_x[0] + o, acc, sp, sp + per);
+        }
     }
 }
 

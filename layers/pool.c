@@ -142,16 +142,17 @@ static void pool_plane_backward(const Pool *pl, const float *x, const float *y, 
                         d_x[(size_t)h * W + w] += g;
                 continue;
             }
-            /* the first window position holding the maximum (NaN: none) */
+            /* the first window position (row-major) holding the maximum,
+             * found without branches by scanning backwards; NaN: none */
             float m = y[(size_t)oh * OW + ow];
-            int found = 0;
-            for (int h = sh.lo; h < sh.hi && !found; h++)
-                for (int w = sw.lo; w < sw.hi; w++)
-                    if (x[(size_t)h * W + w] == m) {
-                        d_x[(size_t)h * W + w] += g;
-                        found = 1;
-                        break;
-                    }
+            long best = -1;
+            for (int h = sh.hi - 1; h >= sh.lo; h--)
+                for (int w = sw.hi - 1; w >= sw.lo; w--) {
+                    long at = (long)h * W + w;
+                    best = x[at] == m ? at : best;
+                }
+            if (best >= 0)
+                d_x[best] += g;
         }
     }
 }

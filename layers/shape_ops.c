@@ -80,15 +80,29 @@ static void add_forward(Layer *l, const Pass *p, const float *const *x, float *y
     }
 }
 
+/* g where the fused ReLU passed (y > 0), else 0. Both values are loaded
+ * unconditionally, so the compiler blends instead of using masked loads. */
+static inline float relu_pass(float g, float y) { return y > 0.0f ? g : 0.0f; }
+
 /* d_x (=|+=) d_y, masked by y > 0 when y != NULL. */
-static void pass_gradient(float *d_x, const float *d_y, const float *y, size_t n, int acc)
+static void pass_gradient(float *restrict d_x, const float *restrict d_y, const float *restrict y, size_t n, int acc)
 {
     if (!d_x)
         return;
+    if (y && acc) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH(n))
-    for (size_t i = 0; i < n; i++) {
-        float g = (!y || y[i] > 0.0f) ? d_y[i] : 0.0f;
-        d_x[i] = acc ? d_x[i] + g : g;
+        for (size_t i = 0; i < n; i++)
+            d_x[i] += relu_pass(d_y[i], y[i]);
+    } else if (y) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH(n))
+        for (size_t i = 0; i < n; i++)
+            d_x[i] = relu_pass(d_y[i], y[i]);
+    } else if (acc) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH(n))
+        for (size_t i = 0; i < n; i++)
+            d_x[i] += d_y[i];
+    } else {
+        memcpy(d_x, d_y, n * sizeof(float));
     }
 }
 
