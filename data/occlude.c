@@ -167,11 +167,34 @@ void occlusion_mask(const Occlusion *o, int side, uint8_t *hidden)
     }
 }
 
+/* Noise of channels 4q..4q+3 of one pixel: one Philox block. */
+static RngBlock noise_block(uint64_t key, int64_t id, int pixel, int quad)
+{
+    return philox4x32(key, (uint32_t)id, (uint32_t)((uint64_t)id >> 32), (uint32_t)pixel, (uint32_t)quad);
+}
+
 float occlusion_noise(uint64_t seed, int64_t id, int pixel, int c)
 {
-    uint64_t key = rng_mix(seed, OCC_NOISE_TAG);
-    RngBlock b = philox4x32(key, (uint32_t)id, (uint32_t)((uint64_t)id >> 32), (uint32_t)pixel, (uint32_t)(c >> 2));
+    RngBlock b = noise_block(rng_mix(seed, OCC_NOISE_TAG), id, pixel, c >> 2);
     return rng_u01(b.v[c & 3]);
+}
+
+/* Writes one hidden pixel p of every channel. */
+static void fill_pixel(const Occlusion *o, uint64_t key, float *img, int channels, size_t plane, size_t p,
+                       const float *mean, int64_t id)
+{
+    RngBlock b = {{0, 0, 0, 0}};
+    for (int c = 0; c < channels; c++) {
+        float v = 0.0f;
+        if (o->fill == OCC_FILL_MEAN)
+            v = mean[c];
+        else if (o->fill == OCC_FILL_NOISE) {
+            if ((c & 3) == 0)
+                b = noise_block(key, id, (int)p, c >> 2);
+            v = rng_u01(b.v[c & 3]);
+        }
+        img[(size_t)c * plane + p] = v;
+    }
 }
 
 void occlusion_apply(const Occlusion *o, const uint8_t *hidden, float *img, int channels, int side,
@@ -180,14 +203,8 @@ void occlusion_apply(const Occlusion *o, const uint8_t *hidden, float *img, int 
     if (o->kind == OCC_NONE || !hidden)
         return;
     size_t plane = (size_t)side * side;
-    for (size_t p = 0; p < plane; p++) {
-        if (!hidden[p])
-            continue;
-        for (int c = 0; c < channels; c++) {
-            float v = o->fill == OCC_FILL_BLACK ? 0.0f
-                      : o->fill == OCC_FILL_MEAN ? mean[c]
-                                                 : occlusion_noise(o->seed, id, (int)p, c);
-            img[(size_t)c * plane + p] = v;
-        }
-    }
+    uint64_t key = rng_mix(o->seed, OCC_NOISE_TAG);
+    for (size_t p = 0; p < plane; p++)
+        if (hidden[p])
+            fill_pixel(o, key, img, channels, plane, p, mean, id);
 }
