@@ -177,7 +177,9 @@ typedef struct {
 typedef struct GradSync GradSync;
 
 /* Prepares averaging of grads[0, n) over the group; the buffer must stay
- * valid and in place. Buckets are consecutive ranges of bucket_bytes. */
+ * valid and in place. Buckets are consecutive ranges of bucket_bytes. The
+ * default scale is fixed at creation from the group size: create it after
+ * comm_split_groups (again after a new split). */
 int gradsync_create(Comm *c, float *grads, size_t n, const GradSyncOptions *o, GradSync **out);
 void gradsync_free(GradSync *g);
 
