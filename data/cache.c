@@ -293,7 +293,7 @@ static int read_body(hid_t f, Dataset *d)
         d->n_classes[a] = (int)n_cl[a];
     size_t sz = (size_t)ch * side * side;
     void *p;
-    if (get_data(f, "images", H5T_NATIVE_UINT8, sz, (size_t)n, &p) || !p)
+    if (get_data(f, "images", H5T_NATIVE_UINT8, 1, sz * (size_t)n, &p) || !p)
         return -1;
     d->pixels = p;
     if (get_data(f, "split", H5T_NATIVE_UINT8, 1, (size_t)n, &p) || !p)

@@ -827,7 +827,9 @@ static int build_parallel(const DataOptions *o, const DataComm *c, const char *c
         goto fail;
     if (rank != 0) {
         dataset_free(d);
-        return cache_read(cache, d, err, errlen);
+        if (cache_read(cache, d, err, errlen))
+            return -1;
+        d->from_cache = 1;
     }
     return 0;
 fail_part:

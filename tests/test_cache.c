@@ -1,0 +1,304 @@
+/* test_cache.c - the HDF5 cache: load -> cache -> load gives identical
+ * bytes, a changed source or a damaged file is rebuilt, other options get
+ * another file, and a build shared by 3 ranks (processes joined by a
+ * process-shared barrier standing in for MPI) equals the serial load. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, usleep */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stb/stb_image_write.h>
+
+#include "data/data.h"
+#include "gradcheck.h"
+
+static char root[256];
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001B3ull;
+    return h;
+}
+
+/* A digest of everything a Dataset holds. */
+static uint64_t digest(const Dataset *d)
+{
+    uint64_t h = 0xCBF29CE484222325ull;
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    h = fnv(h, &d->n, sizeof d->n);
+    h = fnv(h, d->pixels, sz * d->n);
+    h = fnv(h, d->split, (size_t)d->n);
+    for (int a = 0; a < ATTR_COUNT; a++)
+        if (d->attr_class[a])
+            h = fnv(h, d->attr_class[a], sizeof(int) * d->n);
+    if (d->age)
+        h = fnv(h, d->age, sizeof(float) * d->n);
+    if (d->soft)
+        h = fnv(h, d->soft, sizeof(float) * d->n * d->soft_k);
+    for (int i = 0; i < d->n; i++)
+        h = fnv(h, d->name[i], strlen(d->name[i]) + 1);
+    h = fnv(h, d->n_classes, sizeof d->n_classes);
+    h = fnv(h, &d->bad, sizeof d->bad);
+    h = fnv(h, &d->dropped, sizeof d->dropped);
+    return h;
+}
+
+static void test_round_trip(const char *cache)
+{
+    DataOptions o;
+    data_options_default(&o);
+    o.synth_count = 300;
+    o.side = 24;
+    o.channels = 3;
+    o.val_fraction = 0.1f;
+    o.test_fraction = 0.1f;
+    Dataset a, b, c;
+    char err[1024] = "";
+    CHECK(dataset_load(&o, NULL, NULL, &c, err, sizeof err) == 0, "no cache: %s", err);
+    CHECK(dataset_load(&o, cache, NULL, &a, err, sizeof err) == 0, "build: %s", err);
+    CHECK(a.from_cache == 0 && a.cache_path[0], "first load claims the cache (%d)", a.from_cache);
+    struct stat st;
+    CHECK(stat(a.cache_path, &st) == 0, "no cache file at %s", a.cache_path);
+    CHECK(dataset_load(&o, cache, NULL, &b, err, sizeof err) == 0, "reload: %s", err);
+    CHECK(b.from_cache == 1, "second load did not use the cache");
+    CHECK(digest(&a) == digest(&b) && digest(&a) == digest(&c), "cached data differ from the decoded data");
+    CHECK(b.n == a.n && memcmp(a.pixels, b.pixels, (size_t)a.n * 3 * 24 * 24) == 0, "pixels differ");
+    char other[1024];
+    o.side = 20;
+    CHECK(dataset_cache_path(&o, cache, other, sizeof other) == 0 && strcmp(other, a.cache_path) != 0,
+          "another side maps to the same cache file");
+    /* a damaged cache file is rebuilt */
+    FILE *f = fopen(a.cache_path, "w");
+    fputs("garbage", f);
+    fclose(f);
+    o.side = 24;
+    Dataset r;
+    CHECK(dataset_load(&o, cache, NULL, &r, err, sizeof err) == 0 && r.from_cache == 0 && digest(&r) == digest(&a),
+          "damaged cache not rebuilt: %s", err);
+    dataset_free(&r);
+    dataset_free(&a);
+    dataset_free(&b);
+    dataset_free(&c);
+}
+
+static void write_fer(const char *dir, int pixel0)
+{
+    char p[512];
+    mkdir(dir, 0777);
+    snprintf(p, sizeof p, "%s/fer2013.csv", dir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "emotion,pixels,Usage\n");
+    const char *usage[] = {"Training", "PublicTest", "PrivateTest"};
+    for (int r = 0; r < 3; r++) {
+        fprintf(f, "0,%d", r == 0 ? pixel0 : 50);
+        for (int k = 1; k < 2304; k++)
+            fprintf(f, " %d", (k + r) % 90 + 10);
+        fprintf(f, ",%s\n", usage[r]);
+    }
+    fclose(f);
+    snprintf(p, sizeof p, "%s/fer2013new.csv", dir);
+    f = fopen(p, "w");
+    fprintf(f, "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n");
+    for (int r = 0; r < 3; r++)
+        fprintf(f, "%s,fer%d.png,0,10,0,0,0,0,0,0,0,0\n", usage[r], r);
+    fclose(f);
+}
+
+static void test_source_change(const char *cache)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/fer", root);
+    write_fer(dir, 11);
+    DataOptions o;
+    data_options_default(&o);
+    o.source = SOURCE_FERPLUS;
+    snprintf(o.path, sizeof o.path, "%s", dir);
+    o.side = 48;
+    Dataset a, b;
+    char err[1024] = "";
+    CHECK(dataset_load(&o, cache, NULL, &a, err, sizeof err) == 0 && a.from_cache == 0, "build: %s", err);
+    CHECK(a.n == 3 && a.pixels[0] == 11, "first pixel %d", a.n ? a.pixels[0] : -1);
+    usleep(20000);
+    write_fer(dir, 12); /* same size, new contents and time */
+    CHECK(dataset_load(&o, cache, NULL, &b, err, sizeof err) == 0, "rebuild: %s", err);
+    CHECK(b.from_cache == 0 && b.n == 3 && b.pixels[0] == 12, "changed source not rebuilt (from_cache %d, pixel %d)",
+          b.from_cache, b.n ? b.pixels[0] : -1);
+    dataset_free(&b);
+    CHECK(dataset_load(&o, cache, NULL, &b, err, sizeof err) == 0 && b.from_cache == 1 && b.pixels[0] == 12,
+          "rebuilt cache not reused: %s", err);
+    dataset_free(&a);
+    dataset_free(&b);
+    /* a missing source is an error even with a cache */
+    snprintf(o.path, sizeof o.path, "%s/nowhere", root);
+    CHECK(dataset_load(&o, cache, NULL, &a, err, sizeof err) != 0 && strstr(err, "nowhere"),
+          "missing source accepted: %s", err);
+}
+
+/* ------------------------------------------- three ranks as processes */
+
+typedef struct {
+    pthread_barrier_t bar;
+    int64_t acc[16];
+    unsigned char buf[8192];
+    uint64_t digest[8];
+    int64_t n[8], from_cache[8];
+} Shared;
+
+typedef struct {
+    Shared *s;
+    int rank;
+} RankCtx;
+
+static int sh_barrier(void *ctx)
+{
+    pthread_barrier_wait(&((RankCtx *)ctx)->s->bar);
+    return 0;
+}
+
+static int sh_sum(void *ctx, int64_t *v, int n)
+{
+    RankCtx *c = ctx;
+    sh_barrier(ctx);
+    if (c->rank == 0)
+        memset(c->s->acc, 0, sizeof c->s->acc);
+    sh_barrier(ctx);
+    for (int k = 0; k < n; k++)
+        __atomic_fetch_add(&c->s->acc[k], v[k], __ATOMIC_SEQ_CST);
+    sh_barrier(ctx);
+    for (int k = 0; k < n; k++)
+        v[k] = c->s->acc[k];
+    sh_barrier(ctx);
+    return 0;
+}
+
+static int sh_bcast(void *ctx, void *buf, size_t bytes)
+{
+    RankCtx *c = ctx;
+    if (bytes > sizeof c->s->buf)
+        return -1;
+    sh_barrier(ctx);
+    if (c->rank == 0)
+        memcpy(c->s->buf, buf, bytes);
+    sh_barrier(ctx);
+    if (c->rank != 0)
+        memcpy(buf, c->s->buf, bytes);
+    sh_barrier(ctx);
+    return 0;
+}
+
+static void write_folder(const char *dir)
+{
+    char p[600];
+    mkdir(dir, 0777);
+    const char *cls[2] = {"a", "b"};
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "%s/%s", dir, cls[c]);
+        mkdir(p, 0777);
+        for (int k = 0; k < 7; k++) {
+            unsigned char px[10 * 10 * 3];
+            for (int i = 0; i < 300; i++)
+                px[i] = (unsigned char)(c * 100 + k * 10 + i % 7);
+            snprintf(p, sizeof p, "%s/%s/%d.png", dir, cls[c], k);
+            stbi_write_png(p, 10, 10, 3, px, 30);
+        }
+    }
+    snprintf(p, sizeof p, "%s/b/zz_broken.png", dir);
+    FILE *f = fopen(p, "w");
+    fputs("not a png", f);
+    fclose(f);
+}
+
+static void test_parallel_build(const char *cache)
+{
+    const int world = 3;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/folders", root);
+    write_folder(dir);
+    DataOptions o;
+    data_options_default(&o);
+    o.source = SOURCE_FOLDER;
+    snprintf(o.path, sizeof o.path, "%s", dir);
+    o.side = 8;
+    o.channels = 3;
+    o.test_fraction = 0.3f;
+    Dataset ref;
+    char err[1024] = "";
+    if (dataset_load(&o, NULL, NULL, &ref, err, sizeof err)) {
+        CHECK(0, "serial load: %s", err);
+        return;
+    }
+    Shared *s = mmap(NULL, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_barrierattr_t at;
+    pthread_barrierattr_init(&at);
+    pthread_barrierattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&s->bar, &at, (unsigned)world);
+    for (int round = 0; round < 2; round++) { /* build, then read the cache */
+        pid_t pid[3];
+        fflush(NULL);
+        for (int r = 0; r < world; r++) {
+            pid[r] = fork();
+            if (pid[r] == 0) {
+                RankCtx rc = {s, r};
+                DataComm comm = {r, world, &rc, sh_barrier, sh_sum, sh_bcast};
+                Dataset d;
+                char e[1024] = "";
+                if (dataset_load(&o, cache, &comm, &d, e, sizeof e)) {
+                    fprintf(stderr, "rank %d: %s\n", r, e);
+                    _exit(1);
+                }
+                s->digest[r] = digest(&d);
+                s->n[r] = d.n;
+                s->from_cache[r] = d.from_cache;
+                dataset_free(&d);
+                _exit(0);
+            }
+        }
+        for (int r = 0; r < world; r++) {
+            int status = 1;
+            waitpid(pid[r], &status, 0);
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d rank %d failed", round, r);
+        }
+        for (int r = 0; r < world; r++) {
+            CHECK(s->n[r] == ref.n && s->digest[r] == digest(&ref),
+                  "round %d rank %d: %lld samples, data differ from the serial load (%d samples)", round, r,
+                  (long long)s->n[r], ref.n);
+            int want = round == 1 || r != 0; /* rank 0 keeps what it built; the others read the cache */
+            CHECK(s->from_cache[r] == want, "round %d rank %d from_cache %lld", round, r, (long long)s->from_cache[r]);
+        }
+    }
+    CHECK(ref.n == 14 && ref.bad == 1, "serial load: n %d bad %lld", ref.n, (long long)ref.bad);
+    /* no part files are left behind */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c part > /dev/null", cache);
+    CHECK(system(cmd) != 0, "part files left in %s", cache);
+    pthread_barrier_destroy(&s->bar);
+    munmap(s, sizeof(Shared));
+    dataset_free(&ref);
+}
+
+int main(void)
+{
+    snprintf(root, sizeof root, "/tmp/occkd_cache_XXXXXX");
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char cache[300];
+    snprintf(cache, sizeof cache, "%s/cache", root);
+    test_round_trip(cache);
+    test_source_change(cache);
+    test_parallel_build(cache);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+    return test_finish("test_cache");
+}
