@@ -33,6 +33,10 @@
  * the cores this rank may run on, at least 1. comm/ does not set it; the
  * caller passes it to its thread pools.
  *
+ * data/ synchronises through its DataComm hooks; they map one to one onto
+ * comm_barrier, comm_sum_i64 and comm_bcast_bytes (root 0) with the scope the
+ * data set is loaded in.
+ *
  * Typical step:
  *
  *     comm_set_step(&c, step);
