@@ -403,6 +403,11 @@ static void set_work(Net *net, Pass *p)
 
 const float *net_forward(Net *net, Pass *p, const float *x)
 {
+    if (p->n < 0 || p->n > net->max_batch) { /* a programming error: the buffers hold max_batch samples */
+        fprintf(stderr, "net_forward: batch of %d samples, the network was built for at most %d\n", p->n,
+                net->max_batch);
+        abort();
+    }
     set_work(net, p);
     net->last_input = x;
     for (int i = 0; i < net->n_layers; i++) {

@@ -257,7 +257,10 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
     o.split = split;
     o.augment = 0;
     o.sampler.seed = cfg->seed;
-    o.sampler.global_batch = cfg->eval_batch;
+    /* no rank may get more samples than its network holds */
+    int eval_batch = cfg->eval_batch < net->max_batch * comm->group_size ? cfg->eval_batch
+                                                                          : net->max_batch * comm->group_size;
+    o.sampler.global_batch = eval_batch;
     o.sampler.drop_last = 0;
     o.sampler.shuffle = 0;
     o.sampler.rank = comm->group_rank;
@@ -279,8 +282,8 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
         loader_destroy(ld);
         return -1;
     }
-    int64_t batches = (n_total + cfg->eval_batch - 1) / cfg->eval_batch;
-    int64_t mine_max = batches * ((cfg->eval_batch + comm->group_size - 1) / comm->group_size) + 1;
+    int64_t batches = (n_total + eval_batch - 1) / eval_batch;
+    int64_t mine_max = batches * ((eval_batch + comm->group_size - 1) / comm->group_size) + 1;
     float *pred = malloc((size_t)mine_max * sizeof(float));
     float *label = malloc((size_t)mine_max * sizeof(float));
     float *prob = malloc((size_t)mine_max * kk * sizeof(float));
@@ -302,7 +305,7 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
         Pass p = {.n = b.n, .training = 0, .seed = cfg->seed, .sample_id = b.ids};
         const float *y = b.n ? net_forward(net, &p, occluded ? b.occluded : b.clean) : NULL;
         for (int i = 0; i < b.n; i++, mine++) {
-            pos[mine] = b.batch * cfg->eval_batch + b.offset + i;
+            pos[mine] = b.batch * eval_batch + b.offset + i;
             if (cfg->regression) {
                 pred[mine] = y[i] * cfg->target_std + cfg->target_mean;
                 label[mine] = b.age[i];
