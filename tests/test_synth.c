@@ -85,7 +85,9 @@ static void edges(const uint8_t *img, int r0, int r1, float *f)
         }
 }
 
-/* Accuracy of a nearest-centroid classifier on the edge map of one half,
+/* Accuracy of a nearest-centroid classifier (a deliberately crude, linear
+ * probe: chance is 0.5, and 0.57 on ~400 scored faces is three standard
+ * errors above it) on the edge map of one half,
  * fitted on the even samples and scored on the odd ones (binary task). */
 static double half_accuracy(const uint8_t *img, const SynthLabels *lab, int n, Group grp, int r0, int r1)
 {
@@ -143,8 +145,8 @@ static void test_halves(void)
         double low = half_accuracy(img, lab, n, cases[c].g, SIDE / 2, SIDE);
         printf("synth: nearest-centroid on edges, %-22s whole %.2f upper %.2f lower %.2f\n", cases[c].what, all, up,
                low);
-        CHECK(up > 0.6, "%s: the upper half carries little signal (accuracy %.2f)", cases[c].what, up);
-        CHECK(low > 0.6, "%s: the lower half carries little signal (accuracy %.2f)", cases[c].what, low);
+        CHECK(up > 0.57, "%s: the upper half carries little signal (accuracy %.2f)", cases[c].what, up);
+        CHECK(low > 0.57, "%s: the lower half carries little signal (accuracy %.2f)", cases[c].what, low);
         CHECK(all < 0.995, "%s: separable by a linear rule on edges (accuracy %.3f): too easy", cases[c].what, all);
     }
     free(img);
