@@ -17,12 +17,17 @@
  * ReLU mask in backward).
  */
 #include <cblas.h>
+#include <omp.h>
 
 #include "internal.h"
 
 /* Groups stop growing once a GEMM has this many columns: wider GEMMs run no
  * faster, while the layout pass and the scratch grow with g. */
 #define CONV_TARGET_COLS 4096
+
+/* Passes of fewer floating-point operations stay on the calling thread:
+ * starting a team would cost more than it saves. */
+#define CONV_TEAM_MIN_FLOPS 2e6
 
 typedef struct {
     Layer base;
@@ -41,61 +46,88 @@ static size_t conv_group_floats(const Conv *cv, int g)
     return col + out;
 }
 
-/* Largest useful group for a batch of n within `bytes` of scratch; 0 if not
- * even one image fits. */
-static int conv_group(const Conv *cv, int n, size_t bytes)
+/* How a pass is split: `threads` members of an OpenMP team each take a
+ * contiguous block of images, in groups of up to g, with their own scratch.
+ * Members other than the first sum their weight gradients into private
+ * copies; all members sum bias gradients into private vectors. */
+typedef struct {
+    int threads, g;
+} ConvPlan;
+
+static size_t conv_weight_count(const Conv *cv) { return (size_t)cv->oc * conv_geom_rows(&cv->geom); }
+
+static size_t conv_plan_floats(const Conv *cv, int threads, int g)
+{
+    size_t f = (size_t)threads * conv_group_floats(cv, g);
+    if (threads > 1)
+        f += (size_t)(threads - 1) * conv_weight_count(cv) + (size_t)threads * (size_t)cv->oc;
+    return f;
+}
+
+/* The most threads (up to max_threads and n), then the largest useful group,
+ * that fit `bytes`; threads 0 if not even one image fits. */
+static ConvPlan conv_plan(const Conv *cv, int n, size_t bytes, int max_threads)
 {
     size_t hw = conv_geom_cols(&cv->geom);
-    int cap = (int)((CONV_TARGET_COLS + hw - 1) / hw);
-    if (cap > n)
-        cap = n;
-    if (cap < 1)
-        cap = 1;
-    if (conv_group_floats(cv, 1) * sizeof(float) > bytes)
-        return 0;
-    int g = 1;
-    while (g < cap && conv_group_floats(cv, g + 1) * sizeof(float) <= bytes)
-        g++;
-    return g;
+    int t = max_threads < n ? max_threads : n;
+    for (; t >= 1; t--) {
+        if (conv_plan_floats(cv, t, 1) * sizeof(float) > bytes)
+            continue;
+        int cap = (int)((CONV_TARGET_COLS + hw - 1) / hw), per = (n + t - 1) / t;
+        if (cap > per)
+            cap = per;
+        int g = 1;
+        while (g < cap && conv_plan_floats(cv, t, g + 1) * sizeof(float) <= bytes)
+            g++;
+        return (ConvPlan){t, g};
+    }
+    return (ConvPlan){0, 0};
+}
+
+/* Threads worth using for a batch of n. */
+static int conv_team(const Conv *cv, int n)
+{
+    return cv->base.flops * n < CONV_TEAM_MIN_FLOPS ? 1 : layer_team_size();
 }
 
 static size_t conv_workspace(const Layer *l, int n, size_t budget)
 {
     const Conv *cv = (const Conv *)l;
-    int g = conv_group(cv, n < 1 ? 1 : n, budget);
-    return conv_group_floats(cv, g < 1 ? 1 : g) * sizeof(float);
+    n = n < 1 ? 1 : n;
+    ConvPlan pl = conv_plan(cv, n, budget, conv_team(cv, n));
+    return pl.threads ? conv_plan_floats(cv, pl.threads, pl.g) * sizeof(float) : conv_group_floats(cv, 1) * sizeof(float);
 }
 
-static int conv_group_for_pass(const Conv *cv, const Pass *p)
+static ConvPlan conv_plan_for_pass(const Conv *cv, const Pass *p)
 {
-    int g = conv_group(cv, p->n, p->work ? p->work_bytes : 0);
-    if (g < 1)
+    ConvPlan pl = conv_plan(cv, p->n, p->work ? p->work_bytes : 0, conv_team(cv, p->n));
+    if (pl.threads < 1)
         layer_fatal(&cv->base, "scratch of %zu bytes is smaller than the %zu bytes one image needs", p->work_bytes,
                     conv_group_floats(cv, 1) * sizeof(float));
-    return g;
+    return pl;
 }
 
-/* x (N,C,H,W) -> y (N,OC,OH,OW) */
-static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
+/* Images [a, b) of x (N,C,H,W) -> y (N,OC,OH,OW), groups of up to g, using
+ * `scratch` (conv_group_floats(g) floats). */
+static void conv_forward_range(const Conv *cv, const float *xs, float *y, int a, int b, int g, float *scratch)
 {
-    const Conv *cv = (const Conv *)l;
     const ConvGeom *gm = &cv->geom;
-    const int g = conv_group_for_pass(cv, p);
+    const Layer *l = &cv->base;
     const int oc = cv->oc, rows = (int)conv_geom_rows(gm);
     const size_t hw = conv_geom_cols(gm), in_size = shape_size(l->in_shape[0]), out_size = (size_t)oc * hw;
     const float *w = l->param[0].data, *bias = cv->has_bias ? l->param[1].data : NULL;
-    float *col = p->work;
-    for (int n0 = 0; n0 < p->n; n0 += g) {
-        const int gg = p->n - n0 < g ? p->n - n0 : g;
-        const float *x = xs[0] + (size_t)n0 * in_size;
+    float *col = scratch;
+    for (int n0 = a; n0 < b; n0 += g) {
+        const int gg = b - n0 < g ? b - n0 : g;
+        const float *x = xs + (size_t)n0 * in_size;
         float *yn = y + (size_t)n0 * out_size;
         if (gg == 1) { /* GEMM straight into NCHW */
-            const float *b = x;
+            const float *bm = x;
             if (!cv->direct) {
                 im2col_batch(gm, x, 1, col, hw);
-                b = col;
+                bm = col;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)hw, rows, 1.0f, w, rows, b, (int)hw,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)hw, rows, 1.0f, w, rows, bm, (int)hw,
                         0.0f, yn, (int)hw);
             bias_relu_nchw(yn, 1, oc, hw, bias, cv->relu);
         } else {
@@ -109,27 +141,52 @@ static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float 
     }
 }
 
-/* d_y (N,OC,OH,OW) -> d_x (N,C,H,W), d_weight (OC,C,K,K), d_bias (OC) */
-static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const float *y, const float *d_y,
-                          float *const *d_xs, unsigned accumulate)
+/* x (N,C,H,W) -> y (N,OC,OH,OW) */
+static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
 {
     const Conv *cv = (const Conv *)l;
+    const ConvPlan pl = conv_plan_for_pass(cv, p);
+    if (pl.threads == 1) {
+        conv_forward_range(cv, xs[0], y, 0, p->n, pl.g, p->work);
+        return;
+    }
+    const size_t per = conv_group_floats(cv, pl.g);
+    BlasSolo solo = blas_solo_begin();
+#pragma omp parallel num_threads(pl.threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        conv_forward_range(cv, xs[0], y, p->n * t / nt, p->n * (t + 1) / nt, pl.g, p->work + (size_t)t * per);
+    }
+    blas_solo_end(solo);
+}
+
+/* Gradients accumulated by one member over its images. */
+typedef struct {
+    float *d_w;  /* (OC, C*K*K) */
+    int acc_w;   /* add into d_w from the first group on */
+    float *d_b;  /* (OC) or NULL */
+    int acc_b;
+    float *d_x;  /* (N,C,H,W) or NULL */
+    int acc_x;
+} ConvGrads;
+
+/* Images [a, b): d_y -> d_x, and parameter gradients as ConvGrads says. */
+static void conv_backward_range(const Conv *cv, const float *xs, const float *y, const float *d_y, int a, int b,
+                                int g, float *scratch, const ConvGrads *gr)
+{
     const ConvGeom *gm = &cv->geom;
-    const int g = conv_group_for_pass(cv, p);
+    const Layer *l = &cv->base;
     const int oc = cv->oc, rows = (int)conv_geom_rows(gm);
     const size_t hw = conv_geom_cols(gm), in_size = shape_size(l->in_shape[0]), out_size = (size_t)oc * hw;
     const float *w = l->param[0].data;
-    float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
-    float *d_x = d_xs ? d_xs[0] : NULL;
-    const int acc_x = (int)(accumulate & 1u);
-    for (int n0 = 0; n0 < p->n; n0 += g) {
-        const int gg = p->n - n0 < g ? p->n - n0 : g;
+    for (int n0 = a; n0 < b; n0 += g) {
+        const int gg = b - n0 < g ? b - n0 : g;
         const size_t ld = (size_t)gg * hw;
-        const int acc_w = p->accumulate_grads || n0 > 0;
-        const float *x = xs[0] + (size_t)n0 * in_size;
+        const int acc_w = gr->acc_w || n0 > a, acc_b = gr->acc_b || n0 > a;
+        const float *x = xs + (size_t)n0 * in_size;
         const float *dyn = d_y + (size_t)n0 * out_size, *yn = y + (size_t)n0 * out_size;
         const int direct = cv->direct && gg == 1;
-        float *col = p->work;                                 /* (rows, ld) unless direct */
+        float *col = scratch;                                 /* (rows, ld) unless direct */
         float *dout = col + (direct ? 0 : (size_t)rows * ld); /* (OC, ld) when needed */
 
         /* d_out (OC, ld): the gradient at the GEMM output */
@@ -141,31 +198,81 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
             relu_mask(dyn, yn, out_size, dout);
             dm = dout;
         }
-        if (d_b)
-            bias_grad(dm, 1, 0, oc, ld, ld, d_b, acc_w);
+        if (gr->d_b)
+            bias_grad(dm, 1, 0, oc, ld, ld, gr->d_b, acc_b);
 
         /* d_W (OC, rows) (+)= d_out (OC, ld) col^T (ld, rows) */
-        const float *b = x;
+        const float *bm = x;
         if (!direct) {
             im2col_batch(gm, x, gg, col, ld);
-            b = col;
+            bm = col;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, rows, (int)ld, 1.0f, dm, (int)ld, b, (int)ld,
-                    acc_w ? 1.0f : 0.0f, d_w, rows);
-        if (!d_x)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, rows, (int)ld, 1.0f, dm, (int)ld, bm, (int)ld,
+                    acc_w ? 1.0f : 0.0f, gr->d_w, rows);
+        if (!gr->d_x)
             continue;
 
         /* d_col (rows, ld) = W^T (rows, OC) d_out (OC, ld) */
-        float *dxn = d_x + (size_t)n0 * in_size;
+        float *dxn = gr->d_x + (size_t)n0 * in_size;
         if (direct) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, (int)hw, oc, 1.0f, w, rows, dm, (int)hw,
-                        acc_x ? 1.0f : 0.0f, dxn, (int)hw);
+                        gr->acc_x ? 1.0f : 0.0f, dxn, (int)hw);
         } else {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, (int)ld, oc, 1.0f, w, rows, dm, (int)ld, 0.0f,
                         col, (int)ld);
-            col2im_batch(gm, col, ld, gg, dxn, acc_x);
+            col2im_batch(gm, col, ld, gg, dxn, gr->acc_x);
         }
     }
+}
+
+/* d_y (N,OC,OH,OW) -> d_x (N,C,H,W), d_weight (OC,C,K,K), d_bias (OC) */
+static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const float *y, const float *d_y,
+                          float *const *d_xs, unsigned accumulate)
+{
+    const Conv *cv = (const Conv *)l;
+    const ConvPlan pl = conv_plan_for_pass(cv, p);
+    float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
+    float *d_x = d_xs ? d_xs[0] : NULL;
+    const int acc_x = (int)(accumulate & 1u);
+    if (pl.threads == 1) {
+        ConvGrads gr = {d_w, p->accumulate_grads, d_b, p->accumulate_grads, d_x, acc_x};
+        conv_backward_range(cv, xs[0], y, d_y, 0, p->n, pl.g, p->work, &gr);
+        return;
+    }
+    /* scratch: per-member groups, then weight gradients of members 1.., then
+     * bias gradients of every member */
+    const size_t per = conv_group_floats(cv, pl.g), nw = conv_weight_count(cv);
+    float *part_w = p->work + (size_t)pl.threads * per;
+    float *part_b = part_w + (size_t)(pl.threads - 1) * nw;
+    const int oc = cv->oc;
+    BlasSolo solo = blas_solo_begin();
+#pragma omp parallel num_threads(pl.threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        ConvGrads gr = {t == 0 ? d_w : part_w + (size_t)(t - 1) * nw, t == 0 && p->accumulate_grads,
+                        d_b ? part_b + (size_t)t * oc : NULL, 0, d_x, acc_x};
+        conv_backward_range(cv, xs[0], y, d_y, p->n * t / nt, p->n * (t + 1) / nt, pl.g,
+                            p->work + (size_t)t * per, &gr);
+#pragma omp barrier
+        /* members' sums added in member order: the same bits every run */
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < nw; i++) {
+            float s = d_w[i];
+            for (int u = 1; u < nt; u++)
+                s += part_w[(size_t)(u - 1) * nw + i];
+            d_w[i] = s;
+        }
+        if (d_b) {
+#pragma omp for schedule(static)
+            for (int o = 0; o < oc; o++) {
+                float s = p->accumulate_grads ? d_b[o] : 0.0f;
+                for (int u = 0; u < nt; u++)
+                    s += part_b[(size_t)u * oc + o];
+                d_b[o] = s;
+            }
+        }
+    }
+    blas_solo_end(solo);
 }
 
 const LayerOps conv_ops = {

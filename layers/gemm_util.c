@@ -6,9 +6,34 @@
  * Every loop writes disjoint memory per iteration and sums in a fixed order,
  * so results do not depend on the number of threads or their timing.
  */
+#include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "internal.h"
+
+int layer_team_size(void) { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+
+/* OpenBLAS built on OpenMP (openblas_get_parallel() == 2) already runs one
+ * thread inside a parallel region; the sequential build has nothing to stop. */
+BlasSolo blas_solo_begin(void)
+{
+    BlasSolo s = {0};
+    if (openblas_get_parallel() == 1) {
+        s.blas_threads = openblas_get_num_threads();
+        if (s.blas_threads > 1)
+            openblas_set_num_threads(1);
+        else
+            s.blas_threads = 0;
+    }
+    return s;
+}
+
+void blas_solo_end(BlasSolo s)
+{
+    if (s.blas_threads > 0)
+        openblas_set_num_threads(s.blas_threads);
+}
 
 /* Output columns [lo, hi) of one kernel tap whose input column
  * iw = ow*stride - pad + kx lands inside [0, w). */

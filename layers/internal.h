@@ -89,6 +89,35 @@ static inline void tensor_describe(Tensor *t, const char *name, int ndims, const
 #define LAYER_OMP_MIN_WORK ((size_t)1 << 15)
 #define OMP_WORTH(n) ((size_t)(n) >= LAYER_OMP_MIN_WORK)
 
+/* One pool of threads. OpenBLAS built with pthreads keeps its own workers,
+ * which spin for a while after each call and then fight an OpenMP team for
+ * the cores. The GEMM layers therefore split their work across an OpenMP
+ * team and call a single-threaded sgemm from each member:
+ *
+ *     int team = layer_team_size();        // threads available here
+ *     BlasSolo s = blas_solo_begin();      // OpenBLAS to one thread
+ *     #pragma omp parallel num_threads(team)
+ *     { ... cblas_sgemm on this thread's share ... }
+ *     blas_solo_end(s);                    // previous settings back
+ */
+/* Member t of nt's share [*a, *b) of [0, total), cut at multiples of
+ * `align` (vector width) except at the end. */
+static inline void team_share(int total, int t, int nt, int align, int *a, int *b)
+{
+    long lo = (long)total * t / nt, hi = (long)total * (t + 1) / nt;
+    lo -= lo % align;
+    hi = t == nt - 1 ? total : hi - hi % align;
+    *a = (int)lo;
+    *b = (int)(hi > lo ? hi : lo);
+}
+
+typedef struct {
+    int blas_threads; /* OpenBLAS setting to restore; 0 = nothing changed */
+} BlasSolo;
+int layer_team_size(void); /* 1 inside a parallel region, else omp_get_max_threads() */
+BlasSolo blas_solo_begin(void);
+void blas_solo_end(BlasSolo s);
+
 /* --------------------------------------------------- GEMM helpers (gemm_util.c) */
 
 /* Geometry of a 2-D convolution window over one image. */

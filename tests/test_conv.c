@@ -4,8 +4,9 @@
  * Cases cover strides 1, 2, 4; paddings 0 to 3; 1x1 (the direct path at
  * stride 1, a strided copy at stride 2), 3x3, 5x5, 7x7 and 11x11 kernels;
  * square and non-square inputs; batches of 1, 3 and 5; bias and fused ReLU
- * on and off; scratch sizes that force one image per GEMM, a group of two
- * (with a shorter last group) and the whole batch; overwrite and accumulate
+ * on and off; teams of 1, 2 and 3 threads, each with scratch sizes that
+ * force one image per GEMM, groups (with a shorter last group) and the whole
+ * batch per GEMM; overwrite and accumulate
  * for d_x and for the parameter gradients, and no d_x at all.
  *
  * Tolerance: every element e of a result must satisfy
@@ -16,6 +17,7 @@
  * machine's sgemm rate (not run by ctest).
  */
 #include <cblas.h>
+#include <omp.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -46,6 +48,10 @@ static const ConvCase cases[] = {
     {2, 4, 4, 3, 5, 1, 2},    /* kernel larger than the image */
     {1, 1, 1, 3, 1, 1, 0},    /* a single pixel */
     {8, 5, 7, 16, 3, 1, 1},   /* more outputs than inputs */
+    /* big enough (from n = 3 or 5) for the layer to split a pass across threads */
+    {16, 12, 10, 24, 3, 1, 1},
+    {96, 8, 10, 48, 1, 1, 0},
+    {8, 15, 13, 24, 5, 2, 2},
 };
 
 static double rms(const float *v, size_t n)
@@ -104,6 +110,7 @@ typedef struct {
     float *y_ref, *dx_ref, *dw_ref, *db_ref;
     float *base_x, *base_w, *base_b;  /* starting values for accumulation */
     float *exp_x, *exp_w, *exp_b;     /* base + reference */
+    int ref_from_y;                   /* reference gradients masked by y, not y_ref */
 } Fixture;
 
 static int fixture_init(Fixture *f, const ConvCase *cc, int n, int bias, int relu, uint64_t seed)
@@ -184,8 +191,15 @@ static void check_with_work(Fixture *f, int n, int bias, int relu, size_t work_b
     l->ops->forward(l, &p, xs, f->y);
     compare("y", f->y, f->y_ref, f->ny, ctx);
 
-    /* the reference masks d_y with the layer's own output, as the layer must */
-    conv_ref_backward(&f->g, f->x, f->w, f->dy, relu ? f->y : NULL, f->dx_ref, f->dw_ref, f->db_ref);
+    /* the reference masks d_y with the layer's own output, as the layer must;
+     * it was computed with the reference output, redo it if a sign differs */
+    int same_mask = 1;
+    for (size_t i = 0; relu && i < f->ny; i++)
+        same_mask &= (f->y[i] > 0.0f) == (f->y_ref[i] > 0.0f);
+    if (!same_mask || f->ref_from_y) {
+        conv_ref_backward(&f->g, f->x, f->w, f->dy, same_mask ? f->y_ref : f->y, f->dx_ref, f->dw_ref, f->db_ref);
+        f->ref_from_y = !same_mask;
+    }
     float *dy_copy = malloc(f->ny * sizeof(float)), *x_copy = malloc(f->nx * sizeof(float));
     memcpy(dy_copy, f->dy, f->ny * sizeof(float));
     memcpy(x_copy, f->x, f->nx * sizeof(float));
@@ -249,26 +263,32 @@ static void check_combination(const ConvCase *cc, int n, int bias, int relu, uin
     snprintf(ctx, sizeof ctx, "in (%d,%d,%d,%d) oc %d k %d stride %d pad %d bias=%d relu=%d", n, cc->c, cc->h,
              cc->w, cc->oc, cc->k, cc->stride, cc->pad, bias, relu);
     conv_ref_forward(&f.g, f.x, f.w, bias ? f.b : NULL, relu, f.y_ref);
+    conv_ref_backward(&f.g, f.x, f.w, f.dy, relu ? f.y_ref : NULL, f.dx_ref, f.dw_ref, f.db_ref);
 
-    size_t one = l->ops->workspace(l, n, 0);                     /* one image per GEMM */
-    size_t all = l->ops->workspace(l, n, (size_t)1 << 30);       /* the whole batch */
-    const size_t mid_budget = 2 * (all / n) + all / n / 2;
-    size_t mid = l->ops->workspace(l, n, mid_budget);            /* two, then a shorter last group */
-    CHECK(one == l->ops->workspace(l, 1, (size_t)1 << 30), "%s: one-image scratch %zu differs from n=1's", ctx, one);
-    if (n >= 3) {
-        CHECK(one < mid && mid < all, "%s: scratch sizes not increasing with the group: %zu %zu %zu", ctx, one, mid,
-              all);
-        CHECK(mid <= mid_budget, "%s: workspace %zu above its budget %zu", ctx, mid, mid_budget);
-    }
-    const size_t works[] = {one, one + 12, mid, all};
-    const char *labels[] = {"g=1", "g=1+slack", "g=2", "g=all"};
-    for (int i = 0; i < 4; i++) {
-        if (i > 0 && works[i] == works[i - 1])
+    /* teams of 1, 2 and 3 threads; per team the scratch for one image per
+     * GEMM, a little more, half way to the whole batch, the whole batch */
+    for (int team = 1; team <= 3; team++) {
+        if (team == 3 && n < 5)
             continue;
-        char c2[200];
-        snprintf(c2, sizeof c2, "%s %s (%zu bytes)", ctx, labels[i], works[i]);
-        check_with_work(&f, n, bias, relu, works[i], c2);
+        omp_set_num_threads(team);
+        const size_t one = l->ops->workspace(l, n, 0);
+        const size_t all = l->ops->workspace(l, n, (size_t)1 << 30);
+        const size_t mid = l->ops->workspace(l, n, (one + all) / 2);
+        CHECK(one == l->ops->workspace(l, 1, (size_t)1 << 30), "%s: one-image scratch %zu differs from n=1's", ctx,
+              one);
+        CHECK(n == 1 || one < all, "%s: scratch does not grow with the batch: %zu %zu", ctx, one, all);
+        CHECK(one <= mid && mid <= (one + all) / 2, "%s: workspace %zu outside [%zu, budget %zu]", ctx, mid, one,
+              (one + all) / 2);
+        const size_t works[] = {one, one + 12, mid, all};
+        for (int i = 0; i < 4; i++) {
+            if (i > 0 && works[i] == works[i - 1])
+                continue;
+            char c2[200];
+            snprintf(c2, sizeof c2, "%s threads %d scratch %zu", ctx, team, works[i]);
+            check_with_work(&f, n, bias, relu, works[i], c2);
+        }
     }
+    omp_set_num_threads(2);
     fixture_free(&f);
 }
 
@@ -343,6 +363,7 @@ static void test_workspace(void)
  * the OpenMP loops and the threaded GEMM to engage. */
 static void test_determinism(void)
 {
+    omp_set_num_threads(2);
     const ConvCase cc = {16, 32, 30, 32, 3, 1, 1};
     Fixture f;
     if (fixture_init(&f, &cc, 4, 1, 1, 99))
@@ -491,10 +512,14 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--bench") == 0)
         return bench(argc, argv);
+    double t0 = now();
     test_create();
     test_workspace();
     test_against_reference();
+    double t1 = now();
     test_determinism();
+    double t2 = now();
     test_gradcheck();
+    printf("seconds: reference %.2f, determinism %.2f, gradcheck %.2f\n", t1 - t0, t2 - t1, now() - t2);
     return test_finish("test_conv");
 }

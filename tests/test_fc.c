@@ -6,9 +6,11 @@
  * Covers flattened (C,H,W) inputs, batches of 1 to 9, ReLU on and off,
  * scratch that holds one row, a few rows or the whole batch, overwrite and
  * accumulate for d_x and for the parameter gradients, d_x not wanted,
- * bit-identical repeats and the central-difference gradient check.
+ * bit-identical repeats and the central-difference gradient check; a larger
+ * layer runs with teams of 1, 2 and 3 threads (split by columns).
  * Tolerance: |fast - ref| <= 1e-4 * (|ref| + rms(ref) + 1e-6).
  */
+#include <omp.h>
 #include <stdint.h>
 
 #include "gradcheck.h"
@@ -242,6 +244,13 @@ int main(void)
         for (int bi = 0; bi < 3; bi++)
             for (int relu = 0; relu < 2; relu++)
                 check_case(shapes[s], outs[s], batches[bi], relu, 100 * s + 10 * bi + relu);
+    /* a layer big enough to split across a team: teams of 1, 2 and 3 */
+    for (int team = 1; team <= 3; team++) {
+        omp_set_num_threads(team);
+        check_case((Shape){64, 4, 4}, 300, 9, 0, 1000 + team);
+        check_case((Shape){64, 4, 4}, 300, 9, 1, 2000 + team);
+    }
+    omp_set_num_threads(2);
     test_gradcheck();
     return test_finish("test_fc");
 }
