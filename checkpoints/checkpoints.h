@@ -1,0 +1,116 @@
+/* checkpoints.h - everything occkd writes to or reads from HDF5 files besides
+ * the data cache: training checkpoints, per-cell results, the job's
+ * results.h5, and pretrained weights.
+ *
+ * Every file is written to "<path>.tmp", flushed and closed, then renamed
+ * over <path>, so a crash at any moment leaves either the old file or the new
+ * one, never a torn one. Datasets carry the Fletcher-32 checksum filter, so a
+ * flipped byte is detected on reading and the file is refused.
+ *
+ * Tensors are stored by layer and tensor name (/params/conv1/weight ...), so
+ * files are readable with h5dump or h5py without occkd, and weights move
+ * between networks that share layer names.
+ */
+#ifndef OCCKD_CHECKPOINTS_H
+#define OCCKD_CHECKPOINTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layers/layers.h"
+
+#define CHECKPOINT_FORMAT "occkd-checkpoint-1"
+#define RESULTS_FORMAT "occkd-results-1"
+
+/* --------------------------------------------------------- checkpoints */
+
+/* Everything besides the network's buffers that continuing a run bit for
+ * bit needs. The per-epoch arrays have `epochs` entries. */
+typedef struct {
+    char config_sha256[65];  /* the job's hash: a checkpoint of another job is refused */
+    int world;               /* ranks of the group that trained it */
+    uint64_t seed;
+    int64_t step, epoch;
+    int64_t sampler_epoch, sampler_batch;
+    double best_metric;
+    int64_t best_epoch;
+    double seconds;
+    int epochs;
+    double *lr, *train_loss, *val_metric, *images_per_s, *wait_share; /* (epochs) */
+} CheckpointMeta;
+
+/* Writes net's params and state, the optimiser's velocity (n_params), the
+ * best epoch's params and state, and meta, atomically with checksums. */
+int checkpoint_save(const char *path, const Net *net, const float *velocity, const float *best_params,
+                    const float *best_state, const CheckpointMeta *meta, char *err, size_t errlen);
+
+/* Reads a checkpoint into net (whose layout must match: every tensor by
+ * name and shape) and the buffers (same sizes as for saving). meta's arrays
+ * are allocated (free with checkpoint_meta_free). A file that fails its
+ * checksum, has another format, or whose config_sha256 differs from
+ * expect_sha256 (when not NULL) is refused with a message. */
+int checkpoint_load(const char *path, Net *net, float *velocity, float *best_params, float *best_state,
+                    CheckpointMeta *meta, const char *expect_sha256, char *err, size_t errlen);
+void checkpoint_meta_free(CheckpointMeta *m);
+
+/* Loads only the weights (params and state) of a checkpoint or a pretrained
+ * file by layer and tensor name. Layers of net missing from the file are
+ * left as they are when `partial` (e.g. a classifier of another size), else
+ * refused; a tensor present in both with another shape is always refused,
+ * naming it and both shapes. *loaded (optional) counts copied tensors. */
+int weights_load(const char *path, Net *net, int partial, int *loaded, char *err, size_t errlen);
+/* Writes only the weights (/params, /state) of net. */
+int weights_save(const char *path, const Net *net, char *err, size_t errlen);
+
+/* --------------------------------------------------------- cell results */
+
+/* The outcome of one cell (task, model, method, seed), one file per cell;
+ * results.h5 is assembled from them. */
+typedef struct {
+    char task[64], model[64], method[64]; /* method: "teacher", ..., or a fusion's name */
+    uint64_t seed;
+    char status[16];         /* "done", "failed", "skipped" */
+    char message[1024];      /* why it failed or was skipped */
+    char metric[16];         /* "accuracy" or "mae" */
+    double value;            /* test metric (students: occluded faces; teachers: clean faces) */
+    double value_occluded;   /* teachers: test metric on occluded faces; NaN otherwise */
+    double p_value;          /* paired test against `student` on the same faces; NaN when not applicable */
+    double p_value_occluded; /* teachers on occluded faces vs student; NaN otherwise */
+    double seconds;
+    int epochs;              /* history rows */
+    int best_epoch;
+    double *lr, *train_loss, *val_metric, *images_per_s, *wait_share; /* (epochs) */
+    int64_t n_test;
+    int classes;             /* 0: regression */
+    float *labels, *predictions;      /* (n_test) */
+    float *predictions_occluded;      /* teachers: (n_test), else NULL */
+    float *probabilities;             /* (n_test, classes) or NULL (kept for fusions) */
+    int64_t *confusion;               /* (classes, classes) or NULL */
+} CellResult;
+
+int cell_result_save(const char *path, const CellResult *r, char *err, size_t errlen);
+int cell_result_load(const char *path, CellResult *r, char *err, size_t errlen);
+void cell_result_free(CellResult *r);
+
+/* ------------------------------------------------------------- results.h5 */
+
+typedef struct {
+    const char *job_text;    /* stored as /job attribute "job_file" */
+    const char *job_path;
+    const char *version;     /* occkd version */
+    int ranks;
+    const char *start, *end; /* ISO 8601 times */
+} ResultsInfo;
+
+/* Writes results.h5 from the cells: /job (attributes), /summary (compound
+ * table of fixed-length strings and doubles: task, model, method, seed,
+ * metric, value, p_value, status; teachers give two rows, method "teacher"
+ * on clean and "teacher (occluded)" on occluded faces; seed is the seed as
+ * text, and with several seeds every (task, model, method) also gets rows
+ * with seed "mean" and "std" of the values), and a group per cell
+ * /<task>/<model>/<method>[/seed-<n>] with attributes, history, test/labels,
+ * test/predictions and test/confusion. Atomic. */
+int results_write(const char *path, const ResultsInfo *info, const CellResult *cells, int n_cells, char *err,
+                  size_t errlen);
+
+#endif
