@@ -12,8 +12,10 @@
  *   - every parameter gradient of that loss after net_backward;
  *   - VGG-f: every gradient again with an extra gradient fed in at the
  *     embedding (net_backward's d_embedding);
- *   - ResNet-50: an inference pass with stored running statistics first, and
- *     the running statistics after the training pass.
+ *   - ResNet-50: an inference pass with stored running statistics first, the
+ *     running statistics after the training pass, the gradient at every
+ *     layer's output, and then every layer on its own, fed PyTorch's inputs
+ *     and output gradients, with tight tolerances (errors cannot compound).
  * The loss file checks each loss function's value, gradient and, for the
  * triplet loss, which hinges are active.
  *
@@ -226,13 +228,14 @@ static double compare_ds(const Fixture *fx, const char *path, const float *got, 
 static Net *net_from_fixture(const Fixture *fx, int batch)
 {
     char arch[32];
-    NetSpec s;
+    Arch a;
     if (read_attr_str(fx, "arch", arch, sizeof arch))
         return NULL;
-    CHECK(arch_parse(arch, &s.arch) == 0, "%s: unknown architecture '%s'", fx->name, arch);
-    if (arch_parse(arch, &s.arch))
+    if (arch_parse(arch, &a)) {
+        CHECK(0, "%s: unknown architecture '%s'", fx->name, arch);
         return NULL;
-    s = netspec_default(s.arch);
+    }
+    NetSpec s = netspec_default(a);
     int bad = read_attr(fx, "/", "input", H5T_NATIVE_INT, &s.input) |
               read_attr(fx, "/", "channels", H5T_NATIVE_INT, &s.channels) |
               read_attr(fx, "/", "width", H5T_NATIVE_FLOAT, &s.width) |

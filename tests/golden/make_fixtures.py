@@ -7,9 +7,10 @@ How to run (by hand; CI never runs it, it only reads the committed files):
 
 It needs PyTorch (Debian's python3-torch, 1.13) and h5py (python3-h5py); it does
 not need torchvision. It rewrites vgg_f.h5, vgg_face.h5, resnet50.h5 and
-losses.h5 next to itself. The output is deterministic for a given PyTorch
-version (seeded generators, float64 arithmetic), so rerunning it should only
-change the files if this script changes. tests/test_golden.c reads them.
+losses.h5 next to itself (about 3 MB together). The output is deterministic
+for a given PyTorch version (seeded generators, float64 arithmetic, no
+timestamps in the files): rerunning it rewrites identical bytes unless this
+script changed. tests/test_golden.c reads them.
 
 What the files hold. Each network file describes one small network with the
 same knobs occkd's NetSpec has, stored as root attributes (arch, input,
@@ -31,7 +32,8 @@ masks cannot match between two libraries), and:
     /state_after/<layer>/...          ResNet: running statistics after the training pass
     /eval/logits, /eval/embedding     ResNet: an inference pass with /state
 
-Parameters, inputs and labels are generated in float32 and stored as such; the
+Parameters, inputs (on a grid, as pixels are) and labels are generated in
+float32 and stored as such; the
 reference itself is computed in float64 from those exact float32 values, so the
 only error the C test sees is occkd's own float32 rounding. The same network
 is also run in float32 by PyTorch; its worst relative errors are stored as the
@@ -58,7 +60,10 @@ Channel counts follow occkd's rule max(1, round(base * width)) with halves
 rounded away from zero (C's lroundf).
 
 losses.h5 holds one group per loss with random inputs, the value (sum over
-the batch / norm) and the gradient with respect to the first argument:
+the batch / norm, norm being a group attribute: 8 for a shard of 6 rows, so
+that dividing by norm rather than by the row count is checked; KD uses the row
+count, which is PyTorch's batchmean) and the gradient with respect to the first
+argument:
 ce, ce_soft, kd_t1, kd_t4 (T^2 * KL(softmax(t/T) || softmax(s/T)), batchmean),
 l1, l2 (1/2 sum (p-t)^2), triplet (rows L2-normalised inside, hinge on squared
 distances, margin 0.2).
@@ -264,7 +269,8 @@ def f32(t):
 
 
 def create_file(path):
-    """A new HDF5 file with compact groups and no timestamps (the files hold hundreds of tiny groups)."""
+    """A new HDF5 file without timestamps, in the 1.10 format whose compact
+    groups keep the hundreds of tiny groups small."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
@@ -286,8 +292,9 @@ def group(h5, path):
 
 
 def put(h5, name, array):
-    """Larger datasets are stored shuffled and deflated (random floats still
-    shrink by a tenth or so; every HDF5 build reads them)."""
+    """Writes a dataset (creating its groups). Larger ones are stored shuffled
+    and deflated with zlib: random floats still shrink by a tenth or more, and
+    the grid-valued inputs much more."""
     array = np.asarray(array)
     if "/" in name:
         parent, name = name.rsplit("/", 1)
