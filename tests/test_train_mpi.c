@@ -22,7 +22,13 @@
 #include "gradcheck.h"
 #include "trainer/trainer.h"
 
-#define TOL 2e-4 /* max |difference| relative to the largest weight */
+/* Two runs may disagree by the rounding of differently ordered sums, which
+ * shows up as ~1e-6 of how far training moved the weights; now and then a
+ * rounding difference also flips a discrete choice (a ReLU or a max-pooling
+ * winner within rounding of a tie), which moves a run by ~1e-2 of its
+ * motion. A systematic error moves it by far more: the test checks that a
+ * 10% change of the learning rate is flagged. */
+#define TOL 0.05
 
 static Comm comm;
 
@@ -77,7 +83,7 @@ static TrainConfig config(Method m)
     c.epochs = 1;
     c.global_batch = 12;
     c.eval_batch = 32;
-    c.sgd.lr = 0.02f;
+    c.sgd.lr = 0.01f;
     c.sgd.weight_decay = 5e-4f;
     c.seed = 11;
     c.margin = 0.5f;
@@ -96,10 +102,13 @@ static TrainConfig config(Method m)
 }
 
 /* Trains one cell; returns its final weights (malloc'ed). */
+static float lr_scale = 1.0f;
+
 static float *train(Method m, const float *teacher_params, Net *teacher, const Dataset *d, int blocking, int accum,
                     TrainEnv *env)
 {
     TrainConfig c = config(m);
+    c.sgd.lr *= lr_scale;
     c.sync.blocking = blocking;
     c.accum = accum;
     Net *net = small_net(c.global_batch);
@@ -139,6 +148,18 @@ static double rel_diff(const float *a, const float *b, size_t n)
     return worst / big;
 }
 
+/* |a - b| / |b - start| in the Euclidean norm: the disagreement between two
+ * runs measured against how far training moved the weights. */
+static double rel_to_motion(const float *a, const float *b, const float *start, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        m += ((double)b[i] - start[i]) * ((double)b[i] - start[i]);
+    }
+    return sqrt(d / m);
+}
+
 static const char *cache_dir(void)
 {
     static char dir[256];
@@ -149,9 +170,12 @@ static const char *cache_dir(void)
 static void equivalence(void)
 {
     Dataset d;
-    load_faces(&d, "");
+    load_faces(&d, cache_dir());
     Net *probe = small_net(12);
     size_t np = probe->n_params;
+    net_init(probe, 5); /* the teacher's starting point, as in train() */
+    float *ref_init = malloc(np * sizeof(float));
+    memcpy(ref_init, probe->params, np * sizeof(float));
     net_free(probe);
     enum { NM = METHOD_COUNT };
     float *ref[NM] = {0};
@@ -176,10 +200,23 @@ static void equivalence(void)
         for (int m = METHOD_STUDENT; m < METHOD_COUNT; m++)
             w[m] = train((Method)m, start, teacher, &d, 0, 1, NULL);
         if (groups == comm.size) {
-            /* overlapped buckets vs one blocking allreduce, and micro-batches */
+            /* the measure notices a 10% error in the step size */
+            lr_scale = 1.1f;
+            float *off = train(METHOD_STUDENT, start, teacher, &d, 0, 1, NULL);
+            lr_scale = 1.0f;
+            double r = rel_to_motion(off, w[METHOD_STUDENT], start, np);
+            if (comm.rank == 0)
+                printf("a 10%% larger learning rate moves the student by %.3g of its motion\n", r);
+            CHECK(r > 2 * TOL, "the tolerance %g cannot tell a 10%% learning-rate error (%g)", TOL, r);
+            free(off);
+        }
+        if (groups == 1) {
+            /* overlapped buckets vs one blocking allreduce over all ranks */
             float *blocking = train(METHOD_KD_TRIPLET, start, teacher, &d, 1, 1, NULL);
-            double r = rel_diff(w[METHOD_KD_TRIPLET], blocking, np);
-            CHECK(r < TOL, "blocking vs bucketed allreduce differ by %g", r);
+            double r = rel_to_motion(blocking, w[METHOD_KD_TRIPLET], start, np);
+            if (comm.rank == 0)
+                printf("blocking vs bucketed allreduce on %d ranks: %.3g of the motion\n", comm.size, r);
+            CHECK(r < TOL, "blocking vs bucketed allreduce differ by %g of the motion", r);
             free(blocking);
         }
         net_free(teacher);
@@ -193,14 +230,18 @@ static void equivalence(void)
             }
             for (int m = 0; m < NM; m++) {
                 double r = rel_diff(ref[m], w[m], np);
-                printf("%-10s %d rank(s) per group vs %d: max weight difference %.3g of the largest weight\n",
-                       method_name((Method)m), comm.group_size, ref_size, r);
-                CHECK(r < TOL, "%s: %d vs %d ranks differ by %g (tolerance %g)", method_name((Method)m),
-                      comm.group_size, ref_size, r, TOL);
+                double rm = rel_to_motion(w[m], ref[m], m == METHOD_TEACHER ? ref_init : ref[METHOD_TEACHER], np);
+                printf("%-10s %d rank(s) per group vs %d: %.3g of the motion (max difference %.3g of the largest "
+                       "weight)\n",
+                       method_name((Method)m), comm.group_size, ref_size, rm, r);
+                CHECK(rm < TOL, "%s: %d vs %d ranks differ by %g of the motion (tolerance %g)",
+                      method_name((Method)m), comm.group_size, ref_size, rm, TOL);
                 double moved = rel_diff(ref[METHOD_TEACHER], w[m], np);
-                if (m != METHOD_TEACHER)
-                    CHECK(moved > 10 * TOL, "%s did not move away from its teacher (%g)", method_name((Method)m),
+                if (m != METHOD_TEACHER) {
+                    printf("%-10s moved %.3g from its teacher\n", method_name((Method)m), moved);
+                    CHECK(moved > 1e-3, "%s did not move away from its teacher (%g)", method_name((Method)m),
                           moved);
+                }
             }
         }
         for (int m = 0; m < NM; m++)
@@ -209,13 +250,14 @@ static void equivalence(void)
     }
     for (int m = 0; m < NM; m++)
         free(ref[m]);
+    free(ref_init);
     dataset_free(&d);
 }
 
 static void bad_sample(void)
 {
     Dataset d;
-    load_faces(&d, "");
+    load_faces(&d, cache_dir());
     /* a training sample whose expression label no class has */
     for (int i = 0; i < d.n; i++)
         if (d.split[i] == SPLIT_TRAIN) {
@@ -261,7 +303,7 @@ int main(int argc, char **argv)
     } else if ((strcmp(mode, "inject") == 0 || strcmp(mode, "crash") == 0) && argc == 4) {
         Inject in = {atoi(argv[2]), atoi(argv[3]), strcmp(mode, "crash") == 0};
         Dataset d;
-        load_faces(&d, "");
+        load_faces(&d, cache_dir());
         TrainEnv env = {.comm = &comm, .after_step = inject_step, .user = &in};
         free(train(METHOD_TEACHER, NULL, NULL, &d, 0, 1, &env));
         dataset_free(&d);
