@@ -21,6 +21,8 @@
 
 #define CHECKPOINT_FORMAT "occkd-checkpoint-1"
 #define RESULTS_FORMAT "occkd-results-1"
+#define WEIGHTS_FORMAT "occkd-weights-1" /* weights_save and the PyTorch converter */
+#define CELL_FORMAT "occkd-cell-1"       /* cell_result_save */
 
 /* --------------------------------------------------------- checkpoints */
 

@@ -1,0 +1,434 @@
+/* checkpoint.c - training checkpoints and weight files.
+ *
+ * Layout (every dataset float32, chunked, Fletcher-32):
+ *     /params/<layer>/<tensor>            trainable tensors, PyTorch shapes
+ *     /state/<layer>/<tensor>             batch-norm running statistics
+ *     /optimizer/<layer>/<tensor>         SGD velocity, shaped as /params
+ *     /best/params/..., /best/state/...   the best epoch's weights
+ *     /history                            compound table, one row per epoch
+ *     attributes on /                     format, config_sha256, world, seed,
+ *                                         step, epoch, sampler_epoch,
+ *                                         sampler_batch, best_metric,
+ *                                         best_epoch, seconds, epochs, and the
+ *                                         network's spec (arch, input, ...)
+ * Weight files (weights_save, the PyTorch converter) hold /params and /state
+ * only, with format WEIGHTS_FORMAT.
+ *
+ * Loading is all or nothing: tensors are read into scratch copies and only
+ * copied into the network and the caller's buffers when everything checked.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoints.h"
+#include "h5io.h"
+
+#define PATH_MAX_LEN 4096
+
+/* ------------------------------------------------------------- tensors */
+
+typedef enum { KIND_PARAMS, KIND_STATE } Kind;
+
+static int layer_count(const Layer *l, Kind k) { return k == KIND_PARAMS ? l->n_params : l->n_state; }
+
+static const Tensor *layer_tensor(const Layer *l, Kind k, int i)
+{
+    return k == KIND_PARAMS ? &l->param[i] : &l->state[i];
+}
+
+static void tensor_dims(const Tensor *t, hsize_t *dims)
+{
+    for (int i = 0; i < t->ndims; i++)
+        dims[i] = (hsize_t)t->dims[i];
+}
+
+/* "<group>/<layer>/<tensor>" (group like "params" or "best/state"). */
+static void tensor_name(char *buf, size_t n, const char *group, const Layer *l, const Tensor *t)
+{
+    snprintf(buf, n, "%s/%s/%s", group, l->name, t->name);
+}
+
+/* Writes every tensor of one kind from base (a buffer laid out as the
+ * network's params or state) under group. */
+static int write_tensors(hid_t f, const char *group, const Net *net, Kind k, const float *base, const char *file,
+                         char *err, size_t errlen)
+{
+    char name[256];
+    hsize_t dims[4];
+    for (int li = 0; li < net->n_layers; li++) {
+        const Layer *l = net->layers[li];
+        for (int i = 0; i < layer_count(l, k); i++) {
+            const Tensor *t = layer_tensor(l, k, i);
+            tensor_name(name, sizeof name, group, l, t);
+            tensor_dims(t, dims);
+            if (h5io_write(f, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, t->ndims, dims, base + t->offset, file, err,
+                           errlen))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads every tensor of one kind under group into base. Missing tensors are
+ * skipped when partial, else refused; *loaded counts the tensors read. */
+static int read_tensors(hid_t f, const char *group, const Net *net, Kind k, float *base, int partial, int *loaded,
+                        const char *file, char *err, size_t errlen)
+{
+    char name[256], what[260];
+    hsize_t dims[4];
+    for (int li = 0; li < net->n_layers; li++) {
+        const Layer *l = net->layers[li];
+        for (int i = 0; i < layer_count(l, k); i++) {
+            const Tensor *t = layer_tensor(l, k, i);
+            tensor_name(name, sizeof name, group, l, t);
+            snprintf(what, sizeof what, "/%s", name);
+            if (!h5io_exists(f, name)) {
+                if (partial)
+                    continue;
+                snprintf(err, errlen, "file %s: dataset %s is missing (the network's layer %s has a tensor %s)", file,
+                         what, l->name, t->name);
+                return -1;
+            }
+            tensor_dims(t, dims);
+            if (h5io_read(f, name, H5T_NATIVE_FLOAT, t->ndims, dims, base + t->offset, file, what, err, errlen))
+                return -1;
+            if (loaded)
+                (*loaded)++;
+        }
+    }
+    return 0;
+}
+
+/* Finds a tensor in the file that the network lacks (a checkpoint of
+ * another architecture or size). */
+typedef struct {
+    const Net *net;
+    Kind kind;
+    char extra[256];
+} ExtraScan;
+
+static int layer_has_tensor(const Layer *l, Kind k, const char *name)
+{
+    for (int i = 0; i < layer_count(l, k); i++)
+        if (strcmp(layer_tensor(l, k, i)->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static herr_t scan_link(hid_t g, const char *name, const H5L_info_t *info, void *user)
+{
+    ExtraScan *s = user;
+    char layer[256];
+    const char *slash = strchr(name, '/');
+    if (!slash) { /* a layer group */
+        if (net_find_layer(s->net, name) >= 0)
+            return 0;
+        snprintf(s->extra, sizeof s->extra, "%s", name);
+        return 1;
+    }
+    snprintf(layer, sizeof layer, "%.*s", (int)(slash - name), name);
+    int li = net_find_layer(s->net, layer);
+    if (li >= 0 && !strchr(slash + 1, '/') && layer_has_tensor(s->net->layers[li], s->kind, slash + 1))
+        return 0;
+    snprintf(s->extra, sizeof s->extra, "%s", name);
+    return 1;
+}
+
+static int check_no_extra(hid_t f, const char *group, const Net *net, Kind k, const char *file, char *err,
+                          size_t errlen)
+{
+    if (!h5io_exists(f, group))
+        return 0;
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    if (g < 0) {
+        char why[256];
+        int sum = h5io_last_error(why, sizeof why);
+        snprintf(err, errlen, "file %s: %s /%s%s", file, sum ? "checksum mismatch in group" : "cannot open group",
+                 group, sum ? " (the file is corrupted)" : "");
+        return -1;
+    }
+    ExtraScan s = {net, k, {0}};
+    herr_t rc = H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, scan_link, &s);
+    H5Gclose(g);
+    if (rc > 0) {
+        snprintf(err, errlen, "file %s: /%s/%s is not part of this network (a checkpoint of another architecture or size)",
+                 file, group, s.extra);
+        return -1;
+    }
+    if (rc < 0) {
+        char why[256];
+        int sum = h5io_last_error(why, sizeof why);
+        snprintf(err, errlen, "file %s: %s /%s%s%s", file, sum ? "checksum mismatch in group" : "cannot list group",
+                 group, sum ? " (the file is corrupted)" : ": ", sum ? "" : why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- attributes */
+
+static int write_spec(hid_t f, const NetSpec *s)
+{
+    int rc = h5io_attr_str(f, "arch", arch_name(s->arch));
+    rc |= h5io_attr_i64(f, "input", s->input);
+    rc |= h5io_attr_i64(f, "channels", s->channels);
+    rc |= h5io_attr_f64(f, "width", s->width);
+    rc |= h5io_attr_i64(f, "fc", s->fc);
+    rc |= h5io_attr_i64(f, "classes", s->classes);
+    return rc;
+}
+
+static int write_meta(hid_t f, const CheckpointMeta *m)
+{
+    int rc = h5io_attr_str(f, "format", CHECKPOINT_FORMAT);
+    rc |= h5io_attr_str(f, "config_sha256", m->config_sha256);
+    rc |= h5io_attr_i64(f, "world", m->world);
+    rc |= h5io_attr_u64(f, "seed", m->seed);
+    rc |= h5io_attr_i64(f, "step", m->step);
+    rc |= h5io_attr_i64(f, "epoch", m->epoch);
+    rc |= h5io_attr_i64(f, "sampler_epoch", m->sampler_epoch);
+    rc |= h5io_attr_i64(f, "sampler_batch", m->sampler_batch);
+    rc |= h5io_attr_f64(f, "best_metric", m->best_metric);
+    rc |= h5io_attr_i64(f, "best_epoch", m->best_epoch);
+    rc |= h5io_attr_f64(f, "seconds", m->seconds);
+    rc |= h5io_attr_i64(f, "epochs", m->epochs);
+    return rc;
+}
+
+static int read_meta(hid_t f, CheckpointMeta *m, const char *file, char *err, size_t errlen)
+{
+    int64_t world, epochs;
+    if (h5io_get_str(f, "config_sha256", m->config_sha256, sizeof m->config_sha256, file, "/", err, errlen) ||
+        h5io_get_i64(f, "world", &world, file, "/", err, errlen) ||
+        h5io_get_u64(f, "seed", &m->seed, file, "/", err, errlen) ||
+        h5io_get_i64(f, "step", &m->step, file, "/", err, errlen) ||
+        h5io_get_i64(f, "epoch", &m->epoch, file, "/", err, errlen) ||
+        h5io_get_i64(f, "sampler_epoch", &m->sampler_epoch, file, "/", err, errlen) ||
+        h5io_get_i64(f, "sampler_batch", &m->sampler_batch, file, "/", err, errlen) ||
+        h5io_get_f64(f, "best_metric", &m->best_metric, file, "/", err, errlen) ||
+        h5io_get_i64(f, "best_epoch", &m->best_epoch, file, "/", err, errlen) ||
+        h5io_get_f64(f, "seconds", &m->seconds, file, "/", err, errlen) ||
+        h5io_get_i64(f, "epochs", &epochs, file, "/", err, errlen))
+        return -1;
+    m->world = (int)world;
+    int rows;
+    if (h5io_read_history(f, "history", &rows, &m->lr, &m->train_loss, &m->val_metric, &m->images_per_s,
+                          &m->wait_share, file, "/history", err, errlen))
+        return -1;
+    m->epochs = rows;
+    if (rows != epochs) {
+        snprintf(err, errlen, "file %s: /history has %d rows but the attribute epochs says %lld", file, rows,
+                 (long long)epochs);
+        return -1;
+    }
+    return 0;
+}
+
+/* The format attribute must be one of the accepted ones (accept2 may be NULL). */
+static int check_format(hid_t f, const char *accept1, const char *accept2, const char *file, char *err,
+                        size_t errlen)
+{
+    char fmt[128];
+    if (h5io_get_str(f, "format", fmt, sizeof fmt, file, "/", err, errlen)) {
+        char inner[768];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, errlen, "%s (not an occkd file?)", inner);
+        return -1;
+    }
+    if (strcmp(fmt, accept1) == 0 || (accept2 && strcmp(fmt, accept2) == 0))
+        return 0;
+    snprintf(err, errlen, "file %s: format \"%s\", expected \"%s\"%s%s%s", file, fmt, accept1, accept2 ? " or \"" : "",
+             accept2 ? accept2 : "", accept2 ? "\"" : "");
+    return -1;
+}
+
+/* ------------------------------------------------------------- checkpoints */
+
+int checkpoint_save(const char *path, const Net *net, const float *velocity, const float *best_params,
+                    const float *best_state, const CheckpointMeta *meta, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    char tmp[PATH_MAX_LEN];
+    int rc = -1;
+    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
+    if (f < 0)
+        goto out;
+    if (write_meta(f, meta) || write_spec(f, &net->spec)) {
+        snprintf(err, errlen, "file %s: cannot write the attributes of /", tmp);
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    if (write_tensors(f, "params", net, KIND_PARAMS, net->params, tmp, err, errlen) ||
+        write_tensors(f, "state", net, KIND_STATE, net->state, tmp, err, errlen) ||
+        (velocity && write_tensors(f, "optimizer", net, KIND_PARAMS, velocity, tmp, err, errlen)) ||
+        (best_params && write_tensors(f, "best/params", net, KIND_PARAMS, best_params, tmp, err, errlen)) ||
+        (best_state && write_tensors(f, "best/state", net, KIND_STATE, best_state, tmp, err, errlen)) ||
+        h5io_write_history(f, "history", meta->epochs, meta->lr, meta->train_loss, meta->val_metric,
+                           meta->images_per_s, meta->wait_share, tmp, err, errlen)) {
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    rc = h5io_commit(f, tmp, path, err, errlen);
+out:
+    h5io_loud(&q);
+    return rc;
+}
+
+/* Scratch copies for an all-or-nothing load. */
+typedef struct {
+    float *params, *state, *velocity, *best_params, *best_state;
+} Scratch;
+
+static float *copy_of(const float *src, size_t n)
+{
+    float *d = malloc((n ? n : 1) * sizeof(float));
+    if (src && n)
+        memcpy(d, src, n * sizeof(float));
+    return d;
+}
+
+static void scratch_free(Scratch *s)
+{
+    free(s->params);
+    free(s->state);
+    free(s->velocity);
+    free(s->best_params);
+    free(s->best_state);
+}
+
+static int load_buffers(hid_t f, const Net *net, Scratch *s, int want_velocity, int want_best_params,
+                        int want_best_state, const char *path, char *err, size_t errlen)
+{
+    if (read_tensors(f, "params", net, KIND_PARAMS, s->params, 0, NULL, path, err, errlen) ||
+        read_tensors(f, "state", net, KIND_STATE, s->state, 0, NULL, path, err, errlen) ||
+        check_no_extra(f, "params", net, KIND_PARAMS, path, err, errlen) ||
+        check_no_extra(f, "state", net, KIND_STATE, path, err, errlen))
+        return -1;
+    if (want_velocity && read_tensors(f, "optimizer", net, KIND_PARAMS, s->velocity, 0, NULL, path, err, errlen))
+        return -1;
+    if (want_best_params &&
+        read_tensors(f, "best/params", net, KIND_PARAMS, s->best_params, 0, NULL, path, err, errlen))
+        return -1;
+    if (want_best_state && read_tensors(f, "best/state", net, KIND_STATE, s->best_state, 0, NULL, path, err, errlen))
+        return -1;
+    return 0;
+}
+
+int checkpoint_load(const char *path, Net *net, float *velocity, float *best_params, float *best_state,
+                    CheckpointMeta *meta, const char *expect_sha256, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    CheckpointMeta m = {0};
+    Scratch s = {copy_of(NULL, net->n_params), copy_of(NULL, net->n_state), copy_of(NULL, net->n_params),
+                 copy_of(NULL, net->n_params), copy_of(NULL, net->n_state)};
+    int rc = -1;
+    hid_t f = h5io_open(path, err, errlen);
+    if (f < 0)
+        goto out;
+    if (check_format(f, CHECKPOINT_FORMAT, NULL, path, err, errlen) || read_meta(f, &m, path, err, errlen))
+        goto close;
+    if (expect_sha256 && strcmp(m.config_sha256, expect_sha256) != 0) {
+        snprintf(err, errlen, "file %s: written for another job configuration (config_sha256 %.12s..., this job %.12s...)",
+                 path, m.config_sha256, expect_sha256);
+        goto close;
+    }
+    if (load_buffers(f, net, &s, velocity != NULL, best_params != NULL, best_state != NULL, path, err, errlen))
+        goto close;
+    memcpy(net->params, s.params, net->n_params * sizeof(float));
+    memcpy(net->state, s.state, net->n_state * sizeof(float));
+    if (velocity)
+        memcpy(velocity, s.velocity, net->n_params * sizeof(float));
+    if (best_params)
+        memcpy(best_params, s.best_params, net->n_params * sizeof(float));
+    if (best_state)
+        memcpy(best_state, s.best_state, net->n_state * sizeof(float));
+    if (meta) {
+        *meta = m;
+        memset(&m, 0, sizeof m);
+    }
+    rc = 0;
+close:
+    H5Fclose(f);
+out:
+    checkpoint_meta_free(&m);
+    scratch_free(&s);
+    H5Eclear2(H5E_DEFAULT);
+    h5io_loud(&q);
+    return rc;
+}
+
+void checkpoint_meta_free(CheckpointMeta *m)
+{
+    if (!m)
+        return;
+    free(m->lr);
+    free(m->train_loss);
+    free(m->val_metric);
+    free(m->images_per_s);
+    free(m->wait_share);
+    m->lr = m->train_loss = m->val_metric = m->images_per_s = m->wait_share = NULL;
+    m->epochs = 0;
+}
+
+/* ------------------------------------------------------------- weights */
+
+int weights_load(const char *path, Net *net, int partial, int *loaded, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    Scratch s = {copy_of(net->params, net->n_params), copy_of(net->state, net->n_state), NULL, NULL, NULL};
+    int count = 0, rc = -1;
+    if (loaded)
+        *loaded = 0;
+    hid_t f = h5io_open(path, err, errlen);
+    if (f < 0)
+        goto out;
+    if (check_format(f, WEIGHTS_FORMAT, CHECKPOINT_FORMAT, path, err, errlen) ||
+        read_tensors(f, "params", net, KIND_PARAMS, s.params, partial, &count, path, err, errlen) ||
+        read_tensors(f, "state", net, KIND_STATE, s.state, partial, &count, path, err, errlen))
+        goto close;
+    if (count == 0 && net->n_tensors > 0) {
+        snprintf(err, errlen, "file %s: none of the network's tensors is in /params (layer names differ?)", path);
+        goto close;
+    }
+    memcpy(net->params, s.params, net->n_params * sizeof(float));
+    memcpy(net->state, s.state, net->n_state * sizeof(float));
+    if (loaded)
+        *loaded = count;
+    rc = 0;
+close:
+    H5Fclose(f);
+out:
+    scratch_free(&s);
+    H5Eclear2(H5E_DEFAULT);
+    h5io_loud(&q);
+    return rc;
+}
+
+int weights_save(const char *path, const Net *net, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    char tmp[PATH_MAX_LEN];
+    int rc = -1;
+    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
+    if (f < 0)
+        goto out;
+    if (h5io_attr_str(f, "format", WEIGHTS_FORMAT) || write_spec(f, &net->spec)) {
+        snprintf(err, errlen, "file %s: cannot write the attributes of /", tmp);
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    if (write_tensors(f, "params", net, KIND_PARAMS, net->params, tmp, err, errlen) ||
+        write_tensors(f, "state", net, KIND_STATE, net->state, tmp, err, errlen)) {
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    rc = h5io_commit(f, tmp, path, err, errlen);
+out:
+    h5io_loud(&q);
+    return rc;
+}

@@ -1,0 +1,560 @@
+/* h5io.c - HDF5 helpers: atomic files, checksummed datasets, attributes and
+ * readable error messages (see h5io.h). */
+#include "h5io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Chunks of at most this many bytes: small enough that a checksum failure
+ * points at a small region, large enough that big tensors stay fast. */
+#define CHUNK_BYTES ((size_t)1 << 20)
+
+/* ------------------------------------------------------------- errors */
+
+void h5io_quiet(H5Quiet *q)
+{
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+void h5io_loud(const H5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+typedef struct {
+    char innermost[256];
+    int found;
+    int checksum;
+} ErrWalk;
+
+static herr_t err_walk(unsigned n, const H5E_error2_t *e, void *user)
+{
+    ErrWalk *w = user;
+    const char *d = e->desc ? e->desc : "";
+    if (!w->found) { /* walking upward: the first entry is where the error was detected */
+        snprintf(w->innermost, sizeof w->innermost, "%s", d);
+        w->found = 1;
+    }
+    if (strstr(d, "checksum") || strstr(d, "Fletcher"))
+        w->checksum = 1;
+    return 0;
+}
+
+int h5io_last_error(char *buf, size_t n)
+{
+    ErrWalk w = {{0}, 0, 0};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, err_walk, &w);
+    H5Eclear2(H5E_DEFAULT);
+    snprintf(buf, n, "%s", w.found ? w.innermost : "unknown HDF5 error");
+    return w.checksum;
+}
+
+/* A read failure as a message: checksum failures get their own wording. */
+static void read_failure(const char *file, const char *what, char *err, size_t errlen)
+{
+    char why[256];
+    if (h5io_last_error(why, sizeof why))
+        snprintf(err, errlen, "file %s: checksum mismatch in %s (the file is corrupted)", file, what);
+    else
+        snprintf(err, errlen, "file %s: cannot read %s: %s", file, what, why);
+}
+
+/* ------------------------------------------------------------- files */
+
+int h5io_make_parents(const char *path, char *err, size_t errlen)
+{
+    size_t len = strlen(path);
+    char *dir = malloc(len + 1);
+    memcpy(dir, path, len + 1);
+    int rc = 0;
+    for (size_t i = 1; i < len && rc == 0; i++) {
+        if (dir[i] != '/')
+            continue;
+        dir[i] = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create folder %s: %s", dir, strerror(errno));
+            rc = -1;
+        }
+        dir[i] = '/';
+    }
+    free(dir);
+    return rc;
+}
+
+static hid_t make_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* The 1.8 format checksums all metadata and is read by every current
+     * HDF5 (h5py, MATLAB); STRONG closes whatever an error path left open. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    return fapl;
+}
+
+hid_t h5io_create(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
+{
+    if (h5io_make_parents(path, err, errlen))
+        return -1;
+    if ((size_t)snprintf(tmp, tmplen, "%s.tmp", path) >= tmplen) {
+        snprintf(err, errlen, "file %s: path too long", path);
+        return -1;
+    }
+    hid_t fapl = make_fapl();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    char why[256];
+    if (f < 0)
+        h5io_last_error(why, sizeof why);
+    H5Pclose(fapl);
+    if (f < 0)
+        snprintf(err, errlen, "file %s: cannot create: %s", tmp, why);
+    return f;
+}
+
+static int fsync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static void parent_of(const char *path, char *dir, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+int h5io_commit(hid_t file, const char *tmp, const char *path, char *err, size_t errlen)
+{
+    herr_t a = H5Fflush(file, H5F_SCOPE_LOCAL);
+    herr_t b = H5Fclose(file);
+    if (a < 0 || b < 0) {
+        char why[256];
+        h5io_last_error(why, sizeof why);
+        snprintf(err, errlen, "file %s: writing failed: %s", tmp, why);
+        unlink(tmp);
+        return -1;
+    }
+    if (fsync_path(tmp, 0) != 0) {
+        snprintf(err, errlen, "file %s: fsync failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "file %s: cannot rename to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    char dir[4096];
+    parent_of(path, dir, sizeof dir);
+    if (fsync_path(dir, 1) != 0) {
+        snprintf(err, errlen, "folder %s: fsync failed: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void h5io_abandon(hid_t file, const char *tmp)
+{
+    H5Fclose(file);
+    H5Eclear2(H5E_DEFAULT);
+    unlink(tmp);
+}
+
+hid_t h5io_open(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    hid_t fapl = make_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    char why[256];
+    int sum = f < 0 ? h5io_last_error(why, sizeof why) : 0; /* before any other call clears the stack */
+    H5Pclose(fapl);
+    if (f < 0 && sum)
+        snprintf(err, errlen, "file %s: checksum mismatch in the file's metadata (the file is corrupted)", path);
+    else if (f < 0)
+        snprintf(err, errlen, "file %s: not a readable HDF5 file (truncated or corrupted?): %s", path, why);
+    return f;
+}
+
+/* ------------------------------------------------------------- datasets */
+
+void h5io_shape_text(int ndims, const hsize_t *dims, char *buf, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < ndims && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (used < n)
+        snprintf(buf + used, n - used, ")");
+}
+
+/* Chunk dims: the whole array, halved along the leading axes until a chunk
+ * fits CHUNK_BYTES; zero-length axes get chunks of 1. */
+static void chunk_dims(int ndims, const hsize_t *dims, size_t elem, hsize_t *chunk)
+{
+    for (int i = 0; i < ndims; i++)
+        chunk[i] = dims[i] ? dims[i] : 1;
+    for (;;) {
+        size_t bytes = elem;
+        for (int i = 0; i < ndims; i++)
+            bytes *= (size_t)chunk[i];
+        if (bytes <= CHUNK_BYTES)
+            return;
+        int i = 0;
+        while (i < ndims - 1 && chunk[i] == 1)
+            i++;
+        if (chunk[i] == 1)
+            return;
+        chunk[i] = (chunk[i] + 1) / 2;
+    }
+}
+
+int h5io_write(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, int ndims, const hsize_t *dims,
+               const void *data, const char *file, char *err, size_t errlen)
+{
+    hsize_t maxdims[8], chunk[8];
+    size_t count = 1;
+    for (int i = 0; i < ndims; i++) {
+        maxdims[i] = dims[i] ? dims[i] : H5S_UNLIMITED; /* a chunk of 1 must fit a zero-length axis */
+        count *= (size_t)dims[i];
+    }
+    if (!file_type)
+        file_type = mem_type;
+    chunk_dims(ndims, dims, H5Tget_size(file_type), chunk);
+    hid_t space = H5Screate_simple(ndims, dims, maxdims);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, ndims, chunk);
+    H5Pset_fletcher32(dcpl);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = H5Dcreate2(loc, name, file_type, space, lcpl, dcpl, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : 0;
+    if (ds >= 0 && count > 0)
+        rc = H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    char why[256];
+    if (rc < 0)
+        h5io_last_error(why, sizeof why);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (rc < 0) {
+        snprintf(err, errlen, "file %s: cannot write dataset %s: %s", file, name, why);
+        return -1;
+    }
+    return 0;
+}
+
+int h5io_exists(hid_t loc, const char *name)
+{
+    char part[1024];
+    size_t len = strlen(name);
+    if (len == 0 || len >= sizeof part)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (name[i] != '/' && name[i] != '\0')
+            continue;
+        memcpy(part, name, i);
+        part[i] = '\0';
+        if (i > 0 && H5Lexists(loc, part, H5P_DEFAULT) <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int h5io_shape(hid_t loc, const char *name, int max, int *ndims, hsize_t *dims, const char *file, const char *what,
+               char *err, size_t errlen)
+{
+    if (!h5io_exists(loc, name)) {
+        snprintf(err, errlen, "file %s: dataset %s is missing", file, what);
+        return -1;
+    }
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) {
+        read_failure(file, what, err, errlen);
+        return -1;
+    }
+    hid_t space = H5Dget_space(ds);
+    int nd = H5Sget_simple_extent_ndims(space);
+    int rc = 0;
+    if (nd < 0 || nd > max) {
+        snprintf(err, errlen, "file %s: dataset %s has %d dimensions, at most %d expected", file, what, nd, max);
+        rc = -1;
+    } else {
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        *ndims = nd;
+    }
+    H5Sclose(space);
+    H5Dclose(ds);
+    return rc;
+}
+
+int h5io_read(hid_t loc, const char *name, hid_t mem_type, int ndims, const hsize_t *dims, void *data,
+              const char *file, const char *what, char *err, size_t errlen)
+{
+    int nd;
+    hsize_t got[8];
+    if (h5io_shape(loc, name, 8, &nd, got, file, what, err, errlen))
+        return -1;
+    int same = nd == ndims;
+    size_t count = 1;
+    for (int i = 0; same && i < nd; i++) {
+        same = got[i] == dims[i];
+        count *= (size_t)dims[i];
+    }
+    if (!same) {
+        char a[128], b[128];
+        h5io_shape_text(nd, got, a, sizeof a);
+        h5io_shape_text(ndims, dims, b, sizeof b);
+        snprintf(err, errlen, "file %s: dataset %s has shape %s in the file, expected %s", file, what, a, b);
+        return -1;
+    }
+    if (count == 0)
+        return 0;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (rc < 0)
+        read_failure(file, what, err, errlen); /* before H5Dclose clears the error stack */
+    if (ds >= 0)
+        H5Dclose(ds);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------- attributes */
+
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, value);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+static hid_t vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+int h5io_attr_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t t = vlen_str_type();
+    const char *v = value ? value : "";
+    int rc = attr_write(obj, name, t, &v);
+    H5Tclose(t);
+    return rc;
+}
+
+int h5io_attr_i64(hid_t obj, const char *name, int64_t value) { return attr_write(obj, name, H5T_NATIVE_INT64, &value); }
+int h5io_attr_u64(hid_t obj, const char *name, uint64_t value)
+{
+    return attr_write(obj, name, H5T_NATIVE_UINT64, &value);
+}
+int h5io_attr_f64(hid_t obj, const char *name, double value) { return attr_write(obj, name, H5T_NATIVE_DOUBLE, &value); }
+
+/* Opens attribute `name` of obj, or sets a message. */
+static hid_t attr_open(hid_t obj, const char *name, const char *file, const char *where, char *err, size_t errlen)
+{
+    htri_t e = H5Aexists(obj, name);
+    if (e <= 0) {
+        if (e < 0)
+            read_failure(file, where, err, errlen);
+        else
+            snprintf(err, errlen, "file %s: attribute %s of %s is missing", file, name, where);
+        return -1;
+    }
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        read_failure(file, where, err, errlen);
+    return a;
+}
+
+int h5io_get_str_alloc(hid_t obj, const char *name, char **out, const char *file, const char *where, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    hid_t a = attr_open(obj, name, file, where, err, errlen);
+    if (a < 0)
+        return -1;
+    hid_t ft = H5Aget_type(a);
+    int rc = -1;
+    if (H5Tget_class(ft) != H5T_STRING) {
+        snprintf(err, errlen, "file %s: attribute %s of %s is not a string", file, name, where);
+    } else if (H5Tis_variable_str(ft) > 0) {
+        hid_t mt = vlen_str_type();
+        char *s = NULL;
+        if (H5Aread(a, mt, &s) >= 0) {
+            *out = strdup(s ? s : "");
+            H5free_memory(s);
+            rc = 0;
+        } else {
+            read_failure(file, where, err, errlen);
+        }
+        H5Tclose(mt);
+    } else {
+        size_t sz = H5Tget_size(ft);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, sz + 1);
+        char *s = calloc(sz + 2, 1);
+        if (H5Aread(a, mt, s) >= 0) {
+            *out = s;
+            rc = 0;
+        } else {
+            read_failure(file, where, err, errlen);
+            free(s);
+        }
+        H5Tclose(mt);
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+int h5io_get_str(hid_t obj, const char *name, char *out, size_t n, const char *file, const char *where, char *err,
+                 size_t errlen)
+{
+    char *s;
+    if (h5io_get_str_alloc(obj, name, &s, file, where, err, errlen))
+        return -1;
+    snprintf(out, n, "%s", s);
+    free(s);
+    return 0;
+}
+
+static int attr_read_num(hid_t obj, const char *name, hid_t mem_type, void *out, const char *file,
+                         const char *where, char *err, size_t errlen)
+{
+    hid_t a = attr_open(obj, name, file, where, err, errlen);
+    if (a < 0)
+        return -1;
+    hid_t ft = H5Aget_type(a);
+    H5T_class_t cls = H5Tget_class(ft);
+    int rc = -1;
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+        snprintf(err, errlen, "file %s: attribute %s of %s is not a number", file, name, where);
+    else if (H5Aread(a, mem_type, out) < 0)
+        read_failure(file, where, err, errlen);
+    else
+        rc = 0;
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+int h5io_get_i64(hid_t obj, const char *name, int64_t *out, const char *file, const char *where, char *err,
+                 size_t errlen)
+{
+    return attr_read_num(obj, name, H5T_NATIVE_INT64, out, file, where, err, errlen);
+}
+
+int h5io_get_u64(hid_t obj, const char *name, uint64_t *out, const char *file, const char *where, char *err,
+                 size_t errlen)
+{
+    return attr_read_num(obj, name, H5T_NATIVE_UINT64, out, file, where, err, errlen);
+}
+
+int h5io_get_f64(hid_t obj, const char *name, double *out, const char *file, const char *where, char *err,
+                 size_t errlen)
+{
+    return attr_read_num(obj, name, H5T_NATIVE_DOUBLE, out, file, where, err, errlen);
+}
+
+/* ------------------------------------------------------------- history */
+
+hid_t h5io_history_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(HistoryRow));
+    H5Tinsert(t, "epoch", HOFFSET(HistoryRow, epoch), H5T_NATIVE_INT64);
+    H5Tinsert(t, "lr", HOFFSET(HistoryRow, lr), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "train_loss", HOFFSET(HistoryRow, train_loss), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "val_metric", HOFFSET(HistoryRow, val_metric), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "images_per_s", HOFFSET(HistoryRow, images_per_s), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "wait_share", HOFFSET(HistoryRow, wait_share), H5T_NATIVE_DOUBLE);
+    return t;
+}
+
+static double at_or_nan(const double *v, int i) { return v ? v[i] : (double)NAN; }
+
+int h5io_write_history(hid_t loc, const char *name, int epochs, const double *lr, const double *train_loss,
+                       const double *val_metric, const double *images_per_s, const double *wait_share,
+                       const char *file, char *err, size_t errlen)
+{
+    if (epochs < 0) {
+        snprintf(err, errlen, "file %s: %s: negative epoch count %d", file, name, epochs);
+        return -1;
+    }
+    HistoryRow *rows = calloc(epochs ? (size_t)epochs : 1, sizeof(HistoryRow));
+    for (int i = 0; i < epochs; i++) {
+        rows[i].epoch = i + 1;
+        rows[i].lr = at_or_nan(lr, i);
+        rows[i].train_loss = at_or_nan(train_loss, i);
+        rows[i].val_metric = at_or_nan(val_metric, i);
+        rows[i].images_per_s = at_or_nan(images_per_s, i);
+        rows[i].wait_share = at_or_nan(wait_share, i);
+    }
+    hid_t t = h5io_history_type();
+    hsize_t dims[1] = {(hsize_t)epochs};
+    int rc = h5io_write(loc, name, t, 0, 1, dims, rows, file, err, errlen);
+    H5Tclose(t);
+    free(rows);
+    return rc;
+}
+
+int h5io_read_history(hid_t loc, const char *name, int *epochs, double **lr, double **train_loss,
+                      double **val_metric, double **images_per_s, double **wait_share, const char *file,
+                      const char *what, char *err, size_t errlen)
+{
+    int nd;
+    hsize_t dims[1];
+    *lr = *train_loss = *val_metric = *images_per_s = *wait_share = NULL;
+    *epochs = 0;
+    if (h5io_shape(loc, name, 1, &nd, dims, file, what, err, errlen))
+        return -1;
+    if (nd != 1 || dims[0] > (1u << 30)) {
+        snprintf(err, errlen, "file %s: %s is not a 1-D table", file, what);
+        return -1;
+    }
+    int n = (int)dims[0];
+    HistoryRow *rows = calloc(n ? (size_t)n : 1, sizeof(HistoryRow));
+    hid_t t = h5io_history_type();
+    int rc = h5io_read(loc, name, t, 1, dims, rows, file, what, err, errlen);
+    H5Tclose(t);
+    if (rc == 0 && n > 0) {
+        double **cols[5] = {lr, train_loss, val_metric, images_per_s, wait_share};
+        for (int c = 0; c < 5; c++)
+            *cols[c] = malloc((size_t)n * sizeof(double));
+        for (int i = 0; i < n; i++) {
+            (*lr)[i] = rows[i].lr;
+            (*train_loss)[i] = rows[i].train_loss;
+            (*val_metric)[i] = rows[i].val_metric;
+            (*images_per_s)[i] = rows[i].images_per_s;
+            (*wait_share)[i] = rows[i].wait_share;
+        }
+    }
+    if (rc == 0)
+        *epochs = n;
+    free(rows);
+    return rc;
+}

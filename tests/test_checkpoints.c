@@ -1,0 +1,471 @@
+/* test_checkpoints.c - HDF5 checkpoints, weight files, cell results and
+ * results.h5 (checkpoints/).
+ *
+ * Checkpoints: a small ResNet-50 (batch-norm state) and VGG-f are saved and
+ * loaded into fresh networks, bit for bit (params, state, velocity, best
+ * weights, every meta field and the history). A stale "<path>.tmp" from an
+ * interrupted write is harmless and replaced. Bytes flipped inside a
+ * dataset's stored chunk, or in the file's metadata, make the load fail with
+ * a checksum message naming the dataset, and leave the network untouched. A
+ * checkpoint of another job (config hash) or of another network size (shapes,
+ * extra layers) is refused naming the tensor and both shapes.
+ * Weights: strict loading refuses a file missing a layer, partial loading
+ * skips it and counts the rest, a shape mismatch is refused in both modes.
+ * Results: a cell result round trip (including an empty one), and
+ * results_write over teachers and students with two seeds, read back with the
+ * HDF5 API (/summary rows, mean and standard deviation rows, cell groups) and
+ * printed by h5dump when it is installed.
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoints/checkpoints.h"
+#include "checkpoints/h5io.h"
+#include "gradcheck.h"
+
+static char g_dir[256];
+
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", g_dir, name); }
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static Net *make_net(Arch arch, int classes, int fc)
+{
+    NetSpec s = netspec_default(arch);
+    s.classes = classes;
+    s.dropout = 0;
+    if (arch == ARCH_RESNET50) {
+        s.input = 32;
+        s.width = 1.0f / 16;
+        s.fc = fc;
+    } else {
+        s.input = 64;
+        s.width = 0.125f;
+        s.fc = fc;
+    }
+    char err[512];
+    Net *net = net_create(&s, 2, 0, err, sizeof err);
+    if (!net) {
+        fprintf(stderr, "net_create: %s\n", err);
+        exit(1);
+    }
+    return net;
+}
+
+static float *filled(size_t n, uint64_t seed)
+{
+    float *v = malloc((n ? n : 1) * sizeof(float));
+    fill_uniform(v, n, seed);
+    return v;
+}
+
+static float *dup_floats(const float *src, size_t n)
+{
+    float *v = malloc((n ? n : 1) * sizeof(float));
+    memcpy(v, src, n * sizeof(float));
+    return v;
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+static int same_doubles(const double *a, const double *b, int n)
+{
+    return n == 0 || memcmp(a, b, (size_t)n * sizeof(double)) == 0;
+}
+
+static double *dvec(int n, double base)
+{
+    double *v = malloc((size_t)(n ? n : 1) * sizeof(double));
+    for (int i = 0; i < n; i++)
+        v[i] = base + 0.1 * i + 1e-9 * i * i;
+    return v;
+}
+
+static CheckpointMeta make_meta(void)
+{
+    CheckpointMeta m = {0};
+    snprintf(m.config_sha256, sizeof m.config_sha256, "%064d", 7);
+    m.config_sha256[3] = 'a';
+    m.world = 3;
+    m.seed = 0xfedcba9876543210ull;
+    m.step = 12345;
+    m.epoch = 4;
+    m.sampler_epoch = 4;
+    m.sampler_batch = 17;
+    m.best_metric = 0.6180339887;
+    m.best_epoch = 2;
+    m.seconds = 98.25;
+    m.epochs = 4;
+    m.lr = dvec(4, 0.1);
+    m.train_loss = dvec(4, 2.3);
+    m.val_metric = dvec(4, 0.4);
+    m.images_per_s = dvec(4, 800);
+    m.wait_share = dvec(4, 0.05);
+    m.wait_share[1] = NAN; /* NaN survives too */
+    return m;
+}
+
+static int same_meta(const CheckpointMeta *a, const CheckpointMeta *b)
+{
+    return strcmp(a->config_sha256, b->config_sha256) == 0 && a->world == b->world && a->seed == b->seed &&
+           a->step == b->step && a->epoch == b->epoch && a->sampler_epoch == b->sampler_epoch &&
+           a->sampler_batch == b->sampler_batch && memcmp(&a->best_metric, &b->best_metric, sizeof(double)) == 0 &&
+           a->best_epoch == b->best_epoch && a->seconds == b->seconds && a->epochs == b->epochs &&
+           same_doubles(a->lr, b->lr, a->epochs) && same_doubles(a->train_loss, b->train_loss, a->epochs) &&
+           same_doubles(a->val_metric, b->val_metric, a->epochs) &&
+           same_doubles(a->images_per_s, b->images_per_s, a->epochs) &&
+           same_doubles(a->wait_share, b->wait_share, a->epochs);
+}
+
+/* Flips one byte inside the first stored chunk of a dataset. */
+static int flip_in_dataset(const char *path, const char *dataset, hsize_t at)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, dataset, H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds);
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0, offset[4];
+    unsigned mask;
+    herr_t rc = H5Dget_chunk_info(ds, space, 0, offset, &mask, &addr, &size);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+    if (rc < 0 || addr == HADDR_UNDEF || at >= size)
+        return -1;
+    FILE *fp = fopen(path, "r+b");
+    if (!fp)
+        return -1;
+    fseek(fp, (long)(addr + at), SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, (long)(addr + at), SEEK_SET);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+    return 0;
+}
+
+static int flip_at(const char *path, long at)
+{
+    FILE *fp = fopen(path, "r+b");
+    if (!fp)
+        return -1;
+    fseek(fp, at, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, at, SEEK_SET);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+    return 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0)
+        fwrite(buf, 1, n, b);
+    if (a)
+        fclose(a);
+    if (b)
+        fclose(b);
+}
+
+/* ------------------------------------------------------------- checkpoints */
+
+static void test_round_trip(Arch arch)
+{
+    char path[512], err[1024];
+    path_in(path, sizeof path, arch == ARCH_RESNET50 ? "runs/a/b/resnet.h5" : "runs/vgg.h5"); /* folders made */
+    Net *a = make_net(arch, 5, arch == ARCH_RESNET50 ? 0 : 16);
+    net_init(a, 11);
+    fill_uniform(a->state, a->n_state, 12);
+    float *vel = filled(a->n_params, 13), *bp = filled(a->n_params, 14), *bs = filled(a->n_state, 15);
+    CheckpointMeta m = make_meta();
+    int rc = checkpoint_save(path, a, vel, bp, bs, &m, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    char tmp[520];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK(!file_exists(tmp), "the temporary file %s was left behind", tmp);
+
+    Net *b = make_net(arch, 5, arch == ARCH_RESNET50 ? 0 : 16);
+    net_init(b, 99);
+    float *vel2 = filled(b->n_params, 1), *bp2 = filled(b->n_params, 2), *bs2 = filled(b->n_state, 3);
+    CheckpointMeta m2 = {0};
+    rc = checkpoint_load(path, b, vel2, bp2, bs2, &m2, m.config_sha256, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    CHECK(same_floats(a->params, b->params, a->n_params), "%s params differ after loading", arch_name(arch));
+    CHECK(same_floats(a->state, b->state, a->n_state), "%s state differs", arch_name(arch));
+    CHECK(same_floats(vel, vel2, a->n_params), "%s velocity differs", arch_name(arch));
+    CHECK(same_floats(bp, bp2, a->n_params), "%s best params differ", arch_name(arch));
+    CHECK(same_floats(bs, bs2, a->n_state), "%s best state differs", arch_name(arch));
+    CHECK(same_meta(&m, &m2), "%s meta differs after loading", arch_name(arch));
+    CHECK(arch != ARCH_RESNET50 || a->n_state > 0, "the ResNet has no batch-norm state to test");
+
+    /* NULL buffers: not written, not read. */
+    char path2[512];
+    path_in(path2, sizeof path2, "runs/noopt.h5");
+    CHECK(checkpoint_save(path2, a, NULL, NULL, NULL, &m, err, sizeof err) == 0, "%s", err);
+    CHECK(checkpoint_load(path2, b, NULL, NULL, NULL, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    rc = checkpoint_load(path2, b, vel2, NULL, NULL, NULL, NULL, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "/optimizer/"), "a checkpoint without velocity gave: %s", rc ? err : "success");
+
+    checkpoint_meta_free(&m);
+    checkpoint_meta_free(&m2);
+    free(vel);
+    free(bp);
+    free(bs);
+    free(vel2);
+    free(bp2);
+    free(bs2);
+    net_free(a);
+    net_free(b);
+}
+
+/* A stale temporary file from an interrupted write does not disturb the
+ * checkpoint, and the next save replaces it. */
+static void test_stale_tmp(void)
+{
+    char path[512], tmp[520], err[1024];
+    path_in(path, sizeof path, "stale/ckpt.h5");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    Net *a = make_net(ARCH_VGG_F, 3, 8);
+    net_init(a, 1);
+    CheckpointMeta m = make_meta();
+    CHECK(checkpoint_save(path, a, NULL, NULL, NULL, &m, err, sizeof err) == 0, "%s", err);
+    FILE *fp = fopen(tmp, "wb"); /* half a file, as a crash mid-write leaves */
+    fputs("\x89HDF\r\n\x1a\ntorn", fp);
+    fclose(fp);
+    Net *b = make_net(ARCH_VGG_F, 3, 8);
+    CHECK(checkpoint_load(path, b, NULL, NULL, NULL, NULL, m.config_sha256, err, sizeof err) == 0, "%s", err);
+    CHECK(same_floats(a->params, b->params, a->n_params), "params differ beside a stale temporary file");
+    net_init(a, 2);
+    m.step = 999;
+    CHECK(checkpoint_save(path, a, NULL, NULL, NULL, &m, err, sizeof err) == 0, "save over a stale tmp: %s", err);
+    CHECK(!file_exists(tmp), "the stale temporary file survived a save");
+    CheckpointMeta m2 = {0};
+    CHECK(checkpoint_load(path, b, NULL, NULL, NULL, &m2, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK(m2.step == 999 && same_floats(a->params, b->params, a->n_params), "the new checkpoint was not loaded");
+    checkpoint_meta_free(&m);
+    checkpoint_meta_free(&m2);
+    net_free(a);
+    net_free(b);
+}
+
+static void expect_refused(const char *what, int rc, const char *err, const char *needle1, const char *needle2)
+{
+    CHECK(rc != 0, "%s was accepted", what);
+    if (rc != 0) {
+        CHECK(strstr(err, needle1) != NULL, "%s: message lacks \"%s\": %s", what, needle1, err);
+        CHECK(!needle2 || strstr(err, needle2) != NULL, "%s: message lacks \"%s\": %s", what, needle2, err);
+        printf("  %s refused: %s\n", what, err);
+    }
+}
+
+static void test_corruption(void)
+{
+    char good[512], bad[512], err[1024];
+    path_in(good, sizeof good, "corrupt/good.h5");
+    path_in(bad, sizeof bad, "corrupt/bad.h5");
+    Net *a = make_net(ARCH_RESNET50, 4, 0);
+    net_init(a, 5);
+    float *vel = filled(a->n_params, 6);
+    CheckpointMeta m = make_meta();
+    CHECK(checkpoint_save(good, a, vel, NULL, NULL, &m, err, sizeof err) == 0, "%s", err);
+    Net *b = make_net(ARCH_RESNET50, 4, 0);
+    net_init(b, 77);
+    float *before = dup_floats(b->params, b->n_params);
+
+    static const char *const targets[] = {"/params/conv1/weight", "/optimizer/layer2.0.conv2/weight",
+                                          "/state/layer1.0.bn1/running_var"};
+    for (int i = 0; i < 3; i++) {
+        copy_file(good, bad);
+        CHECK(flip_in_dataset(bad, targets[i], 2) == 0, "cannot locate the chunk of %s", targets[i]);
+        int rc = checkpoint_load(bad, b, vel, NULL, NULL, NULL, NULL, err, sizeof err);
+        expect_refused("a flipped byte", rc, err, "checksum mismatch", targets[i]);
+        CHECK(same_floats(before, b->params, b->n_params), "a refused checkpoint changed the network");
+    }
+    /* The superblock's base address (covered by its own checksum). */
+    copy_file(good, bad);
+    flip_at(bad, 13);
+    int rc = checkpoint_load(bad, b, vel, NULL, NULL, NULL, NULL, err, sizeof err);
+    expect_refused("a flipped superblock byte", rc, err, "corrupted", bad);
+    /* Truncated to half. */
+    copy_file(good, bad);
+    struct stat st;
+    stat(good, &st);
+    CHECK(truncate(bad, st.st_size / 2) == 0, "truncate");
+    rc = checkpoint_load(bad, b, vel, NULL, NULL, NULL, NULL, err, sizeof err);
+    expect_refused("a truncated file", rc, err, bad, NULL);
+    CHECK(same_floats(before, b->params, b->n_params), "a refused checkpoint changed the network");
+    /* The intact file still loads. */
+    CHECK(checkpoint_load(good, b, vel, NULL, NULL, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    free(before);
+    free(vel);
+    checkpoint_meta_free(&m);
+    net_free(a);
+    net_free(b);
+}
+
+static void test_mismatch(void)
+{
+    char path[512], err[1024];
+    path_in(path, sizeof path, "mismatch/ckpt.h5");
+    Net *a = make_net(ARCH_RESNET50, 5, 0);
+    net_init(a, 3);
+    CheckpointMeta m = make_meta();
+    CHECK(checkpoint_save(path, a, NULL, NULL, NULL, &m, err, sizeof err) == 0, "%s", err);
+
+    char other[65];
+    snprintf(other, sizeof other, "%064d", 8);
+    int rc = checkpoint_load(path, a, NULL, NULL, NULL, NULL, other, err, sizeof err);
+    expect_refused("another job's checkpoint", rc, err, "another job", path);
+
+    Net *b = make_net(ARCH_RESNET50, 6, 0); /* another classifier size */
+    rc = checkpoint_load(path, b, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
+    expect_refused("another classifier", rc, err, "/params/fc/weight", "(5, 128)");
+    CHECK(rc == 0 || strstr(err, "(6, 128)"), "the network's shape is not named: %s", err);
+
+    Net *c = make_net(ARCH_VGG_F, 5, 16); /* another architecture */
+    rc = checkpoint_load(path, c, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
+    expect_refused("another architecture", rc, err, "/params/conv1/weight", "(8, 3, 11, 11)");
+
+    char vpath[512]; /* a layer the network lacks */
+    path_in(vpath, sizeof vpath, "mismatch/extra.h5");
+    copy_file(path, vpath);
+    hid_t f = H5Fopen(vpath, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t dims[1] = {3};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = H5Dcreate2(f, "/params/ghost/weight", H5T_NATIVE_FLOAT, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Pclose(lcpl);
+    H5Sclose(space);
+    H5Fclose(f);
+    rc = checkpoint_load(vpath, a, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
+    expect_refused("a checkpoint with an extra layer", rc, err, "/params/ghost", "not part of this network");
+    CHECK(weights_load(vpath, a, 0, NULL, err, sizeof err) == 0, "weights_load ignores extra layers: %s", err);
+
+    Net *d = make_net(ARCH_VGG_FACE, 5, 16); /* no layer name in common */
+    rc = weights_load(path, d, 1, NULL, err, sizeof err);
+    expect_refused("weights with no common tensor", rc, err, "none of the network's tensors", NULL);
+
+    char missing[512];
+    path_in(missing, sizeof missing, "mismatch/nothing.h5");
+    rc = checkpoint_load(missing, a, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
+    expect_refused("a missing file", rc, err, missing, "No such file");
+    checkpoint_meta_free(&m);
+    net_free(a);
+    net_free(b);
+    net_free(c);
+    net_free(d);
+}
+
+static void test_weights(void)
+{
+    char path[512], cut[512], err[1024];
+    path_in(path, sizeof path, "weights/full.h5");
+    path_in(cut, sizeof cut, "weights/no_fc.h5");
+    Net *a = make_net(ARCH_RESNET50, 5, 0);
+    net_init(a, 21);
+    fill_uniform(a->state, a->n_state, 22);
+    CHECK(weights_save(path, a, err, sizeof err) == 0, "%s", err);
+
+    Net *b = make_net(ARCH_RESNET50, 5, 0);
+    int loaded = -1;
+    CHECK(weights_load(path, b, 0, &loaded, err, sizeof err) == 0, "%s", err);
+    int total = 0;
+    for (int i = 0; i < a->n_layers; i++)
+        total += a->layers[i]->n_params + a->layers[i]->n_state;
+    CHECK(loaded == total, "loaded %d tensors, expected %d", loaded, total);
+    CHECK(same_floats(a->params, b->params, a->n_params) && same_floats(a->state, b->state, a->n_state),
+          "weights differ after weights_load");
+
+    /* The same file without its classifier. */
+    copy_file(path, cut);
+    hid_t f = H5Fopen(cut, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "/params/fc", H5P_DEFAULT);
+    H5Fclose(f);
+    Net *c = make_net(ARCH_RESNET50, 5, 0);
+    net_init(c, 23);
+    float *fc_before = dup_floats(c->params, c->n_params);
+    int rc = weights_load(cut, c, 0, &loaded, err, sizeof err);
+    expect_refused("strict loading without fc", rc, err, "/params/fc/weight", "missing");
+    CHECK(same_floats(fc_before, c->params, c->n_params), "a refused strict load changed the network");
+    rc = weights_load(cut, c, 1, &loaded, err, sizeof err);
+    CHECK(rc == 0, "partial loading: %s", err);
+    CHECK(loaded == total - 2, "partial loading copied %d tensors, expected %d", loaded, total - 2);
+    int fc = net_find_layer(c, "fc");
+    const Tensor *w = &c->layers[fc]->param[0];
+    CHECK(same_floats(w->data, fc_before + w->offset, w->count), "partial loading changed the missing fc");
+    CHECK(same_floats(c->state, a->state, a->n_state), "partial loading did not copy the state");
+    int conv1 = net_find_layer(c, "conv1");
+    const Tensor *cw = &c->layers[conv1]->param[0];
+    CHECK(same_floats(cw->data, a->params + cw->offset, cw->count), "partial loading did not copy conv1");
+
+    Net *d = make_net(ARCH_RESNET50, 7, 0); /* a shape mismatch is refused even when partial */
+    rc = weights_load(path, d, 1, &loaded, err, sizeof err);
+    expect_refused("a classifier of another size", rc, err, "/params/fc/weight", "(7, 128)");
+    free(fc_before);
+    net_free(a);
+    net_free(b);
+    net_free(c);
+    net_free(d);
+}
+
+/* Zero-length arrays still go through the chunked, checksummed path. */
+static void test_empty_dataset(void)
+{
+    char path[512], tmp[600], err[1024];
+    path_in(path, sizeof path, "empty.h5");
+    hid_t f = h5io_create(path, tmp, sizeof tmp, err, sizeof err);
+    CHECK(f >= 0, "%s", err);
+    hsize_t dims[2] = {0, 3};
+    float none[1] = {0};
+    CHECK(h5io_write(f, "a/empty", H5T_NATIVE_FLOAT, 0, 2, dims, none, tmp, err, sizeof err) == 0, "%s", err);
+    CHECK(h5io_commit(f, tmp, path, err, sizeof err) == 0, "%s", err);
+    f = h5io_open(path, err, sizeof err);
+    CHECK(f >= 0, "%s", err);
+    CHECK(h5io_read(f, "a/empty", H5T_NATIVE_FLOAT, 2, dims, none, path, "/a/empty", err, sizeof err) == 0, "%s",
+          err);
+    hsize_t wrong[2] = {1, 3};
+    int rc = h5io_read(f, "a/empty", H5T_NATIVE_FLOAT, 2, wrong, none, path, "/a/empty", err, sizeof err);
+    expect_refused("an empty dataset read as (1, 3)", rc, err, "(0, 3)", "(1, 3)");
+    H5Fclose(f);
+}
+
+/* ------------------------------------------------------------- main */
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/occkd_test_checkpoints_XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_round_trip(ARCH_RESNET50);
+    test_round_trip(ARCH_VGG_F);
+    test_stale_tmp();
+    test_corruption();
+    test_mismatch();
+    test_weights();
+    test_empty_dataset();
+    if (!g_failures) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", g_dir);
+    } else {
+        fprintf(stderr, "files kept in %s\n", g_dir);
+    }
+    return test_finish("test_checkpoints");
+}
