@@ -42,26 +42,43 @@ typedef struct {
 } CheckpointMeta;
 
 /* Writes net's params and state, the optimiser's velocity (n_params), the
- * best epoch's params and state, and meta, atomically with checksums. */
+ * best epoch's params (n_params) and state (n_state), and meta, atomically
+ * with checksums. velocity, best_params or best_state may be NULL: that part
+ * is not written. Parent folders are created. Layout:
+ *     /params/<layer>/<tensor>, /state/<layer>/<tensor>
+ *     /optimizer/<layer>/<tensor>                 (velocity, shaped as params)
+ *     /best/params/<layer>/<tensor>, /best/state/<layer>/<tensor>
+ *     /history    compound table (epoch, lr, train_loss, val_metric,
+ *                 images_per_s, wait_share), one row per epoch
+ *     attributes of /: format, config_sha256, world, seed, step, epoch,
+ *                 sampler_epoch, sampler_batch, best_metric, best_epoch,
+ *                 seconds, epochs, and the network's arch, input, channels,
+ *                 width, fc, classes (for information). */
 int checkpoint_save(const char *path, const Net *net, const float *velocity, const float *best_params,
                     const float *best_state, const CheckpointMeta *meta, char *err, size_t errlen);
 
 /* Reads a checkpoint into net (whose layout must match: every tensor by
- * name and shape) and the buffers (same sizes as for saving). meta's arrays
- * are allocated (free with checkpoint_meta_free). A file that fails its
- * checksum, has another format, or whose config_sha256 differs from
- * expect_sha256 (when not NULL) is refused with a message. */
+ * name and shape, and no tensor in /params or /state that net lacks) and the
+ * buffers (same sizes as for saving; a NULL buffer is not read, a non-NULL
+ * one must be in the file). meta (may be NULL) receives the attributes and
+ * its arrays are allocated (free with checkpoint_meta_free). A file that
+ * fails its checksum, has another format, or whose config_sha256 differs
+ * from expect_sha256 (when not NULL) is refused with a message. All or
+ * nothing: on failure net and the buffers are unchanged. */
 int checkpoint_load(const char *path, Net *net, float *velocity, float *best_params, float *best_state,
                     CheckpointMeta *meta, const char *expect_sha256, char *err, size_t errlen);
 void checkpoint_meta_free(CheckpointMeta *m);
 
-/* Loads only the weights (params and state) of a checkpoint or a pretrained
- * file by layer and tensor name. Layers of net missing from the file are
- * left as they are when `partial` (e.g. a classifier of another size), else
- * refused; a tensor present in both with another shape is always refused,
- * naming it and both shapes. *loaded (optional) counts copied tensors. */
+/* Loads only the weights (params and state) of a checkpoint or a weights
+ * file (format WEIGHTS_FORMAT, e.g. from tests/convert/torchvision_to_occkd.py)
+ * by layer and tensor name. Layers of net missing from the file are left as
+ * they are when `partial` (e.g. a classifier of another size), else refused;
+ * a tensor present in both with another shape is always refused, naming it
+ * and both shapes; tensors of the file that net lacks are ignored; a file
+ * sharing no tensor with net is refused. *loaded (optional) counts copied
+ * tensors (params and state). All or nothing, like checkpoint_load. */
 int weights_load(const char *path, Net *net, int partial, int *loaded, char *err, size_t errlen);
-/* Writes only the weights (/params, /state) of net. */
+/* Writes only the weights (/params, /state) of net, atomically. */
 int weights_save(const char *path, const Net *net, char *err, size_t errlen);
 
 /* --------------------------------------------------------- cell results */
@@ -90,8 +107,15 @@ typedef struct {
     int64_t *confusion;               /* (classes, classes) or NULL */
 } CellResult;
 
+/* One cell file (format CELL_FORMAT): the cell's group of results.h5 (see
+ * results_write) at the root, written atomically with checksums. Names must
+ * be non-empty and free of '/'; a task may not be called "job" or "summary".
+ * NULL arrays with a zero count are fine (a failed or skipped cell). */
 int cell_result_save(const char *path, const CellResult *r, char *err, size_t errlen);
+/* Fills r; its arrays are malloc'ed (free with cell_result_free). Optional
+ * datasets that are absent leave their pointer NULL. */
 int cell_result_load(const char *path, CellResult *r, char *err, size_t errlen);
+/* Frees r's arrays (all of them are malloc'ed) and sets them to NULL. */
 void cell_result_free(CellResult *r);
 
 /* ------------------------------------------------------------- results.h5 */
@@ -104,15 +128,45 @@ typedef struct {
     const char *start, *end; /* ISO 8601 times */
 } ResultsInfo;
 
-/* Writes results.h5 from the cells: /job (attributes), /summary (compound
- * table of fixed-length strings and doubles: task, model, method, seed,
- * metric, value, p_value, status; teachers give two rows, method "teacher"
- * on clean and "teacher (occluded)" on occluded faces; seed is the seed as
- * text, and with several seeds every (task, model, method) also gets rows
- * with seed "mean" and "std" of the values), and a group per cell
- * /<task>/<model>/<method>[/seed-<n>] with attributes, history, test/labels,
- * test/predictions and test/confusion. Atomic. */
+/* Writes results.h5 from the cells, atomically:
+ *   /job         group; attributes format, job_file (the job's text),
+ *                job_path, occkd_version, ranks, start, end
+ *   /summary     compound table (task, model, method, seed, metric: strings of
+ *                SUMMARY_STR bytes, NUL-terminated; value, p_value: doubles;
+ *                status: string), one row per cell in the order of `cells`,
+ *                rows of the same (task, model, method) kept together.
+ *                Teachers give two rows: method "teacher" (clean faces) and
+ *                "teacher (occluded)" (value_occluded, p_value_occluded).
+ *                seed is the seed as text. When the cells carry two or more
+ *                distinct seeds, every (task, model, method) is followed by
+ *                rows with seed "mean" and "std" (sample standard deviation)
+ *                over its seeds whose status is "done"; their status is
+ *                "done" (all seeds done), "incomplete" or "failed", p_value
+ *                NaN, std NaN with fewer than two finished seeds.
+ *   /<task>/<model>/<method>/seed-<seed>
+ *                one group per cell, always with the seed level: attributes
+ *                task, model, method, seed, status, message, metric, value,
+ *                value_occluded, p_value, p_value_occluded, seconds, epochs,
+ *                best_epoch, n_test, classes; datasets history (compound, as
+ *                in checkpoints), test/labels, test/predictions,
+ *                test/predictions_occluded (teachers), test/probabilities
+ *                (when kept), test/confusion (int64, classification).
+ * A cell listed twice (same task, model, method and seed) is refused. */
 int results_write(const char *path, const ResultsInfo *info, const CellResult *cells, int n_cells, char *err,
                   size_t errlen);
+
+/* One row of /summary, as stored. */
+#define SUMMARY_STR 64
+typedef struct {
+    char task[SUMMARY_STR], model[SUMMARY_STR], method[SUMMARY_STR], seed[SUMMARY_STR], metric[SUMMARY_STR];
+    double value, p_value;
+    char status[SUMMARY_STR];
+} SummaryRow;
+
+/* Reads /summary of a results.h5 (for occkd_report); *rows is malloc'ed. */
+int results_read_summary(const char *path, SummaryRow **rows, int *n_rows, char *err, size_t errlen);
+/* Reads one cell's group of a results.h5 into r (free with cell_result_free). */
+int results_read_cell(const char *path, const char *task, const char *model, const char *method, uint64_t seed,
+                      CellResult *r, char *err, size_t errlen);
 
 #endif

@@ -443,6 +443,278 @@ static void test_empty_dataset(void)
     H5Fclose(f);
 }
 
+
+/* ------------------------------------------------------------- results */
+
+static CellResult make_cell(const char *task, const char *model, const char *method, uint64_t seed, int classes)
+{
+    CellResult r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.task, sizeof r.task, "%s", task);
+    snprintf(r.model, sizeof r.model, "%s", model);
+    snprintf(r.method, sizeof r.method, "%s", method);
+    r.seed = seed;
+    snprintf(r.status, sizeof r.status, "done");
+    snprintf(r.metric, sizeof r.metric, "%s", classes ? "accuracy" : "mae");
+    uint64_t key = seed * 1000 + (uint64_t)strlen(method) * 7 + (uint64_t)strlen(task);
+    r.value = 0.5 + 0.01 * (double)(key % 37);
+    int teacher = strcmp(method, "teacher") == 0;
+    r.value_occluded = teacher ? r.value - 0.2 : NAN;
+    r.p_value = strcmp(method, "student") == 0 ? NAN : 0.001 * (double)(key % 50);
+    r.p_value_occluded = teacher ? 0.5 : NAN;
+    r.seconds = 12.5;
+    r.epochs = 3;
+    r.best_epoch = 2;
+    r.lr = dvec(3, 0.01);
+    r.train_loss = dvec(3, 1.5);
+    r.val_metric = dvec(3, 0.3);
+    r.images_per_s = dvec(3, 500);
+    r.wait_share = dvec(3, 0.1);
+    r.n_test = 10;
+    r.classes = classes;
+    r.labels = filled(10, key);
+    r.predictions = filled(10, key + 1);
+    r.predictions_occluded = teacher ? filled(10, key + 2) : NULL;
+    if (classes) {
+        r.probabilities = filled(10 * (size_t)classes, key + 3);
+        r.confusion = malloc((size_t)(classes * classes) * sizeof(int64_t));
+        for (int i = 0; i < classes * classes; i++)
+            r.confusion[i] = (int64_t)(key + (uint64_t)i);
+    }
+    return r;
+}
+
+static int same_f32(const float *a, const float *b, int64_t n)
+{
+    if (!a || !b)
+        return a == b;
+    return n == 0 || memcmp(a, b, (size_t)n * sizeof(float)) == 0;
+}
+
+static int same_f64(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static int same_cell(const CellResult *a, const CellResult *b)
+{
+    int64_t kk = (int64_t)a->classes * a->classes;
+    return strcmp(a->task, b->task) == 0 && strcmp(a->model, b->model) == 0 && strcmp(a->method, b->method) == 0 &&
+           a->seed == b->seed && strcmp(a->status, b->status) == 0 && strcmp(a->message, b->message) == 0 &&
+           strcmp(a->metric, b->metric) == 0 && same_f64(a->value, b->value) &&
+           same_f64(a->value_occluded, b->value_occluded) && same_f64(a->p_value, b->p_value) &&
+           same_f64(a->p_value_occluded, b->p_value_occluded) && a->seconds == b->seconds &&
+           a->epochs == b->epochs && a->best_epoch == b->best_epoch && same_doubles(a->lr, b->lr, a->epochs) &&
+           same_doubles(a->train_loss, b->train_loss, a->epochs) &&
+           same_doubles(a->val_metric, b->val_metric, a->epochs) &&
+           same_doubles(a->images_per_s, b->images_per_s, a->epochs) &&
+           same_doubles(a->wait_share, b->wait_share, a->epochs) && a->n_test == b->n_test &&
+           a->classes == b->classes && same_f32(a->labels, b->labels, a->n_test) &&
+           same_f32(a->predictions, b->predictions, a->n_test) &&
+           same_f32(a->predictions_occluded, b->predictions_occluded, a->n_test) &&
+           same_f32(a->probabilities, b->probabilities, a->n_test * a->classes) &&
+           ((!a->confusion && !b->confusion) ||
+            (a->confusion && b->confusion && memcmp(a->confusion, b->confusion, (size_t)kk * 8) == 0));
+}
+
+static void test_cell_result(void)
+{
+    char path[512], err[1024];
+    path_in(path, sizeof path, "cells/expression/vgg_f/kd+triplet.h5");
+    CellResult a = make_cell("expression", "vgg_f", "kd+triplet", 4, 3), b;
+    snprintf(a.message, sizeof a.message, "a note");
+    CHECK(cell_result_save(path, &a, err, sizeof err) == 0, "%s", err);
+    CHECK(cell_result_load(path, &b, err, sizeof err) == 0, "%s", err);
+    CHECK(same_cell(&a, &b), "cell result differs after a round trip");
+    cell_result_free(&b);
+
+    CellResult t = make_cell("gender", "resnet50", "teacher", 1, 0); /* regression teacher */
+    CHECK(cell_result_save(path, &t, err, sizeof err) == 0, "%s", err);
+    CHECK(cell_result_load(path, &b, err, sizeof err) == 0, "%s", err);
+    CHECK(same_cell(&t, &b) && b.predictions_occluded && !b.confusion, "teacher cell differs after a round trip");
+    cell_result_free(&b);
+    cell_result_free(&t);
+
+    CellResult e; /* a failed cell: nothing but its message */
+    memset(&e, 0, sizeof e);
+    snprintf(e.task, sizeof e.task, "age");
+    snprintf(e.model, sizeof e.model, "vgg_face");
+    snprintf(e.method, sizeof e.method, "student");
+    snprintf(e.status, sizeof e.status, "failed");
+    snprintf(e.message, sizeof e.message, "NaN loss at step 17");
+    e.value = e.value_occluded = e.p_value = e.p_value_occluded = NAN;
+    CHECK(cell_result_save(path, &e, err, sizeof err) == 0, "%s", err);
+    CHECK(cell_result_load(path, &b, err, sizeof err) == 0, "%s", err);
+    CHECK(b.labels && b.predictions && !b.predictions_occluded, "empty cell: test arrays");
+    cell_result_free(&b); /* compare with the NULL arrays of e: */
+    CHECK(cell_result_load(path, &b, err, sizeof err) == 0 && b.epochs == 0 && b.n_test == 0 &&
+              strcmp(b.message, e.message) == 0 && isnan(b.value),
+          "empty cell differs after a round trip");
+    cell_result_free(&b);
+
+    snprintf(a.task, sizeof a.task, "summary");
+    int rc = cell_result_save(path, &a, err, sizeof err);
+    expect_refused("a task named summary", rc, err, "summary", NULL);
+    snprintf(a.task, sizeof a.task, "a/b");
+    rc = cell_result_save(path, &a, err, sizeof err);
+    expect_refused("a task with a slash", rc, err, "'/'", NULL);
+    cell_result_free(&a);
+
+    char bad[512];
+    path_in(bad, sizeof bad, "runs/vgg.h5"); /* a checkpoint is not a cell file */
+    rc = cell_result_load(bad, &b, err, sizeof err);
+    expect_refused("a checkpoint read as a cell", rc, err, "format", CELL_FORMAT);
+}
+
+/* Reads /summary's method and value columns with plain HDF5 (no occkd code). */
+typedef struct {
+    char method[64];
+    char seed[64];
+    double value;
+} PlainRow;
+
+static int read_plain_summary(const char *path, PlainRow **rows)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/summary", H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space, &n, NULL);
+    hid_t s = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s, 64);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(PlainRow));
+    H5Tinsert(t, "method", HOFFSET(PlainRow, method), s);
+    H5Tinsert(t, "seed", HOFFSET(PlainRow, seed), s);
+    H5Tinsert(t, "value", HOFFSET(PlainRow, value), H5T_NATIVE_DOUBLE);
+    *rows = calloc(n + 1, sizeof(PlainRow));
+    herr_t rc = H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows);
+    H5Tclose(t);
+    H5Tclose(s);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+    return rc < 0 ? -1 : (int)n;
+}
+
+static int close_to(double a, double b) { return fabs(a - b) <= 1e-12 * (1 + fabs(b)); }
+
+static void test_results_write(void)
+{
+    char path[512], err[1024], tmp[520];
+    path_in(path, sizeof path, "job/results.h5");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    enum { N = 10 };
+    CellResult c[N];
+    int n = 0;
+    static const char *const methods[] = {"teacher", "student", "kd+triplet"};
+    for (uint64_t seed = 1; seed <= 2; seed++)
+        for (int m = 0; m < 3; m++)
+            c[n++] = make_cell("expression", "vgg_f", methods[m], seed, 3);
+    c[n++] = make_cell("age", "resnet50", "teacher", 1, 0); /* one seed only */
+    c[n++] = make_cell("age", "resnet50", "student", 1, 0);
+    CellResult *f = &c[n++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->task, sizeof f->task, "age");
+    snprintf(f->model, sizeof f->model, "resnet50");
+    snprintf(f->method, sizeof f->method, "kd");
+    f->seed = 1;
+    snprintf(f->status, sizeof f->status, "failed");
+    snprintf(f->metric, sizeof f->metric, "mae");
+    snprintf(f->message, sizeof f->message, "NaN in layer fc at step 3");
+    f->value = f->value_occluded = f->p_value = f->p_value_occluded = NAN;
+
+    ResultsInfo info = {"job = { name = \"t\"; };\n", "jobs/t.cfg", "0.1.0", 2, "2024-01-01T00:00:00Z",
+                        "2024-01-01T01:00:00Z"};
+    CHECK(results_write(path, &info, c, n, err, sizeof err) == 0, "%s", err);
+    CHECK(!file_exists(tmp), "results_write left its temporary file");
+
+    /* 16 rows for expression (3 methods + teacher occluded, 2 seeds + mean + std), 12 for age. */
+    SummaryRow *rows = NULL;
+    int nr = 0;
+    CHECK(results_read_summary(path, &rows, &nr, err, sizeof err) == 0, "%s", err);
+    CHECK(nr == 28, "/summary has %d rows, expected 28", nr);
+    if (nr == 28) {
+        const CellResult *t1 = &c[0], *t2 = &c[3], *k1 = &c[2], *k2 = &c[5];
+        CHECK(strcmp(rows[0].method, "teacher") == 0 && strcmp(rows[0].seed, "1") == 0 &&
+                  same_f64(rows[0].value, t1->value) && strcmp(rows[0].task, "expression") == 0 &&
+                  strcmp(rows[0].metric, "accuracy") == 0 && strcmp(rows[0].status, "done") == 0,
+              "row 0: %s %s %s %g", rows[0].task, rows[0].method, rows[0].seed, rows[0].value);
+        CHECK(strcmp(rows[1].seed, "2") == 0 && same_f64(rows[1].value, t2->value), "row 1 is teacher seed 2");
+        double mean = (t1->value + t2->value) / 2, sd = fabs(t1->value - t2->value) / sqrt(2.0);
+        CHECK(strcmp(rows[2].seed, "mean") == 0 && close_to(rows[2].value, mean), "mean row: %s %g vs %g",
+              rows[2].seed, rows[2].value, mean);
+        CHECK(strcmp(rows[3].seed, "std") == 0 && close_to(rows[3].value, sd) && sd > 0, "std row: %s %g vs %g",
+              rows[3].seed, rows[3].value, sd);
+        CHECK(strcmp(rows[4].method, "teacher (occluded)") == 0 && same_f64(rows[4].value, t1->value_occluded) &&
+                  same_f64(rows[4].p_value, t1->p_value_occluded),
+              "row 4: %s %g", rows[4].method, rows[4].value);
+        CHECK(strcmp(rows[12].method, "kd+triplet") == 0 && same_f64(rows[13].value, k2->value) &&
+                  same_f64(rows[12].p_value, k1->p_value) && isnan(rows[14].p_value),
+              "kd+triplet rows: %s %g", rows[12].method, rows[13].value);
+        CHECK(strcmp(rows[16].task, "age") == 0 && strcmp(rows[16].metric, "mae") == 0 &&
+                  strcmp(rows[17].seed, "mean") == 0 && same_f64(rows[17].value, rows[16].value) &&
+                  isnan(rows[18].value),
+              "a single seed's mean is its value and its std NaN");
+        CHECK(strcmp(rows[25].method, "kd") == 0 && strcmp(rows[25].status, "failed") == 0 &&
+                  strcmp(rows[26].status, "failed") == 0 && isnan(rows[26].value),
+              "failed cell rows: %s %s", rows[25].method, rows[26].status);
+    }
+    free(rows);
+
+    PlainRow *plain = NULL;
+    int np = read_plain_summary(path, &plain);
+    CHECK(np == 28 && strcmp(plain[12].method, "kd+triplet") == 0 && strcmp(plain[14].seed, "mean") == 0,
+          "plain HDF5 read of /summary: %d rows", np);
+    free(plain);
+
+    CellResult back;
+    CHECK(results_read_cell(path, "expression", "vgg_f", "kd+triplet", 2, &back, err, sizeof err) == 0, "%s", err);
+    CHECK(same_cell(&back, &c[5]), "the kd+triplet seed-2 group differs from its cell");
+    cell_result_free(&back);
+    CHECK(results_read_cell(path, "age", "resnet50", "kd", 1, &back, err, sizeof err) == 0, "%s", err);
+    CHECK(strcmp(back.message, f->message) == 0 && back.n_test == 0, "the failed cell's group");
+    cell_result_free(&back);
+    int rc = results_read_cell(path, "age", "resnet50", "kd", 2, &back, err, sizeof err);
+    expect_refused("a cell that is not there", rc, err, "/age/resnet50/kd/seed-2", NULL);
+
+    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char text[256] = "";
+    CHECK(h >= 0 && h5io_get_str(h, "job_file", text, sizeof text, path, "/job", err, sizeof err) != 0,
+          "job_file sits on /job, not on /");
+    hid_t g = H5Gopen2(h, "job", H5P_DEFAULT);
+    CHECK(h5io_get_str(g, "job_file", text, sizeof text, path, "/job", err, sizeof err) == 0 &&
+              strcmp(text, info.job_text) == 0,
+          "/job job_file: %s", text);
+    int64_t ranks = 0;
+    CHECK(h5io_get_i64(g, "ranks", &ranks, path, "/job", err, sizeof err) == 0 && ranks == 2, "/job ranks");
+    H5Gclose(g);
+    H5Fclose(h);
+
+    if (system("command -v h5dump >/dev/null 2>&1") == 0) {
+        char out[600], cmd[1400];
+        path_in(out, sizeof out, "job/summary.txt");
+        snprintf(cmd, sizeof cmd, "h5dump -d /summary '%s' > '%s' 2>&1", path, out);
+        int status = system(cmd);
+        CHECK(status == 0, "h5dump -d /summary exited with %d", status);
+        FILE *fp = fopen(out, "r");
+        char buf[1 << 16];
+        size_t len = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+        buf[len] = '\0';
+        if (fp)
+            fclose(fp);
+        CHECK(strstr(buf, "\"kd+triplet\"") && strstr(buf, "\"teacher (occluded)\"") && strstr(buf, "\"mean\""),
+              "h5dump output lacks the method names:\n%.2000s", buf);
+    } else {
+        printf("  h5dump is not installed: skipping the h5dump check\n");
+    }
+
+    CellResult dup[2] = {c[1], c[1]}; /* shallow copies: not freed */
+    rc = results_write(path, &info, dup, 2, err, sizeof err);
+    expect_refused("a cell listed twice", rc, err, "listed twice", "student");
+    CHECK(results_read_summary(path, &rows, &nr, err, sizeof err) == 0 && nr == 28,
+          "a refused write replaced the previous results.h5");
+    free(rows);
+    for (int i = 0; i < n; i++)
+        cell_result_free(&c[i]);
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(void)
@@ -459,7 +731,9 @@ int main(void)
     test_mismatch();
     test_weights();
     test_empty_dataset();
-    if (!g_failures) {
+    test_cell_result();
+    test_results_write();
+    if (!g_failures && !getenv("OCCKD_KEEP")) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
         if (system(cmd) != 0)

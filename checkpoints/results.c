@@ -1,0 +1,572 @@
+/* results.c - one cell's outcome (a small file per cell) and the job's
+ * results.h5, assembled from the cells by world rank 0.
+ *
+ * A cell's group (the root of a cell file, /<task>/<model>/<method>/seed-<n>
+ * in results.h5) holds
+ *     attributes   task, model, method, seed, status, message, metric, value,
+ *                  value_occluded, p_value, p_value_occluded, seconds, epochs,
+ *                  best_epoch, n_test, classes
+ *     history      compound table per epoch (epoch, lr, train_loss,
+ *                  val_metric, images_per_s, wait_share)
+ *     test/labels, test/predictions (n_test) float32
+ *     test/predictions_occluded (n_test)         teachers only
+ *     test/probabilities (n_test, classes)       when kept
+ *     test/confusion (classes, classes) int64    classification
+ * The seed level is always present, whether the job has one seed or several,
+ * so that programs find a cell at the same depth in every file.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoints.h"
+#include "h5io.h"
+
+#define PATH_MAX_LEN 4096
+
+/* ------------------------------------------------------------- checks */
+
+static int bad_name(const char *s, const char *field, const char *path, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (!s[0])
+        why = "is empty";
+    else if (strchr(s, '/'))
+        why = "contains '/'";
+    else if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        why = "is not a usable group name";
+    if (why)
+        snprintf(err, errlen, "file %s: the cell's %s \"%s\" %s", path, field, s, why);
+    return why != NULL;
+}
+
+static int check_cell(const CellResult *r, const char *path, char *err, size_t errlen)
+{
+    if (bad_name(r->task, "task", path, err, errlen) || bad_name(r->model, "model", path, err, errlen) ||
+        bad_name(r->method, "method", path, err, errlen))
+        return -1;
+    if (strcmp(r->task, "job") == 0 || strcmp(r->task, "summary") == 0) {
+        snprintf(err, errlen, "file %s: a task may not be named \"%s\" (results.h5 uses /%s)", path, r->task, r->task);
+        return -1;
+    }
+    const char *why = NULL;
+    if (r->epochs < 0)
+        why = "negative epoch count";
+    else if (r->n_test < 0 || r->classes < 0)
+        why = "negative test size or class count";
+    else if (r->n_test > 0 && (!r->labels || !r->predictions))
+        why = "test labels or predictions missing";
+    if (why) {
+        snprintf(err, errlen, "file %s: cell %s/%s/%s seed %llu: %s", path, r->task, r->model, r->method,
+                 (unsigned long long)r->seed, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- one cell */
+
+static int write_cell_attrs(hid_t g, const CellResult *r)
+{
+    int rc = h5io_attr_str(g, "task", r->task);
+    rc |= h5io_attr_str(g, "model", r->model);
+    rc |= h5io_attr_str(g, "method", r->method);
+    rc |= h5io_attr_u64(g, "seed", r->seed);
+    rc |= h5io_attr_str(g, "status", r->status);
+    rc |= h5io_attr_str(g, "message", r->message);
+    rc |= h5io_attr_str(g, "metric", r->metric);
+    rc |= h5io_attr_f64(g, "value", r->value);
+    rc |= h5io_attr_f64(g, "value_occluded", r->value_occluded);
+    rc |= h5io_attr_f64(g, "p_value", r->p_value);
+    rc |= h5io_attr_f64(g, "p_value_occluded", r->p_value_occluded);
+    rc |= h5io_attr_f64(g, "seconds", r->seconds);
+    rc |= h5io_attr_i64(g, "epochs", r->epochs);
+    rc |= h5io_attr_i64(g, "best_epoch", r->best_epoch);
+    rc |= h5io_attr_i64(g, "n_test", r->n_test);
+    rc |= h5io_attr_i64(g, "classes", r->classes);
+    return rc;
+}
+
+static int write_cell(hid_t g, const CellResult *r, const char *file, const char *where, char *err, size_t errlen)
+{
+    if (write_cell_attrs(g, r)) {
+        snprintf(err, errlen, "file %s: cannot write the attributes of %s", file, where);
+        return -1;
+    }
+    hsize_t n[1] = {(hsize_t)r->n_test}, nk[2] = {(hsize_t)r->n_test, (hsize_t)r->classes},
+            kk[2] = {(hsize_t)r->classes, (hsize_t)r->classes};
+    float none[1] = {0};
+    if (h5io_write_history(g, "history", r->epochs, r->lr, r->train_loss, r->val_metric, r->images_per_s,
+                           r->wait_share, file, err, errlen) ||
+        h5io_write(g, "test/labels", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, n, r->labels ? r->labels : none, file,
+                   err, errlen) ||
+        h5io_write(g, "test/predictions", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, n,
+                   r->predictions ? r->predictions : none, file, err, errlen))
+        return -1;
+    if (r->predictions_occluded && h5io_write(g, "test/predictions_occluded", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1,
+                                              n, r->predictions_occluded, file, err, errlen))
+        return -1;
+    if (r->probabilities && r->classes > 0 &&
+        h5io_write(g, "test/probabilities", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, nk, r->probabilities, file, err,
+                   errlen))
+        return -1;
+    if (r->confusion && r->classes > 0 &&
+        h5io_write(g, "test/confusion", H5T_NATIVE_INT64, H5T_STD_I64LE, 2, kk, r->confusion, file, err, errlen))
+        return -1;
+    return 0;
+}
+
+/* Reads an optional float dataset of the given shape; NULL when absent. */
+static int read_floats(hid_t g, const char *name, int ndims, const hsize_t *dims, int required, float **out,
+                       const char *file, const char *where, char *err, size_t errlen)
+{
+    char what[600];
+    snprintf(what, sizeof what, "%s/%s", where, name);
+    *out = NULL;
+    if (!h5io_exists(g, name)) {
+        if (!required)
+            return 0;
+        snprintf(err, errlen, "file %s: dataset %s is missing", file, what);
+        return -1;
+    }
+    size_t count = 1;
+    for (int i = 0; i < ndims; i++)
+        count *= (size_t)dims[i];
+    *out = malloc((count ? count : 1) * sizeof(float));
+    return h5io_read(g, name, H5T_NATIVE_FLOAT, ndims, dims, *out, file, what, err, errlen);
+}
+
+static int read_cell_attrs(hid_t g, CellResult *r, const char *file, const char *where, char *err, size_t errlen)
+{
+    int64_t epochs, best, classes;
+    if (h5io_get_str(g, "task", r->task, sizeof r->task, file, where, err, errlen) ||
+        h5io_get_str(g, "model", r->model, sizeof r->model, file, where, err, errlen) ||
+        h5io_get_str(g, "method", r->method, sizeof r->method, file, where, err, errlen) ||
+        h5io_get_u64(g, "seed", &r->seed, file, where, err, errlen) ||
+        h5io_get_str(g, "status", r->status, sizeof r->status, file, where, err, errlen) ||
+        h5io_get_str(g, "message", r->message, sizeof r->message, file, where, err, errlen) ||
+        h5io_get_str(g, "metric", r->metric, sizeof r->metric, file, where, err, errlen) ||
+        h5io_get_f64(g, "value", &r->value, file, where, err, errlen) ||
+        h5io_get_f64(g, "value_occluded", &r->value_occluded, file, where, err, errlen) ||
+        h5io_get_f64(g, "p_value", &r->p_value, file, where, err, errlen) ||
+        h5io_get_f64(g, "p_value_occluded", &r->p_value_occluded, file, where, err, errlen) ||
+        h5io_get_f64(g, "seconds", &r->seconds, file, where, err, errlen) ||
+        h5io_get_i64(g, "epochs", &epochs, file, where, err, errlen) ||
+        h5io_get_i64(g, "best_epoch", &best, file, where, err, errlen) ||
+        h5io_get_i64(g, "n_test", &r->n_test, file, where, err, errlen) ||
+        h5io_get_i64(g, "classes", &classes, file, where, err, errlen))
+        return -1;
+    if (r->n_test < 0 || classes < 0 || classes > (1 << 20)) {
+        snprintf(err, errlen, "file %s: %s: invalid n_test %lld or classes %lld", file, where, (long long)r->n_test,
+                 (long long)classes);
+        return -1;
+    }
+    r->epochs = (int)epochs;
+    r->best_epoch = (int)best;
+    r->classes = (int)classes;
+    return 0;
+}
+
+static int read_cell(hid_t g, CellResult *r, const char *file, const char *where, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    char what[600];
+    if (read_cell_attrs(g, r, file, where[0] ? where : "/", err, errlen))
+        return -1;
+    int declared = r->epochs;
+    snprintf(what, sizeof what, "%s/history", where);
+    if (h5io_read_history(g, "history", &r->epochs, &r->lr, &r->train_loss, &r->val_metric, &r->images_per_s,
+                          &r->wait_share, file, what, err, errlen))
+        return -1;
+    if (r->epochs != declared) {
+        snprintf(err, errlen, "file %s: %s has %d rows but the attribute epochs says %d", file, what, r->epochs,
+                 declared);
+        return -1;
+    }
+    hsize_t n[1] = {(hsize_t)r->n_test}, nk[2] = {(hsize_t)r->n_test, (hsize_t)r->classes},
+            kk[2] = {(hsize_t)r->classes, (hsize_t)r->classes};
+    if (read_floats(g, "test/labels", 1, n, 1, &r->labels, file, where, err, errlen) ||
+        read_floats(g, "test/predictions", 1, n, 1, &r->predictions, file, where, err, errlen) ||
+        read_floats(g, "test/predictions_occluded", 1, n, 0, &r->predictions_occluded, file, where, err, errlen) ||
+        read_floats(g, "test/probabilities", 2, nk, 0, &r->probabilities, file, where, err, errlen))
+        return -1;
+    if (h5io_exists(g, "test/confusion")) {
+        snprintf(what, sizeof what, "%s/test/confusion", where);
+        r->confusion = malloc((size_t)(r->classes ? r->classes * r->classes : 1) * sizeof(int64_t));
+        if (h5io_read(g, "test/confusion", H5T_NATIVE_INT64, 2, kk, r->confusion, file, what, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int cell_result_save(const char *path, const CellResult *r, char *err, size_t errlen)
+{
+    if (check_cell(r, path, err, errlen))
+        return -1;
+    H5Quiet q;
+    h5io_quiet(&q);
+    char tmp[PATH_MAX_LEN];
+    int rc = -1;
+    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
+    if (f < 0)
+        goto out;
+    if (h5io_attr_str(f, "format", CELL_FORMAT)) {
+        snprintf(err, errlen, "file %s: cannot write the attribute format", tmp);
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    if (write_cell(f, r, tmp, "/", err, errlen)) {
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    rc = h5io_commit(f, tmp, path, err, errlen);
+out:
+    h5io_loud(&q);
+    return rc;
+}
+
+static int check_format(hid_t f, const char *want, const char *path, char *err, size_t errlen)
+{
+    char fmt[128];
+    if (h5io_get_str(f, "format", fmt, sizeof fmt, path, "/", err, errlen))
+        return -1;
+    if (strcmp(fmt, want) != 0) {
+        snprintf(err, errlen, "file %s: format \"%s\", expected \"%s\"", path, fmt, want);
+        return -1;
+    }
+    return 0;
+}
+
+int cell_result_load(const char *path, CellResult *r, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    memset(r, 0, sizeof *r);
+    int rc = -1;
+    hid_t f = h5io_open(path, err, errlen);
+    if (f >= 0) {
+        rc = check_format(f, CELL_FORMAT, path, err, errlen) || read_cell(f, r, path, "", err, errlen) ? -1 : 0;
+        H5Fclose(f);
+    }
+    if (rc)
+        cell_result_free(r);
+    H5Eclear2(H5E_DEFAULT);
+    h5io_loud(&q);
+    return rc;
+}
+
+void cell_result_free(CellResult *r)
+{
+    if (!r)
+        return;
+    free(r->lr);
+    free(r->train_loss);
+    free(r->val_metric);
+    free(r->images_per_s);
+    free(r->wait_share);
+    free(r->labels);
+    free(r->predictions);
+    free(r->predictions_occluded);
+    free(r->probabilities);
+    free(r->confusion);
+    r->lr = r->train_loss = r->val_metric = r->images_per_s = r->wait_share = NULL;
+    r->labels = r->predictions = r->predictions_occluded = r->probabilities = NULL;
+    r->confusion = NULL;
+    r->epochs = 0;
+    r->n_test = 0;
+}
+
+/* ------------------------------------------------------------- summary */
+
+static hid_t summary_type(void)
+{
+    hid_t s = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s, SUMMARY_STR);
+    H5Tset_strpad(s, H5T_STR_NULLTERM);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(SummaryRow));
+    H5Tinsert(t, "task", HOFFSET(SummaryRow, task), s);
+    H5Tinsert(t, "model", HOFFSET(SummaryRow, model), s);
+    H5Tinsert(t, "method", HOFFSET(SummaryRow, method), s);
+    H5Tinsert(t, "seed", HOFFSET(SummaryRow, seed), s);
+    H5Tinsert(t, "metric", HOFFSET(SummaryRow, metric), s);
+    H5Tinsert(t, "value", HOFFSET(SummaryRow, value), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "p_value", HOFFSET(SummaryRow, p_value), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "status", HOFFSET(SummaryRow, status), s);
+    H5Tclose(s);
+    return t;
+}
+
+static int is_teacher(const CellResult *c) { return strcmp(c->method, "teacher") == 0; }
+
+/* The summary row of cell c: occluded selects a teacher's second row. */
+static SummaryRow cell_row(const CellResult *c, int occluded)
+{
+    SummaryRow r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.task, sizeof r.task, "%s", c->task);
+    snprintf(r.model, sizeof r.model, "%s", c->model);
+    snprintf(r.method, sizeof r.method, "%s%s", c->method, occluded ? " (occluded)" : "");
+    snprintf(r.seed, sizeof r.seed, "%llu", (unsigned long long)c->seed);
+    snprintf(r.metric, sizeof r.metric, "%s", c->metric);
+    snprintf(r.status, sizeof r.status, "%s", c->status);
+    r.value = occluded ? c->value_occluded : c->value;
+    r.p_value = occluded ? c->p_value_occluded : c->p_value;
+    return r;
+}
+
+static int same_key(const SummaryRow *a, const SummaryRow *b)
+{
+    return strcmp(a->task, b->task) == 0 && strcmp(a->model, b->model) == 0 && strcmp(a->method, b->method) == 0;
+}
+
+/* Mean and sample standard deviation over the finished seeds of rows
+ * [0, n) (all of one key). */
+static void seed_stats(const SummaryRow *rows, int n, SummaryRow *mean, SummaryRow *sd)
+{
+    double sum = 0, sq = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(rows[i].status, "done") == 0 && isfinite(rows[i].value)) {
+            sum += rows[i].value;
+            k++;
+        }
+    double m = k ? sum / k : NAN;
+    for (int i = 0; i < n; i++)
+        if (strcmp(rows[i].status, "done") == 0 && isfinite(rows[i].value))
+            sq += (rows[i].value - m) * (rows[i].value - m);
+    *mean = rows[0];
+    *sd = rows[0];
+    snprintf(mean->seed, sizeof mean->seed, "mean");
+    snprintf(sd->seed, sizeof sd->seed, "std");
+    mean->value = m;
+    sd->value = k >= 2 ? sqrt(sq / (k - 1)) : NAN;
+    mean->p_value = sd->p_value = NAN;
+    const char *status = k == n ? "done" : k == 0 ? "failed" : "incomplete";
+    snprintf(mean->status, sizeof mean->status, "%s", status);
+    snprintf(sd->status, sizeof sd->status, "%s", status);
+}
+
+static int count_seeds(const CellResult *cells, int n)
+{
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = cells[j].seed == cells[i].seed;
+        distinct += !seen;
+    }
+    return distinct;
+}
+
+/* Rows in first-appearance order of (task, model, method); each key's seeds
+ * together, followed by its mean and std rows when the job has several
+ * seeds. Returns the row count; *out is malloc'ed. */
+static int build_summary(const CellResult *cells, int n, SummaryRow **out)
+{
+    SummaryRow *flat = malloc((size_t)(2 * n + 1) * sizeof(SummaryRow));
+    int nf = 0;
+    for (int i = 0; i < n; i++) {
+        flat[nf++] = cell_row(&cells[i], 0);
+        if (is_teacher(&cells[i]))
+            flat[nf++] = cell_row(&cells[i], 1);
+    }
+    int several = count_seeds(cells, n) >= 2;
+    SummaryRow *rows = malloc((size_t)(3 * nf + 1) * sizeof(SummaryRow));
+    SummaryRow *group = malloc((size_t)(nf + 1) * sizeof(SummaryRow));
+    char *used = calloc((size_t)nf + 1, 1);
+    int nr = 0;
+    for (int i = 0; i < nf; i++) {
+        if (used[i])
+            continue;
+        int ng = 0;
+        for (int j = i; j < nf; j++)
+            if (!used[j] && same_key(&flat[i], &flat[j])) {
+                used[j] = 1;
+                group[ng++] = flat[j];
+            }
+        memcpy(rows + nr, group, (size_t)ng * sizeof(SummaryRow));
+        nr += ng;
+        if (several) {
+            seed_stats(group, ng, &rows[nr], &rows[nr + 1]);
+            nr += 2;
+        }
+    }
+    free(flat);
+    free(group);
+    free(used);
+    *out = rows;
+    return nr;
+}
+
+/* ------------------------------------------------------------- results.h5 */
+
+static int write_job(hid_t f, const ResultsInfo *info, const char *file, char *err, size_t errlen)
+{
+    hid_t g = H5Gcreate2(f, "job", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = g < 0 ? -1 : 0;
+    if (g >= 0) {
+        rc |= h5io_attr_str(g, "format", RESULTS_FORMAT);
+        rc |= h5io_attr_str(g, "job_file", info->job_text);
+        rc |= h5io_attr_str(g, "job_path", info->job_path);
+        rc |= h5io_attr_str(g, "occkd_version", info->version);
+        rc |= h5io_attr_i64(g, "ranks", info->ranks);
+        rc |= h5io_attr_str(g, "start", info->start);
+        rc |= h5io_attr_str(g, "end", info->end);
+        H5Gclose(g);
+    }
+    rc |= h5io_attr_str(f, "format", RESULTS_FORMAT);
+    if (rc)
+        snprintf(err, errlen, "file %s: cannot write /job", file);
+    return rc ? -1 : 0;
+}
+
+static void cell_group_name(const CellResult *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s/%s/seed-%llu", c->task, c->model, c->method, (unsigned long long)c->seed);
+}
+
+static int check_cells(const CellResult *cells, int n, const char *path, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        if (check_cell(&cells[i], path, err, errlen))
+            return -1;
+        for (int j = 0; j < i; j++)
+            if (strcmp(cells[i].task, cells[j].task) == 0 && strcmp(cells[i].model, cells[j].model) == 0 &&
+                strcmp(cells[i].method, cells[j].method) == 0 && cells[i].seed == cells[j].seed) {
+                snprintf(err, errlen, "file %s: cell %s/%s/%s seed %llu is listed twice", path, cells[i].task,
+                         cells[i].model, cells[i].method, (unsigned long long)cells[i].seed);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+static int write_cells(hid_t f, const CellResult *cells, int n, const char *file, char *err, size_t errlen)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char name[300], where[310];
+        cell_group_name(&cells[i], name, sizeof name);
+        snprintf(where, sizeof where, "/%s", name);
+        hid_t g = H5Gcreate2(f, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) {
+            char why[256];
+            h5io_last_error(why, sizeof why);
+            snprintf(err, errlen, "file %s: cannot create group %s: %s", file, where, why);
+            rc = -1;
+            break;
+        }
+        rc = write_cell(g, &cells[i], file, where, err, errlen);
+        H5Gclose(g);
+    }
+    H5Pclose(lcpl);
+    return rc;
+}
+
+int results_write(const char *path, const ResultsInfo *info, const CellResult *cells, int n_cells, char *err,
+                  size_t errlen)
+{
+    if (check_cells(cells, n_cells, path, err, errlen))
+        return -1;
+    H5Quiet q;
+    h5io_quiet(&q);
+    char tmp[PATH_MAX_LEN];
+    int rc = -1;
+    SummaryRow *rows = NULL;
+    int nr = build_summary(cells, n_cells, &rows);
+    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
+    if (f < 0)
+        goto out;
+    hid_t t = summary_type();
+    hsize_t dims[1] = {(hsize_t)nr};
+    int bad = write_job(f, info, tmp, err, errlen) || h5io_write(f, "summary", t, 0, 1, dims, rows, tmp, err, errlen) ||
+              write_cells(f, cells, n_cells, tmp, err, errlen);
+    H5Tclose(t);
+    if (bad) {
+        h5io_abandon(f, tmp);
+        goto out;
+    }
+    rc = h5io_commit(f, tmp, path, err, errlen);
+out:
+    free(rows);
+    h5io_loud(&q);
+    return rc;
+}
+
+int results_read_summary(const char *path, SummaryRow **rows, int *n_rows, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    *rows = NULL;
+    *n_rows = 0;
+    int rc = -1, nd;
+    hsize_t dims[1];
+    hid_t f = h5io_open(path, err, errlen);
+    if (f < 0)
+        goto out;
+    if (check_format(f, RESULTS_FORMAT, path, err, errlen) ||
+        h5io_shape(f, "summary", 1, &nd, dims, path, "/summary", err, errlen))
+        goto close;
+    if (nd != 1) {
+        snprintf(err, errlen, "file %s: /summary is not a 1-D table", path);
+        goto close;
+    }
+    SummaryRow *r = calloc(dims[0] ? (size_t)dims[0] : 1, sizeof(SummaryRow));
+    hid_t t = summary_type();
+    rc = h5io_read(f, "summary", t, 1, dims, r, path, "/summary", err, errlen);
+    H5Tclose(t);
+    if (rc == 0) {
+        *rows = r;
+        *n_rows = (int)dims[0];
+    } else {
+        free(r);
+    }
+close:
+    H5Fclose(f);
+out:
+    H5Eclear2(H5E_DEFAULT);
+    h5io_loud(&q);
+    return rc;
+}
+
+int results_read_cell(const char *path, const char *task, const char *model, const char *method, uint64_t seed,
+                      CellResult *r, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    memset(r, 0, sizeof *r);
+    int rc = -1;
+    char name[300], where[310];
+    snprintf(name, sizeof name, "%s/%s/%s/seed-%llu", task, model, method, (unsigned long long)seed);
+    snprintf(where, sizeof where, "/%s", name);
+    hid_t f = h5io_open(path, err, errlen);
+    if (f < 0)
+        goto out;
+    if (check_format(f, RESULTS_FORMAT, path, err, errlen))
+        goto close;
+    if (!h5io_exists(f, name)) {
+        snprintf(err, errlen, "file %s: no cell %s", path, where);
+        goto close;
+    }
+    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+    if (g < 0) {
+        char why[256];
+        int sum = h5io_last_error(why, sizeof why);
+        snprintf(err, errlen, "file %s: %s %s%s", path, sum ? "checksum mismatch in" : "cannot open", where,
+                 sum ? " (the file is corrupted)" : "");
+        goto close;
+    }
+    rc = read_cell(g, r, path, where, err, errlen);
+    H5Gclose(g);
+close:
+    H5Fclose(f);
+out:
+    if (rc)
+        cell_result_free(r);
+    H5Eclear2(H5E_DEFAULT);
+    h5io_loud(&q);
+    return rc;
+}
