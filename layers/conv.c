@@ -15,14 +15,23 @@
  * Scratch per group: col (C*K*K x g*OH*OW floats, none for the direct 1x1
  * path with g = 1) and out (OC x g*OH*OW floats, needed when g > 1 or for the
  * ReLU mask in backward).
+ *
+ * Threads: a large pass is split over one OpenMP team by images; each member
+ * owns a contiguous block of images and its own scratch, and calls a
+ * single-threaded sgemm (BlasSolo in internal.h), so OpenBLAS's workers never
+ * compete with the team for the cores. Member 0 sums weight gradients
+ * straight into the gradient buffer, the others into private copies that are
+ * added afterwards in member order: the same bits on every run with the same
+ * thread count and scratch size.
  */
 #include <cblas.h>
 #include <omp.h>
 
 #include "internal.h"
 
-/* Groups stop growing once a GEMM has this many columns: wider GEMMs run no
- * faster, while the layout pass and the scratch grow with g. */
+/* Groups grow while a GEMM stays within this many columns: wider GEMMs run no
+ * faster, while the layout pass and the scratch grow with g. Layers with at
+ * least this many output pixels run one image per GEMM. */
 #define CONV_TARGET_COLS 4096
 
 /* Passes of fewer floating-point operations stay on the calling thread:
@@ -73,9 +82,11 @@ static ConvPlan conv_plan(const Conv *cv, int n, size_t bytes, int max_threads)
     for (; t >= 1; t--) {
         if (conv_plan_floats(cv, t, 1) * sizeof(float) > bytes)
             continue;
-        int cap = (int)((CONV_TARGET_COLS + hw - 1) / hw), per = (n + t - 1) / t;
+        int cap = (int)(CONV_TARGET_COLS / hw), per = (n + t - 1) / t;
         if (cap > per)
             cap = per;
+        if (cap < 1)
+            cap = 1;
         int g = 1;
         while (g < cap && conv_plan_floats(cv, t, g + 1) * sizeof(float) <= bytes)
             g++;

@@ -491,6 +491,38 @@ static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pa
     free_layer(l);
 }
 
+static void bench_fc(const char *name, Shape in, int out, int n)
+{
+    Layer *l = fc_create(name, in, out, 1);
+    if (!l)
+        return;
+    layer_bind(l, 3);
+    size_t nx = (size_t)n * shape_size(in), ny = (size_t)n * out;
+    float *x = alloc_fill(nx, 4), *y = malloc(ny * 4), *dy = alloc_fill(ny, 5), *dx = malloc(nx * 4);
+    Pass p = {.n = n, .training = 1};
+    p.work_bytes = l->ops->workspace(l, n, (size_t)256 << 20);
+    p.work = malloc(p.work_bytes + 4);
+    const float *xs[1] = {x};
+    float *dxs[1] = {dx};
+    l->ops->forward(l, &p, xs, y);
+    double t0 = now();
+    l->ops->forward(l, &p, xs, y);
+    double tf = now() - t0;
+    t0 = now();
+    l->ops->backward(l, &p, xs, y, dy, dxs, 0);
+    double tb = now() - t0;
+    double fl = l->flops * n;
+    printf("%-10s n=%-3d                   forward %6.1f ms %5.1f GFLOP/s  backward %6.1f ms %5.1f GFLOP/s\n", name,
+           n, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
+    free(x);
+    free(y);
+    free(dy);
+    free(dx);
+    free(p.work);
+    layer_unbind(l);
+    free_layer(l);
+}
+
 static int bench(int argc, char **argv)
 {
     size_t budget = (argc > 2 ? (size_t)atol(argv[2]) : 256) << 20;
@@ -508,6 +540,8 @@ static int bench(int argc, char **argv)
     bench_layer("rn.1x1c", (Shape){512, 7, 7}, 2048, 1, 1, 0, n, budget);
     bench_layer("rn.3x3d", (Shape){512, 7, 7}, 512, 3, 1, 1, n, budget);
     bench_layer("rn.down", (Shape){1024, 14, 14}, 2048, 1, 2, 0, n, budget);
+    bench_fc("fc6", (Shape){256, 6, 6}, 4096, n);
+    bench_fc("fc7", (Shape){4096, 1, 1}, 4096, n);
     return 0;
 }
 
