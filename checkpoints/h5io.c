@@ -85,12 +85,14 @@ int h5io_make_parents(const char *path, char *err, size_t errlen)
     return rc;
 }
 
-static hid_t make_fapl(void)
+static hid_t make_fapl(int writing)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* The 1.8 format checksums all metadata and is read by every current
-     * HDF5 (h5py, MATLAB); STRONG closes whatever an error path left open. */
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+    /* Written in the 1.8 format, which checksums all metadata and is read by
+     * every current HDF5 (h5py, MATLAB); any format is read. STRONG closes
+     * whatever an error path left open. */
+    if (writing)
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     return fapl;
 }
@@ -103,7 +105,7 @@ hid_t h5io_create(const char *path, char *tmp, size_t tmplen, char *err, size_t 
         snprintf(err, errlen, "file %s: path too long", path);
         return -1;
     }
-    hid_t fapl = make_fapl();
+    hid_t fapl = make_fapl(1);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     char why[256];
     if (f < 0)
@@ -179,11 +181,14 @@ hid_t h5io_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "file %s: %s", path, strerror(errno));
         return -1;
     }
-    hid_t fapl = make_fapl();
+    H5Quiet q;
+    h5io_quiet(&q);
+    hid_t fapl = make_fapl(0);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     char why[256];
     int sum = f < 0 ? h5io_last_error(why, sizeof why) : 0; /* before any other call clears the stack */
     H5Pclose(fapl);
+    h5io_loud(&q);
     if (f < 0 && sum)
         snprintf(err, errlen, "file %s: checksum mismatch in the file's metadata (the file is corrupted)", path);
     else if (f < 0)

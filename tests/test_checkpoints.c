@@ -15,6 +15,9 @@
  * results_write over teachers and students with two seeds, read back with the
  * HDF5 API (/summary rows, mean and standard deviation rows, cell groups) and
  * printed by h5dump when it is installed.
+ * PyTorch: weight files converted by tests/convert/torchvision_to_occkd.py
+ * from torchvision-named ResNet-50 and VGG-16 models give occkd the same
+ * eval-mode logits as PyTorch.
  */
 #include <hdf5.h>
 #include <math.h>
@@ -28,6 +31,10 @@
 #include "checkpoints/checkpoints.h"
 #include "checkpoints/h5io.h"
 #include "gradcheck.h"
+
+#ifndef CONVERT_DIR
+#error "CONVERT_DIR must name tests/convert (tests/checkpoints.cmake defines it)"
+#endif
 
 static char g_dir[256];
 
@@ -715,6 +722,83 @@ static void test_results_write(void)
         cell_result_free(&c[i]);
 }
 
+/* ------------------------------------------------------------- converted PyTorch weights */
+
+/* tests/convert/torchvision_to_occkd.py converted a random torchvision-named
+ * model and stored its float64 eval-mode logits for a fixed input. occkd's
+ * network of the same spec, loaded strictly with weights_load, must give the
+ * same logits within float32 rounding. */
+#define TOL_CONVERT 1e-4 /* max |occkd - PyTorch| / max |PyTorch| over the logits */
+
+static void test_converted(const char *name)
+{
+    char path[512], err[1024];
+    snprintf(path, sizeof path, "%s/%s", CONVERT_DIR, name);
+    hid_t f = h5io_open(path, err, sizeof err);
+    CHECK(f >= 0, "%s", err);
+    if (f < 0)
+        return;
+    hid_t g = H5Gopen2(f, "fixture", H5P_DEFAULT);
+    char arch[32] = "";
+    int64_t input = 0, channels = 0, fc = 0, classes = 0;
+    double width = 0;
+    int rc = h5io_get_str(g, "arch", arch, sizeof arch, path, "/fixture", err, sizeof err) ||
+             h5io_get_i64(g, "input", &input, path, "/fixture", err, sizeof err) ||
+             h5io_get_i64(g, "channels", &channels, path, "/fixture", err, sizeof err) ||
+             h5io_get_i64(g, "fc", &fc, path, "/fixture", err, sizeof err) ||
+             h5io_get_i64(g, "classes", &classes, path, "/fixture", err, sizeof err) ||
+             h5io_get_f64(g, "width", &width, path, "/fixture", err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    NetSpec s;
+    Arch a;
+    CHECK(arch_parse(arch, &a) == 0, "%s: unknown arch %s", name, arch);
+    s = netspec_default(a);
+    s.input = (int)input;
+    s.channels = (int)channels;
+    s.width = (float)width;
+    s.fc = (int)fc;
+    s.classes = (int)classes;
+    s.dropout = 0;
+    int nd;
+    hsize_t xd[4], ld[2];
+    CHECK(h5io_shape(g, "input", 4, &nd, xd, path, "/fixture/input", err, sizeof err) == 0 && nd == 4, "%s", err);
+    int n = (int)xd[0];
+    float *x = malloc((size_t)(xd[0] * xd[1] * xd[2] * xd[3]) * sizeof(float));
+    double *ref = malloc((size_t)n * (size_t)classes * sizeof(double));
+    ld[0] = (hsize_t)n;
+    ld[1] = (hsize_t)classes;
+    CHECK(h5io_read(g, "input", H5T_NATIVE_FLOAT, 4, xd, x, path, "/fixture/input", err, sizeof err) == 0, "%s", err);
+    CHECK(h5io_read(g, "logits", H5T_NATIVE_DOUBLE, 2, ld, ref, path, "/fixture/logits", err, sizeof err) == 0, "%s",
+          err);
+    H5Gclose(g);
+    H5Fclose(f);
+
+    Net *net = net_create(&s, n, 0, err, sizeof err);
+    CHECK(net != NULL, "%s", err);
+    if (!net)
+        return;
+    net_init(net, 5); /* overwritten below: the check fails if anything is left from here */
+    int loaded = 0, total = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        total += net->layers[i]->n_params + net->layers[i]->n_state;
+    CHECK(weights_load(path, net, 0, &loaded, err, sizeof err) == 0, "%s", err);
+    CHECK(loaded == total, "%s: %d of %d tensors loaded", name, loaded, total);
+    Pass p = {.n = n, .training = 0, .seed = 1};
+    const float *y = net_forward(net, &p, x);
+    double worst = 0, scale = 1e-8;
+    for (int i = 0; i < n * (int)classes; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    for (int i = 0; i < n * (int)classes; i++)
+        worst = fmax(worst, fabs((double)y[i] - ref[i]) / scale);
+    printf("  %s (%s, input %d, width %g): logits within %.2e of PyTorch (max |logit| %.3g)\n", name, arch, s.input,
+           (double)s.width, worst, scale);
+    CHECK(worst <= TOL_CONVERT, "%s: logits differ from PyTorch by %.3e (relative), tolerance %.0e", name, worst,
+          TOL_CONVERT);
+    free(x);
+    free(ref);
+    net_free(net);
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(void)
@@ -733,6 +817,8 @@ int main(void)
     test_empty_dataset();
     test_cell_result();
     test_results_write();
+    test_converted("resnet50_small.h5");
+    test_converted("vgg16_small.h5");
     if (!g_failures && !getenv("OCCKD_KEEP")) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
