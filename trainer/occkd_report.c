@@ -50,7 +50,7 @@ typedef struct {
     char task[NAME_LEN], model[NAME_LEN], method[NAME_LEN];
     char seed[SHORT_LEN], metric[SHORT_LEN], status[SHORT_LEN];
     double value, p_value;
-} SummaryRow;
+} ReportRow;
 
 /* What /job tells about the run (absent attributes stay empty / -1). */
 typedef struct {
@@ -66,7 +66,7 @@ typedef struct {
     hid_t file;
     JobInfo job;
     int n_rows;
-    SummaryRow *rows;
+    ReportRow *rows;
 } Results;
 
 /* A list of distinct names in order of first appearance. */
@@ -248,7 +248,9 @@ static void read_job_info(hid_t file, JobInfo *job)
         return;
     char *text = attr_text(g, "job_file");
     attr_copy(g, "job_path", job->path, sizeof job->path);
-    attr_copy(g, "version", job->version, sizeof job->version);
+    attr_copy(g, "occkd_version", job->version, sizeof job->version);
+    if (!job->version[0])
+        attr_copy(g, "version", job->version, sizeof job->version);
     attr_copy(g, "start", job->start, sizeof job->start);
     attr_copy(g, "end", job->end, sizeof job->end);
     job->ranks = attr_long(g, "ranks");
@@ -373,14 +375,14 @@ static int read_table(hid_t loc, const char *name, const Field *fields, int n_fi
 static int read_summary(Results *r, char *err, size_t errlen)
 {
     static const Field fields[] = {
-        {"task", 1, offsetof(SummaryRow, task), NAME_LEN},
-        {"model", 1, offsetof(SummaryRow, model), NAME_LEN},
-        {"method", 1, offsetof(SummaryRow, method), NAME_LEN},
-        {"seed", 1, offsetof(SummaryRow, seed), SHORT_LEN},
-        {"metric", 1, offsetof(SummaryRow, metric), SHORT_LEN},
-        {"value", 0, offsetof(SummaryRow, value), sizeof(double)},
-        {"p_value", 0, offsetof(SummaryRow, p_value), sizeof(double)},
-        {"status", 1, offsetof(SummaryRow, status), SHORT_LEN},
+        {"task", 1, offsetof(ReportRow, task), NAME_LEN},
+        {"model", 1, offsetof(ReportRow, model), NAME_LEN},
+        {"method", 1, offsetof(ReportRow, method), NAME_LEN},
+        {"seed", 1, offsetof(ReportRow, seed), SHORT_LEN},
+        {"metric", 1, offsetof(ReportRow, metric), SHORT_LEN},
+        {"value", 0, offsetof(ReportRow, value), sizeof(double)},
+        {"p_value", 0, offsetof(ReportRow, p_value), sizeof(double)},
+        {"status", 1, offsetof(ReportRow, status), SHORT_LEN},
     };
     char where[TEXT_LEN + 16];
     snprintf(where, sizeof where, "%s: /summary", r->path);
@@ -389,7 +391,7 @@ static int read_summary(Results *r, char *err, size_t errlen)
         return -1;
     }
     void *rows;
-    if (read_table(r->file, "summary", fields, (int)(sizeof fields / sizeof fields[0]), sizeof(SummaryRow), &rows,
+    if (read_table(r->file, "summary", fields, (int)(sizeof fields / sizeof fields[0]), sizeof(ReportRow), &rows,
                    &r->n_rows, where, err, errlen) < 0) {
         if (strstr(err, "has no field"))
             snprintf(err + strlen(err), errlen - strlen(err),
@@ -440,9 +442,10 @@ static int results_open(const char *path, Results *r, char *err, size_t errlen)
     return 0;
 }
 
-/* The HDF5 group of a cell's seed: /<task>/<model>/<method>/seed-<n> when
- * present, else /<task>/<model>/<method>. Returns -1 when neither exists. */
-static hid_t cell_group(hid_t file, const SummaryRow *row)
+/* The HDF5 group of a cell's seed: /<task>/<model>/<method>/seed-<n> (as
+ * results_write lays it out), else /<task>/<model>/<method>. Returns -1
+ * when neither exists. */
+static hid_t cell_group(hid_t file, const ReportRow *row)
 {
     char path[4 * NAME_LEN + 64];
     const char *parts[3] = {row->task, row->model, row->method};
@@ -493,7 +496,7 @@ static int layout_build(const Results *r, Layout *L, char *err, size_t errlen)
                 break;
             }
     for (int i = 0; i < r->n_rows; i++) {
-        const SummaryRow *row = &r->rows[i];
+        const ReportRow *row = &r->rows[i];
         int t = name_add(&L->tasks, row->task), m = name_add(&L->models, row->model);
         if (t < 0 || m < 0 || name_add(&L->methods, row->method) < 0 ||
             (!is_aggregate_seed(row->seed) && name_add(&L->seeds, row->seed) < 0)) {
@@ -530,7 +533,7 @@ static void cell_aggregate(const Results *r, const char *task, const char *model
 {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < r->n_rows; i++) {
-        const SummaryRow *row = &r->rows[i];
+        const ReportRow *row = &r->rows[i];
         if (strcmp(row->task, task) || strcmp(row->model, model) || strcmp(row->method, method))
             continue;
         if (!a->metric[0])
@@ -662,7 +665,7 @@ static void print_notes(const Results *r)
 {
     int first = 1;
     for (int i = 0; i < r->n_rows; i++) {
-        const SummaryRow *row = &r->rows[i];
+        const ReportRow *row = &r->rows[i];
         if (strcmp(row->status, "done") == 0 || is_aggregate_seed(row->seed) ||
             strcmp(row->method, "teacher (occluded)") == 0)
             continue;
@@ -761,11 +764,19 @@ static void csv_field(const char *s)
     putchar('"');
 }
 
-/* A number for machines: full precision, empty when not a number. */
+/* A number for machines: the shortest of %.15g..%.17g that reads back as
+ * the same double, empty when not a number. */
 static void csv_number(double v)
 {
-    if (isfinite(v))
-        printf("%.17g", v);
+    if (isfinite(v)) {
+        char s[40];
+        for (int digits = 15; digits <= 17; digits++) {
+            snprintf(s, sizeof s, "%.*g", digits, v);
+            if (strtod(s, NULL) == v)
+                break;
+        }
+        fputs(s, stdout);
+    }
     else if (isinf(v))
         printf("%s", v > 0 ? "inf" : "-inf");
 }
@@ -774,7 +785,7 @@ static void print_csv(const Results *r)
 {
     printf("task,model,method,seed,metric,value,p_value,status\n");
     for (int i = 0; i < r->n_rows; i++) {
-        const SummaryRow *row = &r->rows[i];
+        const ReportRow *row = &r->rows[i];
         const char *s[] = {row->task, row->model, row->method, row->seed, row->metric};
         for (int k = 0; k < 5; k++) {
             csv_field(s[k]);
@@ -820,7 +831,7 @@ static int read_curves(const Results *r, const Layout *L, Curve **out, int *n_ou
         return -1;
     }
     for (int i = 0; i < r->n_rows; i++) {
-        const SummaryRow *row = &r->rows[i];
+        const ReportRow *row = &r->rows[i];
         if (is_aggregate_seed(row->seed) || strcmp(row->method, "teacher (occluded)") == 0)
             continue;
         hid_t g = cell_group(r->file, row);
@@ -860,9 +871,18 @@ static const unsigned char PALETTE[][3] = {
 };
 #define N_PALETTE ((int)(sizeof PALETTE / sizeof PALETTE[0]))
 
-static int method_colour(int method)
+/* The same method gets the same colour in every job: the paper's methods
+ * by their fixed position, fusions after them in order of appearance. */
+static int method_colour(const Layout *L, int method)
 {
-    return 2 + method % N_PALETTE;
+    const char *name = L->methods.name[method];
+    int k = 0;
+    for (int c = 0; c < N_CANONICAL; c++) {
+        if (strcmp(name, CANONICAL[c]) == 0)
+            return 2 + c;
+        k += name_index(&L->methods, CANONICAL[c]) >= 0;
+    }
+    return 2 + (N_CANONICAL + method - k) % N_PALETTE;
 }
 
 /* Draws the rows of one curve as a polyline, broken where a value is not a
@@ -918,8 +938,8 @@ static Range curve_range(const Curve *c, int n, int task, int model, int field, 
 
 /* Layout of the page in normalised device coordinates. */
 #define PANEL_W 420
-#define PANEL_H 230
-#define TOP_PX 120
+#define PANEL_H 250
+#define TOP_PX 100
 #define LEFT_PX 20
 
 static void draw_panel(const Results *r, const Layout *L, const Curve *c, int n, int task, int model, int field,
@@ -943,21 +963,24 @@ static void draw_panel(const Results *r, const Layout *L, const Curve *c, int n,
                                                                                           ? "val MAE (years)"
                                                                                           : "val metric";
     snprintf(title, sizeof title, "%s / %s: %s", L->tasks.name[task], L->models.name[model], what);
-    plmtex("t", 0.8, 0.5, 0.5, title);
-    plmtex("b", 2.6, 0.5, 0.5, "epoch");
+    plmtex("t", 1.0, 0.5, 0.5, title);
+    plmtex("b", 3.0, 0.5, 0.5, "epoch");
     int any = 0;
     plwidth(2.0);
     for (int k = 0; k < n; k++) {
         if (c[k].task != task || c[k].model != model)
             continue;
-        plcol0(method_colour(c[k].method));
+        plcol0(method_colour(L, c[k].method));
         draw_curve(&c[k], field, scale, x, y);
         any = 1;
     }
     plwidth(1.0);
     if (!any) {
+        int cell = 0;
+        for (int p = 0; p < L->n_pairs; p++)
+            cell |= L->pair_task[p] == task && L->pair_model[p] == model;
         plcol0(1);
-        plptex(0.5 * (g.x0 + g.x1), 0.5 * (g.y0 + g.y1), 1, 0, 0.5, "no history");
+        plptex(0.5 * (g.x0 + g.x1), 0.5 * (g.y0 + g.y1), 1, 0, 0.5, cell ? "no history" : "not in the job");
     }
 }
 
@@ -967,14 +990,14 @@ static void draw_legend(const Layout *L, const Curve *c, int n, double top)
     int used[256] = {0}, k = 0;
     for (int i = 0; i < n; i++)
         used[c[i].method] = 1;
-    PLINT opt[256], colour[256], style[256];
+    PLINT opt[256], colour[256], style[256], ink[256];
     PLFLT lw[256];
     const char *text[256];
     for (int m = 0; m < L->methods.n; m++) {
         if (!used[m])
             continue;
         opt[k] = PL_LEGEND_LINE;
-        colour[k] = method_colour(m);
+        colour[k] = method_colour(L, m);
         style[k] = 1;
         lw[k] = 3.0;
         text[k] = column_title(L->methods.name[m]);
@@ -982,12 +1005,15 @@ static void draw_legend(const Layout *L, const Curve *c, int n, double top)
     }
     if (k == 0)
         return;
-    plvpor(0.02, 0.98, top, top + 0.4 * (1.0 - top));
+    for (int i = 0; i < k; i++)
+        ink[i] = 1;
+    // below the title, at most four entries a row
+    plvpor(0.05, 0.95, top + 0.05 * (1.0 - top), top + 0.58 * (1.0 - top));
     plwind(0, 1, 0, 1);
     PLFLT w, h;
-    int cols = k < 6 ? k : 6;
-    pllegend(&w, &h, 0, PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | PL_POSITION_TOP, 0.0, 0.0, 0.12, 0, 1, 1,
-             (k + cols - 1) / cols, cols, k, opt, 1.0, 0.9, 2.0, 0.0, colour, (const char *const *)text, NULL, NULL,
+    int cols = k < 4 ? k : 4;
+    pllegend(&w, &h, 0, PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | PL_POSITION_TOP, 0.0, 0.0, 0.06, 0, 1, 1,
+             (k + cols - 1) / cols, cols, k, opt, 0.8, 0.6, 1.6, 0.0, ink, (const char *const *)text, NULL, NULL,
              NULL, NULL, colour, style, lw, NULL, NULL, NULL, NULL);
 }
 
@@ -1034,7 +1060,6 @@ static int write_plot(const Results *r, const char *out, char *err, size_t errle
         plscol0(2 + i, PALETTE[i][0], PALETTE[i][1], PALETTE[i][2]);
     plinit();
     pladv(0);
-    plschr(0.0, 0.75);
     double top = 1.0 - (double)TOP_PX / height;
     // title strip
     plvpor(0.0, 1.0, top, 1.0);
@@ -1043,8 +1068,8 @@ static int write_plot(const Results *r, const char *out, char *err, size_t errle
     char title[2 * NAME_LEN];
     snprintf(title, sizeof title, "occkd: training curves of job %s", r->job.name[0] ? r->job.name : "(unnamed)");
     plschr(0.0, 1.0);
-    plmtex("t", -1.6, 0.5, 0.5, title);
-    plschr(0.0, 0.75);
+    plmtex("t", -1.5, 0.5, 0.5, title);
+    plschr(0.0, 0.65);
     draw_legend(&L, c, n, top);
     // panels: a column per model; per task a loss row over a validation row
     double pw = (1.0 - 2.0 * LEFT_PX / width) / cols, ph = top / rows;
@@ -1053,7 +1078,7 @@ static int write_plot(const Results *r, const char *out, char *err, size_t errle
             for (int field = 0; field < 2; field++) {
                 int row = 2 * t + field;
                 double x0 = (double)LEFT_PX / width + m * pw, y1 = top - row * ph;
-                draw_panel(r, &L, c, n, t, m, field, x0 + 0.16 * pw, x0 + 0.96 * pw, y1 - 0.80 * ph, y1 - 0.14 * ph,
+                draw_panel(r, &L, c, n, t, m, field, x0 + 0.16 * pw, x0 + 0.96 * pw, y1 - 0.74 * ph, y1 - 0.13 * ph,
                            x, y);
             }
     plend();
