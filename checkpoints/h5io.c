@@ -94,6 +94,11 @@ static hid_t make_fapl(int writing)
     if (writing)
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+#if H5_VERSION_GE(1, 10, 7)
+    /* Files are renamed into place, never shared while written, so HDF5's
+     * flock is not needed; it fails on parallel file systems without locks. */
+    H5Pset_file_locking(fapl, 0, 1);
+#endif
     return fapl;
 }
 
