@@ -3,12 +3,19 @@
  * downstream looks at strings again.
  *
  * Every key, its type, range and default is documented in jobs/README.md.
+ * The whole file is validated before anything runs: syntax, unknown keys
+ * (with the nearest known key suggested), types, ranges, enum names, names
+ * that must be unique, references between sections (overrides, fusions) and,
+ * unless JOB_NO_PATH_CHECK is given, the existence of data paths and
+ * pretrained weight files. Relative paths are relative to the working
+ * directory, not to the job file.
  */
 #ifndef OCCKD_JOB_H
 #define OCCKD_JOB_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "trainer/trainer.h"
 
@@ -18,19 +25,25 @@
 
 typedef enum { TARGET_EXPRESSION, TARGET_GENDER, TARGET_AGE, TARGET_CLASS } Target;
 
+const char *target_name(Target t);   /* "expression", "gender", "age", "class" */
+Attr target_attr(Target t);          /* the data attribute holding the target's labels */
+
 typedef struct {
     char name[JOB_NAME_MAX];  /* "expression", "gender", "age", ... (unique) */
     DataOptions data;         /* source, paths, side, channels, splits, on_bad_sample, ... */
     Occlusion occ;            /* how the students' faces are hidden */
     Target target;
+    Attr attr;                /* target_attr(target) */
     int regression;           /* target age */
     int l2;                   /* age loss: 0 L1 (default), 1 L2 */
-    int classes;              /* filled from the target (expression 8, gender 2, age 1, class: from the data) */
+    int classes;              /* from the target: expression 8, gender 2, age 1; target class: 0 here,
+                                 the grid fills it from the data set's n_classes[ATTR_CLASS] after loading */
 } TaskSpec;
 
 typedef struct {
     char name[JOB_NAME_MAX];  /* unique; defaults to the architecture name */
-    NetSpec net;              /* classes and channels are set per task */
+    NetSpec net;              /* channels and classes are 0: set per task (job_netspec); input 0: each
+                                 task's data.side, otherwise equal to every task's data.side */
     char init[JOB_PATH_MAX];  /* pretrained weights (HDF5, /params/<layer>/<tensor>) or "" */
 } ModelSpec;
 
@@ -41,10 +54,13 @@ typedef struct {
     int accum;                /* micro-batches per step */
     SgdConfig sgd;            /* lr, momentum, nesterov, weight_decay, decoupled, schedule, gamma, min_lr */
     float warmup_epochs;      /* converted to steps per cell */
-    float step_epochs;        /* SCHED_STEP period in epochs */
+    float step_epochs;        /* SCHED_STEP period in epochs (job_settings resolves the default 0 to
+                                 max(1, epochs / 3)) */
     AugmentOptions aug;
     int eval_batch;
 } TrainSettings;
+/* sgd.warmup_steps, total_steps and step_size are left 0 here: they depend on
+ * the steps per epoch, which the trainer knows once the data is loaded. */
 
 /* An override applies to the cells whose task, model and method match
  * ("*" or "" matches any); later overrides win. `set` flags which fields it
@@ -53,7 +69,7 @@ enum {
     JOB_OV_EPOCHS = 1 << 0, JOB_OV_BATCH = 1 << 1, JOB_OV_LR = 1 << 2, JOB_OV_SCHEDULE = 1 << 3,
     JOB_OV_MOMENTUM = 1 << 4, JOB_OV_WEIGHT_DECAY = 1 << 5, JOB_OV_WARMUP = 1 << 6, JOB_OV_ACCUM = 1 << 7,
     JOB_OV_NESTEROV = 1 << 8, JOB_OV_DECOUPLED = 1 << 9, JOB_OV_STEP_EPOCHS = 1 << 10, JOB_OV_GAMMA = 1 << 11,
-    JOB_OV_MIN_LR = 1 << 12
+    JOB_OV_MIN_LR = 1 << 12, JOB_OV_EVAL_BATCH = 1 << 13, JOB_OV_PAD = 1 << 14, JOB_OV_FLIP = 1 << 15
 };
 
 typedef struct {
@@ -80,17 +96,18 @@ typedef struct {
 
 typedef struct {
     int groups;               /* rank groups training cells side by side */
-    size_t bucket_bytes;
+    size_t bucket_bytes;      /* from bucket_mb (MiB) */
     int overlap;              /* 0: one blocking allreduce per step */
     int threads;              /* per rank; 0: from the node */
-    double watchdog_seconds;
+    double watchdog_seconds;  /* as CommOptions: > 0 limit; < 0 off (the job file's 0 means off) */
 } ParallelSettings;
 
 typedef struct {
     /* source */
     char path[JOB_PATH_MAX];
     char *text;               /* the job file's text, as read */
-    char sha256[65];          /* hex digest of the text plus the --set overrides */
+    char *sets;               /* the --set overrides as given, one per line ("" without) */
+    char sha256[65];          /* hex digest of the text, then "\n--set <s>" for each --set s in order */
     /* [job] */
     char name[JOB_NAME_MAX];
     char output[JOB_PATH_MAX];
@@ -120,19 +137,57 @@ typedef struct {
 /* Exit statuses of occkd_train. */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_INVALID = 2 };
 
+/* job_load_ex flags. */
+enum {
+    JOB_NO_PATH_CHECK = 1 << 0 /* do not require data paths and init files to exist (tests of job
+                                  files written for another machine); everything else is checked */
+};
+
 /* Parses and validates the whole job file. `sets` are "key.path=value"
  * overrides from --set (n_sets of them), applied to the file's settings and
- * validated the same way. Returns 0, or -1 with one message naming the file
- * and line (libconfig syntax errors, unknown keys with the nearest known key
- * suggested, wrong types, out-of-range values, unknown architectures,
- * methods, sources or occlusions, missing data paths, ...). */
+ * validated the same way; a path component may be a group key, a list
+ * index (tasks.0.data.count=500) or the name of a task, model, fusion
+ * (tasks.age.loss=l2); the value is parsed as libconfig would (2, 0.1,
+ * true, "x", [1, 2]), and a value libconfig cannot parse is taken as a
+ * string (job.output=runs/x). Returns 0, or -1 with the messages in err, one
+ * per line (at most 20), each naming "<file>:<line>" or "--set '<arg>'" and
+ * what was expected (libconfig syntax errors, unknown keys with the nearest
+ * known key suggested, wrong types, out-of-range values with the allowed
+ * range, unknown names with the known ones, duplicate names, fusions of
+ * untrained methods, missing data paths, ...). On failure *job holds nothing
+ * to free (job_free is harmless). */
 int job_load(const char *path, const char *const *sets, int n_sets, Job *job, char *err, size_t errlen);
+/* The same with flags (JOB_NO_PATH_CHECK). job_load checks paths. */
+int job_load_ex(const char *path, const char *const *sets, int n_sets, unsigned flags, Job *job, char *err,
+                size_t errlen);
 void job_free(Job *job);
 
-/* The settings of cell (task, model, method) after the overrides. */
+/* The settings of cell (task, model, method) after the overrides that match
+ * it, in file order, with step_epochs resolved. */
 TrainSettings job_settings(const Job *job, int task, int model, Method method);
 
-/* SHA-256 of bytes as 64 hex characters and a NUL. */
+/* The network of a cell: the model's spec with input (when 0), channels and
+ * classes (1 for regression) taken from the task. A class target's classes
+ * stay 0 until the grid fills TaskSpec.classes from the data. */
+NetSpec job_netspec(const Job *job, int task, int model);
+
+/* A readable summary for `occkd_train --check`: the job, its tasks, models,
+ * methods and fusions, every cell with its settings, and the distillation,
+ * parallel and checkpoint settings. */
+void job_print(const Job *job, FILE *f);
+
+/* SHA-256 (FIPS 180-4) of bytes as 64 lower-case hex characters and a NUL. */
 void sha256_hex(const void *data, size_t len, char out[65]);
+
+/* The same in pieces: init, update any number of times, final. */
+typedef struct {
+    uint32_t h[8];
+    uint64_t bytes;
+    uint8_t buf[64];
+    size_t fill;
+} Sha256;
+void sha256_init(Sha256 *s);
+void sha256_update(Sha256 *s, const void *data, size_t len);
+void sha256_final_hex(Sha256 *s, char out[65]);
 
 #endif
