@@ -14,10 +14,11 @@ if(TARGET occkd_report)
   endif()
 endif()
 
-# The test writes small results files in the documented layout, runs the
-# program on them and checks its table, CSV, image and error messages.
-if(TARGET occkd_report AND EXISTS ${OCCKD_TEST_DIR}/test_report.c)
-  occkd_test(test_report SOURCES ${OCCKD_TEST_DIR}/test_report.c LIBS PkgConfig::HDF5 PkgConfig::STB
+# The test writes small results files (with results_write, and by hand in
+# the documented layout), runs the program on them and checks its table,
+# CSV, image and error messages.
+if(TARGET occkd_report AND TARGET occkd_checkpoints AND EXISTS ${OCCKD_TEST_DIR}/test_report.c)
+  occkd_test(test_report SOURCES ${OCCKD_TEST_DIR}/test_report.c LIBS occkd_checkpoints PkgConfig::HDF5 PkgConfig::STB
              ARGS $<TARGET_FILE:occkd_report> ${CMAKE_CURRENT_BINARY_DIR}/report_fixtures ${REPORT_PLOT_ARG}
              LABELS unit)
   add_dependencies(test_report occkd_report)

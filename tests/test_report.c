@@ -7,9 +7,11 @@
  *
  *   test_report OCCKD_REPORT FIXTURE_DIR plot|noplot
  *
- * The fixtures are written here with the HDF5 C API: /summary's fields are
- * stored in a shuffled order and with other string sizes than the reader
- * uses, so the test also proves that fields are found by name.
+ * The good fixtures are written with results_write() (checkpoints/), so the
+ * report is tested on exactly what the trainer writes. One more good file and
+ * the damaged ones are written here with the HDF5 C API in the documented
+ * layout: its /summary stores the fields in a shuffled order and with other
+ * string sizes, which proves that the report finds fields by name.
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@
 #define STBI_ONLY_PNG
 #include <stb/stb_image.h>
 
+#include "checkpoints/checkpoints.h"
+
 static int g_failures;
 
 #define CHECK(cond, ...)                                                                                     \
@@ -37,6 +41,8 @@ static int g_failures;
     } while (0)
 
 /* ------------------------------------------------------------ fixtures */
+
+static const char FIXTURE_JOB[] = "job = { name = \"fixture-grid\"; output = \"runs/fixture\"; };\n";
 
 /* One trained (or failed) cell for one seed, as the trainer reports it. */
 typedef struct {
@@ -184,7 +190,20 @@ static hid_t open_or_create(hid_t loc, const char *name)
                                                  : H5Gcreate(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 }
 
-/* /<task>/<model>/<method>[/seed-<n>] with its attributes and history. */
+/* Epoch e of a cell's made-up training curves: the loss falls, the
+ * validation metric rises towards the test value; each method at its own
+ * height, so that the curves do not hide one another. */
+static void fixture_curve(const FixCell *c, int e, double *train_loss, double *val_metric)
+{
+    double offset = 0.0;
+    for (const char *m = c->method; *m; m++)
+        offset += 0.013 * (unsigned char)*m;
+    offset -= floor(offset);
+    *train_loss = 2.0 * exp(-0.4 * e) + offset;
+    *val_metric = c->value * (1.0 - 0.5 * exp(-0.6 * e));
+}
+
+/* /<task>/<model>/<method>/seed-<n> with its attributes and history. */
 static void write_cell_group(hid_t file, const FixCell *c)
 {
     hid_t g[4];
@@ -200,13 +219,10 @@ static void write_cell_group(hid_t file, const FixCell *c)
     put_attr_text(cell, "message", c->message ? c->message : "");
     if (c->epochs > 0) {
         FileHistory *h = calloc((size_t)c->epochs, sizeof *h);
-        double offset = 0.0;  // a different height per method, so the curves do not hide one another
-        for (const char *m = c->method; *m; m++)
-            offset += 0.013 * (unsigned char)*m;
-        offset -= floor(offset);
-        for (int e = 0; e < c->epochs; e++)
-            h[e] = (FileHistory){e + 1, 0.01, 2.0 * exp(-0.4 * e) + offset,
-                                 c->value * (1.0 - 0.5 * exp(-0.6 * e)), 1000.0};
+        for (int e = 0; e < c->epochs; e++) {
+            h[e] = (FileHistory){e + 1, 0.01, 0, 0, 1000.0};
+            fixture_curve(c, e, &h[e].train_loss, &h[e].val_metric);
+        }
         hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(FileHistory));
         H5Tinsert(t, "epoch", HOFFSET(FileHistory, epoch), H5T_NATIVE_DOUBLE);
         H5Tinsert(t, "lr", HOFFSET(FileHistory, lr), H5T_NATIVE_DOUBLE);
@@ -243,7 +259,7 @@ static int write_fixture(const char *path, const FixCell *cells, int n, const Da
     hid_t job = H5Gcreate(f, "job", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (format)
         put_attr_text(job, "format", format);
-    put_attr_text(job, "job_file", "job = { name = \"fixture-grid\"; output = \"runs/fixture\"; };\n");
+    put_attr_text(job, "job_file", FIXTURE_JOB);
     put_attr_text(job, "job_path", "jobs/fixture.cfg");
     put_attr_text(job, "occkd_version", "0.1.0");
     put_attr_int(job, "ranks", 2);
@@ -277,6 +293,53 @@ static int write_fixture(const char *path, const FixCell *cells, int n, const Da
     }
     free(rows);
     return H5Fclose(f) < 0 ? -1 : 0;
+}
+
+/* Writes results.h5 from cells with the project's own writer, so that the
+ * report reads exactly what the trainer writes. */
+static int write_results(const char *path, const FixCell *cells, int n)
+{
+    CellResult *r = calloc((size_t)n, sizeof *r);
+    for (int i = 0; i < n; i++) {
+        const FixCell *c = &cells[i];
+        CellResult *x = &r[i];
+        snprintf(x->task, sizeof x->task, "%s", c->task);
+        snprintf(x->model, sizeof x->model, "%s", c->model);
+        snprintf(x->method, sizeof x->method, "%s", c->method);
+        snprintf(x->status, sizeof x->status, "%s", c->status);
+        snprintf(x->message, sizeof x->message, "%s", c->message ? c->message : "");
+        snprintf(x->metric, sizeof x->metric, "%s", c->metric);
+        x->seed = (uint64_t)c->seed;
+        x->value = c->value;
+        x->value_occluded = c->value_occluded;
+        x->p_value = c->p_value;
+        x->p_value_occluded = c->p_value_occluded;
+        x->seconds = 1.0;
+        x->epochs = c->epochs;
+        x->best_epoch = c->epochs;
+        if (c->epochs > 0) {
+            size_t k = (size_t)c->epochs;
+            x->lr = calloc(k, sizeof(double));
+            x->train_loss = calloc(k, sizeof(double));
+            x->val_metric = calloc(k, sizeof(double));
+            x->images_per_s = calloc(k, sizeof(double));
+            x->wait_share = calloc(k, sizeof(double));
+            for (int e = 0; e < c->epochs; e++) {
+                x->lr[e] = 0.01;
+                x->images_per_s[e] = 1000.0;
+                fixture_curve(c, e, &x->train_loss[e], &x->val_metric[e]);
+            }
+        }
+    }
+    ResultsInfo info = {FIXTURE_JOB, "jobs/fixture.cfg", "0.1.0", 2, "2024-05-01T10:00:00Z", "2024-05-01T10:09:30Z"};
+    char err[1024];
+    int rc = results_write(path, &info, r, n, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "test_report: results_write: %s\n", err);
+    for (int i = 0; i < n; i++)
+        cell_result_free(&r[i]);
+    free(r);
+    return rc;
 }
 
 /* ------------------------------------------------------ running the program */
@@ -424,6 +487,24 @@ static void test_single_table(const char *prog, const char *dir, const char *pat
     run_free(&r);
 }
 
+/* The same cells, hand-written with /summary's fields in another order and
+ * other string sizes: the table must not change. */
+static void test_field_order(const char *prog, const char *dir)
+{
+    char path[1024], args[2100];
+    snprintf(path, sizeof path, "%s/shuffled.h5", dir);
+    CHECK(write_fixture(path, SINGLE, N_SINGLE, NULL) == 0, "write %s", path);
+    snprintf(args, sizeof args, "'%s'", path);
+    Run r = run(prog, dir, args);
+    CHECK(r.status == 0, "exit %d, stderr: %s", r.status, r.err);
+    static const char *const ev[] = {"expression", "vgg_f", "acc. %", "81.4", "50.1*", "60.2", "65.4*", "61.0",
+                                     "66.7*"};
+    expect_row(r.out, "expression", "vgg_f", ev, 9);
+    static const char *const av[] = {"age", "vgg_f", "MAE yr", "5.12", "8.46*", "7.50", "6.99*", "7.40", "7.00"};
+    expect_row(r.out, "age", "vgg_f", av, 9);
+    run_free(&r);
+}
+
 /* Parses one CSV line (RFC 4180 quoting) into fields; returns the count. */
 static int csv_split(const char *line, char fields[][128], int max)
 {
@@ -529,7 +610,7 @@ static void test_seeds(const char *prog, const char *dir)
     };
     char path[1024], args[1100];
     snprintf(path, sizeof path, "%s/seeds.h5", dir);
-    CHECK(write_fixture(path, cells, (int)(sizeof cells / sizeof cells[0]), NULL) == 0, "write %s", path);
+    CHECK(write_results(path, cells, (int)(sizeof cells / sizeof cells[0])) == 0, "write %s", path);
     snprintf(args, sizeof args, "'%s'", path);
     Run r = run(prog, dir, args);
     CHECK(r.status == 0, "exit %d, stderr: %s", r.status, r.err);
@@ -684,12 +765,13 @@ int main(int argc, char **argv)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     char single[1024];
     snprintf(single, sizeof single, "%s/single.h5", dir);
-    if (write_fixture(single, SINGLE, N_SINGLE, NULL) < 0) {
+    if (write_results(single, SINGLE, N_SINGLE) < 0) {
         fprintf(stderr, "test_report: cannot write %s\n", single);
         return 1;
     }
     test_single_table(prog, dir, single);
     test_single_csv(prog, dir, single);
+    test_field_order(prog, dir);
     test_seeds(prog, dir);
     test_plot(prog, dir, single, !strcmp(argv[3], "plot"));
     test_errors(prog, dir, single);

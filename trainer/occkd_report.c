@@ -156,6 +156,7 @@ static char *attr_text(hid_t obj, const char *name)
     char *out = NULL;
     if (H5Tget_class(ft) == H5T_STRING && H5Sget_simple_extent_npoints(space) == 1) {
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, H5Tget_cset(ft));  // HDF5 converts no strings between ASCII and UTF-8
         if (H5Tis_variable_str(ft) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);
@@ -271,7 +272,11 @@ static int check_format(const Results *r, char *err, size_t errlen)
         }
     }
     int rc = 0;
-    if (!fmt) {
+    if (!fmt && H5Aexists(r->file, "format") > 0) {
+        snprintf(err, errlen, "%s: the 'format' attribute is not a readable string (expected '%s')", r->path,
+                 RESULTS_FORMAT);
+        rc = -1;
+    } else if (!fmt) {
         snprintf(err, errlen, "%s: not an occkd results file (no 'format' attribute; expected '%s')", r->path,
                  RESULTS_FORMAT);
         rc = -1;
@@ -310,7 +315,8 @@ static hid_t compound_memtype(hid_t ft, const Field *fields, int n, size_t recor
         }
         H5T_class_t c = H5Tget_member_class(ft, (unsigned)idx);
         hid_t member = H5Tget_member_type(ft, (unsigned)idx);
-        int vlen = H5Tis_variable_str(member) > 0;
+        int vlen = c == H5T_STRING && H5Tis_variable_str(member) > 0;
+        H5T_cset_t cset = c == H5T_STRING ? H5Tget_cset(member) : H5T_CSET_ASCII;
         H5Tclose(member);
         if (fields[i].is_string ? (c != H5T_STRING || vlen) : (c != H5T_FLOAT && c != H5T_INTEGER)) {
             snprintf(err, errlen, "%s: field '%s' should be %s", where, fields[i].name,
@@ -322,6 +328,7 @@ static hid_t compound_memtype(hid_t ft, const Field *fields, int n, size_t recor
             hid_t st = H5Tcopy(H5T_C_S1);
             H5Tset_size(st, fields[i].size);
             H5Tset_strpad(st, H5T_STR_NULLTERM);
+            H5Tset_cset(st, cset);
             H5Tinsert(mt, fields[i].name, fields[i].offset, st);
             H5Tclose(st);
         } else {
