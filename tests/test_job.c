@@ -16,6 +16,12 @@
 #include "gradcheck.h"
 #include "trainer/job.h"
 
+/* libconfig 1.5's lexer loses its string buffer when a syntax error follows
+ * an opening quote (for example `arch"= "vgg_f"`): a leak inside libconfig,
+ * not in occkd. The sanitizer build is told to ignore that one function. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:strbuf_append\n"; }
+
 static char g_src[1024];
 static char g_tmpdir[256];
 

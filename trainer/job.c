@@ -1923,7 +1923,13 @@ static void print_task(const TaskSpec *t, FILE *f)
         fprintf(f, " %d faces (seed %llu)", d->synth_count, (unsigned long long)d->synth_seed);
     else
         fprintf(f, " '%s'", d->path);
-    fprintf(f, ", %d px x%d, val %g test %g", d->side, d->channels, (double)d->val_fraction, (double)d->test_fraction);
+    fprintf(f, ", %d px x%d", d->side, d->channels);
+    if (d->source == SOURCE_FERPLUS)
+        fprintf(f, ", official splits");
+    else if (d->source == SOURCE_AFFECTNET || d->source == SOURCE_IDX)
+        fprintf(f, ", val %g, official test", (double)d->val_fraction);
+    else
+        fprintf(f, ", val %g test %g", (double)d->val_fraction, (double)d->test_fraction);
     if (d->limit)
         fprintf(f, ", limit %d", d->limit);
     fprintf(f, "; occlusion %s %g %s %s\n", occlusion_kind_name(t->occ.kind), (double)t->occ.fraction,
