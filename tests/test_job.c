@@ -413,7 +413,7 @@ static void test_bad_files(void)
     Job j;
     CHECK(job_load("/nonexistent/occkd/job.cfg", NULL, 0, &j, err, sizeof err) != 0 && strstr(err, "cannot open"),
           "missing file: %s", err);
-    CHECK(job_load(dir, NULL, 0, &j, err, sizeof err) != 0, "a folder is not a job file");
+    CHECK(job_load(dir, NULL, 0, &j, err, sizeof err) != 0 && strstr(err, "is a folder"), "a folder: %s", err);
     job_free(&j);
 }
 

@@ -1669,6 +1669,10 @@ static void apply_set(Ctx *c, config_t *cfg, const char *arg)
 
 static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
 {
+    if (path_kind(path) == 2) {
+        snprintf(err, errlen, "%s: is a folder, not a job file", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
