@@ -589,7 +589,7 @@ static void test_single_csv(const char *prog, const char *dir, const char *path)
 
 /* Three seeds: mean ± std, marks only when every seed is significant, a
  * failed seed counted as (k/n). */
-static void test_seeds(const char *prog, const char *dir)
+static void test_seeds(const char *prog, const char *dir, int have_plot)
 {
     static const FixCell cells[] = {
         {"gender", "vgg_face", "teacher", 1, "done", NULL, "accuracy", 0.90, 0.70, NAN, 0.01, 3},
@@ -639,6 +639,15 @@ static void test_seeds(const char *prog, const char *dir)
     }
     CHECK(strstr(r.out, "gender,vgg_face,teacher (occluded),std,accuracy,"), "teacher (occluded) std row");
     run_free(&r);
+
+    // one curve per method and finished seed (the failed triplet seed has
+    // no history); one model is drawn on a page of the minimum width
+    if (have_plot) {
+        snprintf(args, sizeof args, "--plot '%s/seeds.png' '%s'", dir, path);
+        r = run(prog, dir, args);
+        CHECK(r.status == 0 && strstr(r.err, "(700 x 600, 14 curves in 2 panels)"), "exit %d: %s", r.status, r.err);
+        run_free(&r);
+    }
 }
 
 /* Counts pixels of exactly one colour. */
@@ -772,7 +781,7 @@ int main(int argc, char **argv)
     test_single_table(prog, dir, single);
     test_single_csv(prog, dir, single);
     test_field_order(prog, dir);
-    test_seeds(prog, dir);
+    test_seeds(prog, dir, !strcmp(argv[3], "plot"));
     test_plot(prog, dir, single, !strcmp(argv[3], "plot"));
     test_errors(prog, dir, single);
     if (g_failures) {

@@ -948,6 +948,8 @@ static Range curve_range(const Curve *c, int n, int task, int model, int field, 
 #define PANEL_H 250
 #define TOP_PX 100
 #define LEFT_PX 20
+#define MIN_WIDTH_PX 700
+#define FONT_REF_PX 1980 /* width + height of the page the text sizes were chosen on */
 
 static void draw_panel(const Results *r, const Layout *L, const Curve *c, int n, int task, int model, int field,
                        double vx0, double vx1, double vy0, double vy1, PLFLT *x, PLFLT *y)
@@ -964,7 +966,8 @@ static void draw_panel(const Results *r, const Layout *L, const Curve *c, int n,
     plwind(g.x0, g.x1, g.y0, g.y1);
     plcol0(1);
     plwidth(1.0);
-    plbox("bcnst", 0.0, 0, "bcnstv", 0.0, 0);
+    double span = g.x1 - g.x0, xtick = span <= 12 ? 1.0 : 0.0;  // whole epochs while they fit
+    plbox("bcnst", xtick, xtick > 0 ? 1 : 0, "bcnstv", 0.0, 0);
     char title[3 * NAME_LEN];
     const char *what = !field ? "train loss" : is_accuracy(metric) ? "val accuracy (%)" : is_mae(metric)
                                                                                           ? "val MAE (years)"
@@ -991,37 +994,31 @@ static void draw_panel(const Results *r, const Layout *L, const Curve *c, int n,
     }
 }
 
-/* The legend: one entry per method that has a curve, in a strip on top. */
-static void draw_legend(const Layout *L, const Curve *c, int n, double top)
+/* The legend: one entry per method that has a curve (a short line in the
+ * method's colour and its name), two to four to a row (by the page's width), in the strip under the title. */
+static void draw_legend(const Layout *L, const Curve *c, int n, double top, int width, double font)
 {
-    int used[256] = {0}, k = 0;
+    int used[256] = {0}, k = 0, per_row = width / 220 < 2 ? 2 : width / 220 > 4 ? 4 : width / 220;
     for (int i = 0; i < n; i++)
         used[c[i].method] = 1;
-    PLINT opt[256], colour[256], style[256], ink[256];
-    PLFLT lw[256];
-    const char *text[256];
+    plvpor(0.04, 0.98, top + 0.05 * (1.0 - top), top + 0.58 * (1.0 - top));
+    plwind(0, 1, 0, 1);
+    plschr(0.0, 0.6 * font);
     for (int m = 0; m < L->methods.n; m++) {
         if (!used[m])
             continue;
-        opt[k] = PL_LEGEND_LINE;
-        colour[k] = method_colour(L, m);
-        style[k] = 1;
-        lw[k] = 3.0;
-        text[k] = column_title(L->methods.name[m]);
+        double w = 1.0 / per_row;
+        PLFLT x[2] = {w * (k % per_row), w * (k % per_row) + 0.2 * w}, y[2];
+        y[0] = y[1] = 0.75 - 0.5 * (k / per_row);
+        plcol0(method_colour(L, m));
+        plwidth(3.0);
+        plline(2, x, y);
+        plcol0(1);
+        plwidth(1.0);
+        plptex(x[1] + 0.05 * w, y[0], 1, 0, 0.0, column_title(L->methods.name[m]));
         k++;
     }
-    if (k == 0)
-        return;
-    for (int i = 0; i < k; i++)
-        ink[i] = 1;
-    // below the title, at most four entries a row
-    plvpor(0.05, 0.95, top + 0.05 * (1.0 - top), top + 0.58 * (1.0 - top));
-    plwind(0, 1, 0, 1);
-    PLFLT w, h;
-    int cols = k < 4 ? k : 4;
-    pllegend(&w, &h, 0, PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | PL_POSITION_TOP, 0.0, 0.0, 0.06, 0, 1, 1,
-             (k + cols - 1) / cols, cols, k, opt, 0.8, 0.6, 1.6, 0.0, ink, (const char *const *)text, NULL, NULL,
-             NULL, NULL, colour, style, lw, NULL, NULL, NULL, NULL);
+    plschr(0.0, 0.65 * font);
 }
 
 static int plot_exit_handler(PLCHAR_VECTOR msg)
@@ -1055,6 +1052,7 @@ static int write_plot(const Results *r, const char *out, char *err, size_t errle
 
     int cols = L.models.n > 0 ? L.models.n : 1, rows = 2 * (L.tasks.n > 0 ? L.tasks.n : 1);
     int width = LEFT_PX * 2 + cols * PANEL_W, height = TOP_PX + rows * PANEL_H;
+    width = width < MIN_WIDTH_PX ? MIN_WIDTH_PX : width; // room for the title and legend
     char geometry[64];
     snprintf(geometry, sizeof geometry, "%dx%d", width, height);
     plsexit(plot_exit_handler);
@@ -1074,10 +1072,13 @@ static int write_plot(const Results *r, const char *out, char *err, size_t errle
     plcol0(1);
     char title[2 * NAME_LEN];
     snprintf(title, sizeof title, "occkd: training curves of job %s", r->job.name[0] ? r->job.name : "(unnamed)");
-    plschr(0.0, 1.0);
+    // PLplot's default text height grows with width + height of the page;
+    // keep the text the same size in pixels whatever the grid
+    double font = (double)FONT_REF_PX / (width + height);
+    plschr(0.0, 1.0 * font);
     plmtex("t", -1.5, 0.5, 0.5, title);
-    plschr(0.0, 0.65);
-    draw_legend(&L, c, n, top);
+    plschr(0.0, 0.65 * font);
+    draw_legend(&L, c, n, top, width, font);
     // panels: a column per model; per task a loss row over a validation row
     double pw = (1.0 - 2.0 * LEFT_PX / width) / cols, ph = top / rows;
     for (int t = 0; t < L.tasks.n; t++)
