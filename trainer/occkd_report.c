@@ -995,10 +995,11 @@ static void draw_panel(const Results *r, const Layout *L, const Curve *c, int n,
 }
 
 /* The legend: one entry per method that has a curve (a short line in the
- * method's colour and its name), two to four to a row (by the page's width), in the strip under the title. */
+ * method's colour and its name), two to six to a row as the page's width
+ * allows, in the strip under the title. */
 static void draw_legend(const Layout *L, const Curve *c, int n, double top, int width, double font)
 {
-    int used[256] = {0}, k = 0, per_row = width / 220 < 2 ? 2 : width / 220 > 4 ? 4 : width / 220;
+    int used[256] = {0}, k = 0, per_row = width / 220 < 2 ? 2 : width / 220 > 6 ? 6 : width / 220;
     for (int i = 0; i < n; i++)
         used[c[i].method] = 1;
     plvpor(0.04, 0.98, top + 0.05 * (1.0 - top), top + 0.58 * (1.0 - top));
