@@ -15,17 +15,15 @@
 int layer_team_size(void) { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 /* OpenBLAS built on OpenMP (openblas_get_parallel() == 2) already runs one
- * thread inside a parallel region; the sequential build has nothing to stop. */
+ * thread inside a parallel region, the sequential build has nothing to stop.
+ * The pthreads build is switched to one thread and left there: switching it
+ * back and forth reallocates its per-thread buffers, which costs more than a
+ * small convolution. All parallelism of the GEMM layers comes from the team. */
 BlasSolo blas_solo_begin(void)
 {
     BlasSolo s = {0};
-    if (openblas_get_parallel() == 1) {
-        s.blas_threads = openblas_get_num_threads();
-        if (s.blas_threads > 1)
-            openblas_set_num_threads(1);
-        else
-            s.blas_threads = 0;
-    }
+    if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1)
+        openblas_set_num_threads(1);
     return s;
 }
 

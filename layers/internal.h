@@ -98,8 +98,11 @@ static inline void tensor_describe(Tensor *t, const char *name, int ndims, const
  *     BlasSolo s = blas_solo_begin();      // OpenBLAS to one thread
  *     #pragma omp parallel num_threads(team)
  *     { ... cblas_sgemm on this thread's share ... }
- *     blas_solo_end(s);                    // previous settings back
- */
+ *     blas_solo_end(s);
+ *
+ * OpenBLAS stays at one thread afterwards (changing its thread count
+ * reallocates its buffers, too slow to do per pass); layers_set_threads()
+ * may raise it again, and the next team pass lowers it. */
 /* Member t of nt's share [*a, *b) of [0, total), cut at multiples of
  * `align` (vector width) except at the end. */
 static inline void team_share(int total, int t, int nt, int align, int *a, int *b)
@@ -112,7 +115,7 @@ static inline void team_share(int total, int t, int nt, int align, int *a, int *
 }
 
 typedef struct {
-    int blas_threads; /* OpenBLAS setting to restore; 0 = nothing changed */
+    int blas_threads; /* OpenBLAS setting to restore; 0 = leave as is */
 } BlasSolo;
 int layer_team_size(void); /* 1 inside a parallel region, else omp_get_max_threads() */
 BlasSolo blas_solo_begin(void);

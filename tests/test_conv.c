@@ -540,6 +540,8 @@ static int bench(int argc, char **argv)
     bench_layer("rn.1x1c", (Shape){512, 7, 7}, 2048, 1, 1, 0, n, budget);
     bench_layer("rn.3x3d", (Shape){512, 7, 7}, 512, 3, 1, 1, n, budget);
     bench_layer("rn.down", (Shape){1024, 14, 14}, 2048, 1, 2, 0, n, budget);
+    bench_layer("small4x4", (Shape){64, 4, 4}, 64, 3, 1, 1, n, budget);
+    bench_layer("small8x8", (Shape){32, 8, 8}, 32, 3, 1, 1, n, budget);
     bench_fc("fc6", (Shape){256, 6, 6}, 4096, n);
     bench_fc("fc7", (Shape){4096, 1, 1}, 4096, n);
     return 0;
