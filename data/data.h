@@ -69,6 +69,8 @@ typedef struct {
     int64_t dropped;           /* rows dropped by label rules (FER+ unknown/NF, AffectNet 8-10) */
     int64_t bad;               /* unreadable / malformed samples skipped */
     char source_desc[256];     /* "fer2013.csv + fer2013new.csv (majority)" */
+    int64_t *origin;           /* while loading: each sample's index in the source's listing
+                                  (limits and bad samples remove entries); NULL afterwards */
     int from_cache;            /* 1: read from a valid HDF5 cache, 0: decoded from the source */
     char cache_path[1024];     /* the cache file used or written ("" without a cache) */
 } Dataset;

@@ -260,6 +260,8 @@ void dataset_select(Dataset *d, const uint8_t *keep)
                 memmove(d->soft + (size_t)j * d->soft_k, d->soft + (size_t)i * d->soft_k,
                         sizeof(float) * d->soft_k);
             d->split[j] = d->split[i];
+            if (d->origin)
+                d->origin[j] = d->origin[i];
             if (d->name)
                 d->name[j] = d->name[i];
             if (d->pixels)
@@ -487,6 +489,11 @@ static int list_samples(const DataOptions *o, Dataset *meta, Reader *r, int verb
         rc |= split_stratified(meta, SPLIT_NONE, o->val_fraction, o->test_fraction, o->split_seed);
     if (r->carve_val && o->val_fraction > 0.0f)
         rc |= split_stratified(meta, SPLIT_TRAIN, o->val_fraction, 0.0f, o->split_seed);
+    /* the readers decode by listing index: remember it before the limit drops samples */
+    meta->origin = malloc(sizeof(int64_t) * (size_t)(meta->n ? meta->n : 1));
+    rc |= !meta->origin;
+    for (int i = 0; !rc && i < meta->n; i++)
+        meta->origin[i] = i;
     rc |= apply_limit(meta, o->limit, o->split_seed);
     if (rc) {
         data_err(err, errlen, "data: out of memory assigning splits");
@@ -514,7 +521,7 @@ static int decode_shard(const DataOptions *o, const Reader *r, const Dataset *me
     int64_t k = 0;
     char msg[1024];
     for (int j = rank; j < meta->n; j += world, k++) {
-        int rc = r->decode(r->ctx, o, j, pix + (size_t)k * sz, msg, sizeof msg);
+        int rc = r->decode(r->ctx, o, meta->origin ? meta->origin[j] : j, pix + (size_t)k * sz, msg, sizeof msg);
         status[k] = (uint8_t)rc;
         if (rc == DECODE_OK)
             continue;
@@ -853,6 +860,8 @@ int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *co
         int rc = build_local(o, out, err, errlen) || check_splits(o, out, err, errlen);
         if (rc)
             dataset_free(out);
+        free(out->origin);
+        out->origin = NULL;
         return rc ? -1 : 0;
     }
     char path[1024], text[3000], why[600] = "";
@@ -904,6 +913,8 @@ int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *co
         dataset_free(out);
         return -1;
     }
+    free(out->origin); /* only the decoding needed it */
+    out->origin = NULL;
     snprintf(out->cache_path, sizeof out->cache_path, "%s", path);
     return 0;
 }
@@ -920,6 +931,7 @@ void dataset_free(Dataset *d)
     free(d->age);
     free(d->soft);
     free(d->split);
+    free(d->origin);
     if (d->name)
         for (int i = 0; i < d->n; i++)
             free(d->name[i]);

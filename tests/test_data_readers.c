@@ -476,6 +476,23 @@ static void test_idx(void)
         CHECK(off == 0, "%d labels or pixels differ from the files", off);
         dataset_free(&d);
     }
+    /* a limit keeps a subset of the listing: each kept sample must still get
+     * its own image (decoding goes by the sample's place in the source) */
+    o.limit = 3;
+    rc = dataset_load(&o, NULL, NULL, &d, err, sizeof err);
+    CHECK(rc == 0, "IDX with a limit: %s", err);
+    if (!rc) {
+        CHECK(d.n == 9, "limit 3 per split kept %d samples, expected 9", d.n);
+        int off = 0, moved = 0;
+        for (int i = 0; i < d.n; i++) {
+            int idx = atoi(strchr(d.name[i], ':') + 1);
+            off += d.attr_class[ATTR_CLASS][i] != idx % 4 || d.pixels[(size_t)i * 64] != 10 * idx;
+            moved += idx != i;
+        }
+        CHECK(moved > 0, "the limit kept the first samples only; the test needs a shuffled subset");
+        CHECK(off == 0, "with a limit, %d samples carry another sample's image or label", off);
+        dataset_free(&d);
+    }
     write_idx_set("idx_range", 6);
     o = opts(SOURCE_IDX, "idx_range");
     expect_fail(&o, "test label out of range", "t10k-labels-idx1-ubyte", "out of range");
