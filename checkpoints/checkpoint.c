@@ -9,7 +9,8 @@
  *     attributes on /                     format, config_sha256, world, seed,
  *                                         step, epoch, sampler_epoch,
  *                                         sampler_batch, best_metric,
- *                                         best_epoch, seconds, epochs, and the
+ *                                         best_epoch, seconds, epoch_loss_sum,
+ *                                         epoch_seen, epochs, and the
  *                                         network's spec (arch, input, ...)
  * Weight files (weights_save, the PyTorch converter) hold /params and /state
  * only, with format WEIGHTS_FORMAT.
@@ -192,6 +193,8 @@ static int write_meta(hid_t f, const CheckpointMeta *m)
     rc |= h5io_attr_f64(f, "best_metric", m->best_metric);
     rc |= h5io_attr_i64(f, "best_epoch", m->best_epoch);
     rc |= h5io_attr_f64(f, "seconds", m->seconds);
+    rc |= h5io_attr_f64(f, "epoch_loss_sum", m->epoch_loss_sum);
+    rc |= h5io_attr_f64(f, "epoch_seen", m->epoch_seen);
     rc |= h5io_attr_i64(f, "epochs", m->epochs);
     return rc;
 }
@@ -209,6 +212,8 @@ static int read_meta(hid_t f, CheckpointMeta *m, const char *file, char *err, si
         h5io_get_f64(f, "best_metric", &m->best_metric, file, "/", err, errlen) ||
         h5io_get_i64(f, "best_epoch", &m->best_epoch, file, "/", err, errlen) ||
         h5io_get_f64(f, "seconds", &m->seconds, file, "/", err, errlen) ||
+        h5io_get_f64(f, "epoch_loss_sum", &m->epoch_loss_sum, file, "/", err, errlen) ||
+        h5io_get_f64(f, "epoch_seen", &m->epoch_seen, file, "/", err, errlen) ||
         h5io_get_i64(f, "epochs", &epochs, file, "/", err, errlen))
         return -1;
     m->world = (int)world;

@@ -37,6 +37,8 @@ typedef struct {
     double best_metric;
     int64_t best_epoch;
     double seconds;
+    double epoch_loss_sum;   /* the unfinished epoch's sums, so its train loss survives a restart */
+    double epoch_seen;
     int epochs;
     double *lr, *train_loss, *val_metric, *images_per_s, *wait_share; /* (epochs) */
 } CheckpointMeta;

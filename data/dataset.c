@@ -848,6 +848,21 @@ fail:
     return -1;
 }
 
+/* mkdir -p: 0 when the folder exists afterwards. */
+static int mkdir_parents(const char *dir)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            if (mkdir(p, 0777) && errno != EEXIST)
+                return -1;
+            *c = '/';
+        }
+    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
 int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
                  size_t errlen)
 {
@@ -874,7 +889,7 @@ int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *co
     int32_t state = -1; /* rank 0 decides: 1 valid cache, 0 build, -1 error */
     if (rank == 0) {
         struct stat st;
-        if (stat(cache_dir, &st) && mkdir(cache_dir, 0777) && errno != EEXIST)
+        if (stat(cache_dir, &st) && mkdir_parents(cache_dir))
             data_err(err, errlen, "%s: cannot create cache folder: %s", cache_dir, strerror(errno));
         else if (source_fingerprint(o, &fp, err, errlen) == 0)
             state = cache_check(path, text, &fp, why, sizeof why);

@@ -494,10 +494,18 @@ int train_cell(const TrainConfig *cfg, const TrainEnv *env, Net *net, Net *teach
         return -1;
     }
 
+    GradSync *state_sync = NULL;
+    GradSyncOptions sso = {.blocking = 1, .scale = 0};
+    if (net->n_state && comm->group_size > 1 && gradsync_create(comm, net->state, net->n_state, &sso, &state_sync)) {
+        snprintf(err, errlen, "%s: %s", cfg->name, comm->error);
+        gradsync_free(gs);
+        work_free(&w);
+        loader_destroy(ld);
+        return -1;
+    }
     int rc = 0;
     double t_start = now(), t_interval = now(), wait_interval = 0, wait_epoch = 0, t_epoch = now();
     double loss_interval = 0, task_i = 0, kd_i = 0, tri_i = 0, seen_i = 0;
-    double epoch_loss = 0, epoch_seen = 0, epoch_correct = 0;
     int64_t interval_steps = 0;
     int64_t total_steps = steps_per_epoch * cfg->epochs;
     while (st->step < total_steps) {
@@ -554,14 +562,21 @@ int train_cell(const TrainConfig *cfg, const TrainEnv *env, Net *net, Net *teach
             break;
         }
         sgd_step(&sgd, lr, net->params, net->grads, st->velocity, net->n_params);
+        /* batch-norm statistics come from each rank's slice: average them so
+         * that every rank holds the same state (and a checkpoint all of it) */
+        if (state_sync && (gradsync_ready(state_sync, net->n_state) || gradsync_finish(state_sync))) {
+            snprintf(err, errlen, "%s: step %lld: averaging batch-norm statistics: %s", cfg->name,
+                     (long long)st->step, comm->error);
+            rc = -1;
+            break;
+        }
         double loss = metrics[0] + metrics[1] + metrics[2];
         double wait = gradsync_wait_seconds(gs);
         wait_interval += wait;
         wait_epoch += wait;
         loss_interval += loss, task_i += metrics[0], kd_i += metrics[1], tri_i += metrics[2];
-        epoch_loss += loss;
-        epoch_correct += metrics[3];
-        epoch_seen += norm;
+        st->epoch_loss_sum += loss;
+        st->epoch_seen += norm;
         seen_i += norm;
         interval_steps++;
         st->step++;
@@ -587,8 +602,8 @@ int train_cell(const TrainConfig *cfg, const TrainEnv *env, Net *net, Net *teach
         if (epoch_end) {
             double el = now() - t_epoch;
             st->lr[epoch] = lr;
-            st->train_loss[epoch] = epoch_loss / steps_per_epoch;
-            st->images_per_s[epoch] = epoch_seen / el;
+            st->train_loss[epoch] = st->epoch_loss_sum / steps_per_epoch;
+            st->images_per_s[epoch] = st->epoch_seen / el;
             st->wait_share[epoch] = el > 0 ? wait_epoch / el : 0;
             st->seconds += el;
             /* validation: the student on occluded faces, a teacher on clean ones */
@@ -624,7 +639,8 @@ int train_cell(const TrainConfig *cfg, const TrainEnv *env, Net *net, Net *teach
                         st->train_loss[epoch], cfg->regression ? "MAE" : "accuracy", metric,
                         st->best_epoch == epoch ? " (best)" : "");
             st->epoch = epoch + 1;
-            epoch_loss = epoch_seen = epoch_correct = wait_epoch = 0;
+            st->epoch_loss_sum = st->epoch_seen = 0;
+            wait_epoch = 0;
             t_epoch = now();
         }
         st->sampler = loader_tell(ld);
@@ -655,6 +671,7 @@ int train_cell(const TrainConfig *cfg, const TrainEnv *env, Net *net, Net *teach
             memcpy(net->state, st->best_state, net->n_state * sizeof(float));
     }
     gradsync_free(gs);
+    gradsync_free(state_sync);
     work_free(&w);
     loader_destroy(ld);
     return rc;

@@ -95,6 +95,8 @@ typedef struct {
     /* per epoch, `epochs` entries */
     double *lr, *train_loss, *val_metric, *images_per_s, *wait_share;
     double seconds;          /* training time so far */
+    double epoch_loss_sum;   /* the current epoch so far: summed step losses */
+    double epoch_seen;       /* and samples */
 } TrainState;
 
 int train_state_init(TrainState *s, const Net *net, int epochs);

@@ -1,0 +1,20 @@
+/* grid.h - running a whole job (private to trainer/). */
+#ifndef OCCKD_GRID_H
+#define OCCKD_GRID_H
+
+#include <stddef.h>
+
+#include "trainer/job.h"
+
+#define OCCKD_VERSION "0.1.0"
+
+/* SIGTERM and SIGUSR1 make the running cells checkpoint and the run stop
+ * (exit 0); a rerun continues. */
+void grid_install_signals(void);
+
+/* Runs every cell of the job not finished yet, then writes results.h5.
+ * Collective over the world. Returns EXIT_OK, or EXIT_FAILED with a message
+ * in err (identical on every rank). */
+int grid_run(const Job *job, Comm *comm, char *err, size_t errlen);
+
+#endif
