@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,20 @@ static void parent_of(const char *path, char *dir, size_t n)
         snprintf(dir, n, "%.*s", (int)(slash - path), path);
 }
 
+/* Fault injection for the crash tests: with OCCKD_FAULT_KILL_COMMIT=N in the
+ * environment, the process kills itself (SIGKILL, no clean-up) at its N-th
+ * commit, after the temporary file is complete and before the rename. */
+static void fault_before_rename(void)
+{
+    static int commits; /* per process; only ever counts when the variable is set */
+    const char *v = getenv("OCCKD_FAULT_KILL_COMMIT");
+    if (v && ++commits == atoi(v)) {
+        fprintf(stderr, "occkd: fault injection: killed before renaming commit %d into place\n", commits);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
+
 int h5io_commit(hid_t file, const char *tmp, const char *path, char *err, size_t errlen)
 {
     herr_t a = H5Fflush(file, H5F_SCOPE_LOCAL);
@@ -158,6 +173,7 @@ int h5io_commit(hid_t file, const char *tmp, const char *path, char *err, size_t
         unlink(tmp);
         return -1;
     }
+    fault_before_rename();
     if (rename(tmp, path) != 0) {
         snprintf(err, errlen, "file %s: cannot rename to %s: %s", tmp, path, strerror(errno));
         unlink(tmp);

@@ -50,6 +50,20 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Fault injection for the crash tests: with OCCKD_FAULT_KILL_AFTER_CELL=N in
+ * the environment, the process kills itself (SIGKILL) right after writing its
+ * N-th cell result, i.e. between two cells. */
+static void fault_after_cell(void)
+{
+    static int cells; /* per process; only counts when the variable is set */
+    const char *v = getenv("OCCKD_FAULT_KILL_AFTER_CELL");
+    if (v && ++cells == atoi(v)) {
+        fprintf(stderr, "occkd: fault injection: killed after cell %d\n", cells);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
+
 static int file_exists(const char *path)
 {
     struct stat st;
@@ -532,6 +546,7 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
         r.lr = st.lr, r.train_loss = st.train_loss, r.val_metric = st.val_metric;
         r.images_per_s = st.images_per_s, r.wait_share = st.wait_share;
         status = cell_result_save(res, &r, msg, sizeof msg);
+        fault_after_cell();
         if (cfg.regression)
             printf("[%s] test MAE %.3f years%s\n", name, ev.metric, method == METHOD_TEACHER ? "" : " (occluded)");
         else

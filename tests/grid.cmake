@@ -1,0 +1,20 @@
+# occkd_train end to end: broken job files, the example jobs, a whole small
+# grid, and kill-and-resume.
+add_test(NAME train_check_bad_jobs
+         COMMAND ${OCCKD_TEST_DIR}/check_bad_jobs.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs_bad)
+set_tests_properties(train_check_bad_jobs PROPERTIES TIMEOUT 120 LABELS unit)
+
+foreach(job quickstart fashion-mnist)
+  add_test(NAME train_check_${job} COMMAND occkd_train --check ${CMAKE_SOURCE_DIR}/jobs/${job}.cfg)
+  set_tests_properties(train_check_${job} PROPERTIES TIMEOUT 60 LABELS unit)
+endforeach()
+
+add_test(NAME grid_tiny
+         COMMAND ${OCCKD_TEST_DIR}/test_grid.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
+                 ${OCCKD_TEST_DIR}/jobs/tiny.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_tiny)
+set_tests_properties(grid_tiny PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+add_test(NAME grid_kill_and_resume
+         COMMAND ${OCCKD_TEST_DIR}/test_resume.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/resume.cfg
+                 ${CMAKE_CURRENT_BINARY_DIR}/grid_resume)
+set_tests_properties(grid_kill_and_resume PROPERTIES TIMEOUT 600 LABELS "mpi;e2e")
