@@ -686,10 +686,11 @@ static void parse_job_section(Ctx *c, const config_setting_t *s, Job *job)
     name_from_path(c->path, job->name, sizeof job->name);
     job->n_seeds = 1;
     job->seeds[0] = 1;
-    const config_setting_t *seeds = NULL, *name = NULL;
+    const config_setting_t *seeds = NULL, *name = NULL, *only_task = NULL;
+    /* only_task is read by select_only_task once the tasks are known */
     Key keys[] = {k_ref("name", &name, B_NAME), k_str("output", job->output, sizeof job->output, B_OUTPUT),
                   k_str("cache", job->cache, sizeof job->cache, B_CACHE), k_u64("seed", &job->seeds[0], B_SEED),
-                  k_ref("seeds", &seeds, B_SEEDS)};
+                  k_ref("seeds", &seeds, B_SEEDS), k_ref("only_task", &only_task, 0)};
     unsigned seen = 0;
     if (s)
         parse_group(c, s, keys, COUNT(keys), &seen);
@@ -1754,6 +1755,52 @@ static void hash_job(Job *job, const char *const *sets, int n_sets, size_t text_
     }
 }
 
+/* ------------------------------------------------------ job.only_task */
+
+/* job.only_task = "<task name>" or <index from 0>: the job keeps that one
+ * task and drops the others (a Slurm array element trains one task, e.g.
+ * --set job.only_task=$SLURM_ARRAY_TASK_ID). Runs after every other rule, so
+ * the whole file, all tasks included, is validated as usual; overrides and
+ * fusions name tasks and methods, not indices, so nothing else changes. */
+static void select_only_task(Ctx *c, const config_setting_t *s, Job *job)
+{
+    if (!s)
+        return;
+    int type = config_setting_type(s), pick = -1;
+    if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+        long long i = config_setting_get_int64(s);
+        if (i < 0 || i >= job->n_tasks) {
+            fail(c, s, "job.only_task %lld is out of range: the job has %d task(s), indices 0 to %d", i,
+                 job->n_tasks, job->n_tasks - 1);
+            return;
+        }
+        pick = (int)i;
+    } else if (type == CONFIG_TYPE_STRING) {
+        const char *v = config_setting_get_string(s);
+        for (int i = 0; i < job->n_tasks && pick < 0; i++)
+            if (strcmp(job->tasks[i].name, v) == 0)
+                pick = i;
+        if (pick < 0) {
+            const char **names = calloc(job->n_tasks > 0 ? (size_t)job->n_tasks : 1, sizeof *names);
+            if (!names) {
+                fail(c, s, "out of memory");
+                return;
+            }
+            for (int i = 0; i < job->n_tasks; i++)
+                names[i] = job->tasks[i].name;
+            fail_unknown_name(c, s, "task", v, names, job->n_tasks);
+            free(names);
+            return;
+        }
+    } else {
+        fail_type(c, s, "a task name (\"age\") or a task index from 0");
+        return;
+    }
+    if (pick > 0)
+        job->tasks[0] = job->tasks[pick];
+    job->n_tasks = 1;
+}
+
 /* Every section, in dependency order. */
 static void parse_root(Ctx *c, config_setting_t *root, Job *job)
 {
@@ -1783,6 +1830,8 @@ static void parse_root(Ctx *c, config_setting_t *root, Job *job)
     }
     if (c->n_errors == 0)
         check_cells(c, sec[4] ? sec[4] : NULL, job);
+    if (c->n_errors == 0 && sec[0])
+        select_only_task(c, member(sec[0], "only_task"), job);
 }
 
 int job_load_ex(const char *path, const char *const *sets, int n_sets, unsigned flags, Job *job, char *err,
