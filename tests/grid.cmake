@@ -18,3 +18,9 @@ add_test(NAME grid_kill_and_resume
          COMMAND ${OCCKD_TEST_DIR}/test_resume.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/resume.cfg
                  ${CMAKE_CURRENT_BINARY_DIR}/grid_resume)
 set_tests_properties(grid_kill_and_resume PROPERTIES TIMEOUT 600 LABELS "mpi;e2e")
+
+# Real images Debian ships: Fashion-MNIST with the upper half hidden.
+add_test(NAME grid_fashion_mnist
+         COMMAND ${OCCKD_TEST_DIR}/test_fashion.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
+                 ${OCCKD_TEST_DIR}/jobs/fashion-short.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_fashion)
+set_tests_properties(grid_fashion_mnist PROPERTIES TIMEOUT 600 LABELS "mpi;e2e" SKIP_RETURN_CODE 77)
