@@ -1,0 +1,320 @@
+/* test_merge - occkd_merge on results files written by results_write.
+ *
+ *   test_merge OCCKD_MERGE OCCKD_REPORT WORKDIR
+ *
+ * Two files, one task each (as two elements of a Slurm array job write
+ * them), are merged; every cell of the merged file must equal its source
+ * cell field by field and array by array, /summary must hold every row of
+ * both inputs, and occkd_report must read the merged file and show both
+ * tasks. Then: two files holding different seeds of the same cells merge
+ * into a file with mean and std rows; a cell present in two inputs, an
+ * unreadable input and a missing -o are refused with messages and exit
+ * statuses 1, 1 and 2.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "checkpoints/checkpoints.h"
+#include "gradcheck.h"
+
+static const char *g_merge, *g_report, *g_work;
+
+/* A cell with deterministic contents derived from `salt`; teachers get
+ * occluded predictions, classification cells probabilities and a
+ * confusion matrix. */
+static CellResult make_cell(const char *task, const char *method, uint64_t seed, int classes, int salt)
+{
+    CellResult c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.task, sizeof c.task, "%s", task);
+    snprintf(c.model, sizeof c.model, "vgg_f");
+    snprintf(c.method, sizeof c.method, "%s", method);
+    c.seed = seed;
+    snprintf(c.status, sizeof c.status, "done");
+    snprintf(c.metric, sizeof c.metric, "%s", classes ? "accuracy" : "mae");
+    c.value = 0.5 + 0.01 * salt;
+    int teacher = strcmp(method, "teacher") == 0;
+    c.value_occluded = teacher ? 0.25 + 0.01 * salt : NAN;
+    c.p_value = teacher || !strcmp(method, "student") ? NAN : 0.001 * salt;
+    c.p_value_occluded = teacher ? 0.002 * salt : NAN;
+    c.seconds = 10.0 + salt;
+    c.epochs = 3;
+    c.best_epoch = 2;
+    c.lr = malloc(3 * sizeof(double));
+    c.train_loss = malloc(3 * sizeof(double));
+    c.val_metric = malloc(3 * sizeof(double));
+    c.images_per_s = malloc(3 * sizeof(double));
+    c.wait_share = malloc(3 * sizeof(double));
+    for (int e = 0; e < 3; e++) {
+        c.lr[e] = 0.1 / (e + 1);
+        c.train_loss[e] = 2.0 - 0.3 * e - 0.01 * salt;
+        c.val_metric[e] = 0.3 + 0.1 * e + 0.001 * salt;
+        c.images_per_s[e] = 100 + salt + e;
+        c.wait_share[e] = 0.05 * e;
+    }
+    c.n_test = 7;
+    c.classes = classes;
+    c.labels = malloc(7 * sizeof(float));
+    c.predictions = malloc(7 * sizeof(float));
+    for (int i = 0; i < 7; i++) {
+        c.labels[i] = classes ? (float)(i % classes) : 20.0f + (float)i;
+        c.predictions[i] = classes ? (float)((i + salt) % classes) : 21.5f + (float)(i * salt % 5);
+    }
+    if (teacher) {
+        c.predictions_occluded = malloc(7 * sizeof(float));
+        for (int i = 0; i < 7; i++)
+            c.predictions_occluded[i] = c.predictions[6 - i];
+    }
+    if (classes) {
+        c.probabilities = malloc((size_t)7 * classes * sizeof(float));
+        for (int i = 0; i < 7 * classes; i++)
+            c.probabilities[i] = (float)((i * 7 + salt) % 11) / 11.0f;
+        c.confusion = calloc((size_t)classes * classes, sizeof(int64_t));
+        for (int i = 0; i < 7; i++)
+            c.confusion[(int)c.labels[i] * classes + (int)c.predictions[i]]++;
+    }
+    return c;
+}
+
+/* One task's cells: teacher, student, kd and a fusion. */
+static int make_task(CellResult *cells, const char *task, uint64_t seed, int classes, int salt)
+{
+    const char *methods[4] = {"teacher", "student", "kd", "kd-triplet"};
+    for (int i = 0; i < 4; i++)
+        cells[i] = make_cell(task, methods[i], seed, classes, salt + i);
+    return 4;
+}
+
+static int write_file(const char *path, CellResult *cells, int n)
+{
+    char err[1024];
+    ResultsInfo info = {.job_text = "job = { name = \"part\"; };", .job_path = "part.cfg", .version = "test",
+                        .ranks = 2, .start = "2026-01-01T00:00:00Z", .end = "2026-01-01T01:00:00Z"};
+    int rc = results_write(path, &info, cells, n, err, sizeof err);
+    CHECK(rc == 0, "results_write %s: %s", path, err);
+    return rc;
+}
+
+static int same_double(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+
+static int same_floats(const float *a, const float *b, size_t n)
+{
+    if (!a || !b)
+        return a == b;
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+static int same_doubles(const double *a, const double *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!same_double(a[i], b[i]))
+            return 0;
+    return 1;
+}
+
+/* Cell `want` read back from `path` equals it in every field. */
+static void check_cell(const char *path, const CellResult *want)
+{
+    CellResult r;
+    char err[1024];
+    const char *id = want->method;
+    if (results_read_cell(path, want->task, want->model, want->method, want->seed, &r, err, sizeof err)) {
+        CHECK(0, "cell %s/%s seed %llu: %s", want->task, id, (unsigned long long)want->seed, err);
+        return;
+    }
+    CHECK(!strcmp(r.status, want->status) && !strcmp(r.metric, want->metric), "%s/%s: status or metric differ",
+          want->task, id);
+    CHECK(same_double(r.value, want->value) && same_double(r.value_occluded, want->value_occluded), "%s/%s: values",
+          want->task, id);
+    CHECK(same_double(r.p_value, want->p_value) && same_double(r.p_value_occluded, want->p_value_occluded),
+          "%s/%s: p-values differ", want->task, id);
+    CHECK(r.seconds == want->seconds && r.epochs == want->epochs && r.best_epoch == want->best_epoch,
+          "%s/%s: seconds or epochs differ", want->task, id);
+    CHECK(r.epochs == want->epochs && same_doubles(r.lr, want->lr, r.epochs) &&
+              same_doubles(r.train_loss, want->train_loss, r.epochs) &&
+              same_doubles(r.val_metric, want->val_metric, r.epochs) &&
+              same_doubles(r.images_per_s, want->images_per_s, r.epochs) &&
+              same_doubles(r.wait_share, want->wait_share, r.epochs),
+          "%s/%s: history differs", want->task, id);
+    CHECK(r.n_test == want->n_test && r.classes == want->classes, "%s/%s: n_test or classes", want->task, id);
+    size_t n = (size_t)want->n_test;
+    if (r.n_test == want->n_test && r.classes == want->classes) {
+        CHECK(same_floats(r.labels, want->labels, n) && same_floats(r.predictions, want->predictions, n),
+              "%s/%s: test labels or predictions differ", want->task, id);
+        CHECK(same_floats(r.predictions_occluded, want->predictions_occluded, n), "%s/%s: occluded predictions",
+              want->task, id);
+        CHECK(same_floats(r.probabilities, want->probabilities, n * (size_t)want->classes),
+              "%s/%s: probabilities differ", want->task, id);
+        size_t kk = (size_t)want->classes * (size_t)want->classes;
+        CHECK((!r.confusion && !want->confusion) ||
+                  (r.confusion && want->confusion && !memcmp(r.confusion, want->confusion, kk * sizeof(int64_t))),
+              "%s/%s: confusion differs", want->task, id);
+    }
+    cell_result_free(&r);
+}
+
+/* Runs a command line with stdout and stderr into WORKDIR/<log>; returns
+ * its exit status (-1 when it did not exit normally). */
+static int run(const char *cmd, const char *log)
+{
+    char line[8192];
+    snprintf(line, sizeof line, "%s >'%s/%s' 2>&1", cmd, g_work, log);
+    int st = system(line);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Whether WORKDIR/<log> contains text. */
+static int log_has(const char *log, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", g_work, log);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+static int count_rows(const char *path, const char *seed)
+{
+    SummaryRow *rows;
+    int n, k = 0;
+    char err[1024];
+    if (results_read_summary(path, &rows, &n, err, sizeof err)) {
+        CHECK(0, "%s: %s", path, err);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        k += !seed || !strcmp(rows[i].seed, seed);
+    free(rows);
+    return k;
+}
+
+static void free_cells(CellResult *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        cell_result_free(&c[i]);
+}
+
+/* Two tasks in two files -> one file with both; the report reads it. */
+static void test_tasks(void)
+{
+    char a[4096], b[4096], out[4096], cmd[24576];
+    snprintf(a, sizeof a, "%s/expression/results.h5", g_work);
+    snprintf(b, sizeof b, "%s/age/results.h5", g_work);
+    snprintf(out, sizeof out, "%s/merged.h5", g_work);
+    CellResult ca[4], cb[4];
+    int na = make_task(ca, "expression", 1, 8, 1), nb = make_task(cb, "age", 1, 0, 5);
+    if (write_file(a, ca, na) || write_file(b, cb, nb))
+        goto out;
+    char job[4096];
+    snprintf(job, sizeof job, "%s/grid.cfg", g_work);
+    FILE *f = fopen(job, "w");
+    CHECK(f != NULL, "cannot write %s", job);
+    if (!f)
+        goto out;
+    fprintf(f, "job = { name = \"slurmgrid\"; };\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' --job '%s' -o '%s' '%s' '%s'", g_merge, job, out, a, b);
+    int st = run(cmd, "merge.log");
+    CHECK(st == 0, "occkd_merge exited %d (see %s/merge.log)", st, g_work);
+    CHECK(log_has("merge.log", "8 cells from 2 files"), "the merge does not report 8 cells from 2 files");
+    /* 2 tasks x (4 cells + the teacher's occluded row) */
+    CHECK(count_rows(out, NULL) == 10, "merged /summary has %d rows, expected 10", count_rows(out, NULL));
+    for (int i = 0; i < na; i++)
+        check_cell(out, &ca[i]);
+    for (int i = 0; i < nb; i++)
+        check_cell(out, &cb[i]);
+    snprintf(cmd, sizeof cmd, "'%s' '%s'", g_report, out);
+    st = run(cmd, "report.txt");
+    CHECK(st == 0, "occkd_report on the merged file exited %d", st);
+    CHECK(log_has("report.txt", "expression") && log_has("report.txt", "age"), "the report lacks a task");
+    CHECK(log_has("report.txt", "job slurmgrid"), "the report does not name the job given with --job");
+    /* a merged file merges again, here with itself as the output */
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s'", g_merge, out, out);
+    CHECK(run(cmd, "remerge.log") == 0, "merging the merged file into itself failed");
+    check_cell(out, &ca[0]);
+    check_cell(out, &cb[3]);
+out:
+    free_cells(ca, na);
+    free_cells(cb, nb);
+}
+
+/* Two seeds of the same cells: mean and std rows appear. */
+static void test_seeds(void)
+{
+    char a[4096], b[4096], out[4096], cmd[24576];
+    snprintf(a, sizeof a, "%s/seed1.h5", g_work);
+    snprintf(b, sizeof b, "%s/seed2.h5", g_work);
+    snprintf(out, sizeof out, "%s/seeds.h5", g_work);
+    CellResult ca[4], cb[4];
+    int na = make_task(ca, "age", 1, 0, 1), nb = make_task(cb, "age", 2, 0, 9);
+    if (write_file(a, ca, na) || write_file(b, cb, nb))
+        goto out;
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s' '%s'", g_merge, out, a, b);
+    CHECK(run(cmd, "seeds.log") == 0, "merging two seeds failed");
+    CHECK(count_rows(out, "mean") == 5 && count_rows(out, "std") == 5, "expected 5 mean and 5 std rows, got %d, %d",
+          count_rows(out, "mean"), count_rows(out, "std"));
+    SummaryRow *rows;
+    int n;
+    char err[1024];
+    if (results_read_summary(out, &rows, &n, err, sizeof err) == 0) {
+        int seen = 0;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(rows[i].method, "kd") && !strcmp(rows[i].seed, "mean")) {
+                double want = (ca[2].value + cb[2].value) / 2;
+                CHECK(fabs(rows[i].value - want) < 1e-12, "kd mean %g, expected %g", rows[i].value, want);
+                seen = 1;
+            }
+        CHECK(seen, "no kd mean row");
+        free(rows);
+    }
+    check_cell(out, &cb[1]);
+out:
+    free_cells(ca, na);
+    free_cells(cb, nb);
+}
+
+static void test_refusals(void)
+{
+    char a[4096], out[4096], cmd[16384];
+    snprintf(a, sizeof a, "%s/expression/results.h5", g_work);
+    snprintf(out, sizeof out, "%s/refused.h5", g_work);
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s' '%s'", g_merge, out, a, a);
+    CHECK(run(cmd, "dup.log") == 1, "a cell given twice was not refused with status 1");
+    CHECK(log_has("dup.log", "expression/vgg_f/teacher seed 1 is in both"), "the duplicate message names no cell");
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s' '%s/missing.h5'", g_merge, out, a, g_work);
+    CHECK(run(cmd, "missing.log") == 1, "a missing input was not refused with status 1");
+    CHECK(log_has("missing.log", "missing.h5"), "the message does not name the missing input");
+    snprintf(cmd, sizeof cmd, "'%s' '%s'", g_merge, a);
+    CHECK(run(cmd, "noout.log") == 2, "a missing -o was not refused with status 2");
+    CHECK(log_has("noout.log", "no output file"), "the usage message does not ask for -o");
+    struct stat st;
+    CHECK(stat(out, &st) != 0, "a refused merge left %s behind", out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: test_merge OCCKD_MERGE OCCKD_REPORT WORKDIR\n");
+        return 2;
+    }
+    g_merge = argv[1], g_report = argv[2], g_work = argv[3];
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", g_work, g_work);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "test_merge: cannot prepare %s\n", g_work);
+        return 1;
+    }
+    test_tasks();
+    test_seeds();
+    test_refusals();
+    return test_finish("test_merge");
+}
