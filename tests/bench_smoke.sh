@@ -16,6 +16,6 @@ for key in params train_images_per_s train_gflops_per_s sgemm_gflops_per_s peak_
     awk "BEGIN { exit !($value > 0) }" || { echo "bench_smoke: $key is $value, expected > 0"; exit 1; }
 done
 # the per-layer table names the first and the last layer
-echo "$out" | grep -q '^conv1 ' || { echo "bench_smoke: per-layer table lacks conv1"; exit 1; }
+echo "$out" | grep -Eq '^conv1(_1)? ' || { echo "bench_smoke: per-layer table lacks the first convolution"; exit 1; }
 echo "$out" | grep -Eq '^(fc8|fc) ' || { echo "bench_smoke: per-layer table lacks the classifier"; exit 1; }
 exit 0
