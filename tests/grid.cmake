@@ -24,3 +24,9 @@ add_test(NAME grid_fashion_mnist
          COMMAND ${OCCKD_TEST_DIR}/test_fashion.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
                  ${OCCKD_TEST_DIR}/jobs/fashion-short.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_fashion)
 set_tests_properties(grid_fashion_mnist PROPERTIES TIMEOUT 600 LABELS "mpi;e2e" SKIP_RETURN_CODE 77)
+
+# A diverging cell fails alone; its students are skipped; exit status 1.
+add_test(NAME grid_failing_cell
+         COMMAND ${OCCKD_TEST_DIR}/test_failing.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
+                 ${OCCKD_TEST_DIR}/jobs/failing.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_failing)
+set_tests_properties(grid_failing_cell PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
