@@ -14,19 +14,19 @@ mpirun -np 2 "$train" --set job.output=out "$job" >run.log 2>&1 || { cat run.log
 tail -n 3 run.log
 h5dump -d /summary out/results.h5 >summary.txt || fail "h5dump cannot read /summary"
 for task in expression age; do
-    for method in teacher '"teacher (occluded)"' student kd triplet kd+triplet kd-triplet; do
+    for method in teacher '"teacher (occluded)"' student kd triplet kd+triplet kd-triplet concat; do
         m=$(echo "$method" | tr -d '"')
         grep -q "\"$m\"" summary.txt || fail "/summary lacks method $m"
     done
     grep -q "\"$task\"" summary.txt || fail "/summary lacks task $task"
 done
 rows=$(grep -c '"vgg_face"' summary.txt)
-[ "$rows" -eq 14 ] || fail "/summary has $rows rows, expected 14 (2 tasks x (5 methods + teacher occluded + 1 fusion))"
+[ "$rows" -eq 16 ] || fail "/summary has $rows rows, expected 16 (2 tasks x (5 methods + teacher occluded + 2 fusions))"
 "$report" out/results.h5 >report.txt || fail "occkd_report failed"
 cat report.txt
 grep -q "teacher (occluded)" report.txt || fail "the report lacks the teacher (occluded) column"
 "$report" --csv out/results.h5 >report.csv || fail "occkd_report --csv failed"
-[ "$(grep -c ',vgg_face,' report.csv)" -eq 14 ] || fail "the CSV does not have 14 rows"
+[ "$(grep -c ",vgg_face," report.csv)" -eq 16 ] || fail "the CSV does not have 16 rows"
 # a rerun has nothing left to train
 mpirun -np 2 "$train" --set job.output=out "$job" >rerun.log 2>&1 || { cat rerun.log; fail "the rerun failed"; }
 grep -q "training:" rerun.log && fail "the rerun trained a finished cell again"

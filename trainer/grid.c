@@ -571,6 +571,111 @@ out:
     return rc;
 }
 
+/* A concatenation fusion: the students' embeddings of the occluded training
+ * and test faces, concatenated, and a linear head trained on them (on the
+ * group leader; the other ranks help extract the embeddings). */
+static int run_concat(Grid *g, const Chain *ch, const FusionSpec *f, char *err, size_t errlen)
+{
+    const Job *job = g->job;
+    Comm *comm = g->comm;
+    int task = ch->task, model = ch->model;
+    const Dataset *d = &g->data[g->task_data[task]];
+    char ckpt[2048], mf[2048], res[2048], name[160], msg[COMM_MSG_MAX] = "";
+    cell_paths(job, ch->seed_i, task, model, f->name, ckpt, mf, res, sizeof ckpt);
+    cell_name(job, ch->seed_i, task, model, f->name, name, sizeof name);
+    if (file_exists(res))
+        return 0;
+    for (int i = 0; i < f->n_students; i++) {
+        char c2[2048], m2[2048], r2[2048];
+        cell_paths(job, ch->seed_i, task, model, method_name(f->students[i]), c2, m2, r2, sizeof c2);
+        CellResult r;
+        int ok = file_exists(r2) && cell_result_load(r2, &r, msg, sizeof msg) == 0;
+        int done = ok && strcmp(r.status, "done") == 0;
+        if (ok)
+            cell_result_free(&r);
+        if (!done) {
+            snprintf(msg, sizeof msg, "student %s did not finish", method_name(f->students[i]));
+            write_status(g, ch->seed_i, task, model, f->name, "skipped", msg);
+            return 0;
+        }
+    }
+    int max_local;
+    TrainConfig cfg = cell_config(g, task, model, f->students[0], job->seeds[ch->seed_i], name, &max_local);
+    LoaderOptions base = cell_loader(g, task, model, f->students[0]);
+    NetSpec spec = job_netspec(job, task, model);
+    spec.classes = cfg.classes;
+    EvalResult tr[METHOD_COUNT], te[METHOD_COUNT];
+    memset(tr, 0, sizeof tr);
+    memset(te, 0, sizeof te);
+    int status = 0, dim = 0;
+    for (int i = 0; i < f->n_students && !status; i++) {
+        char c2[2048], m2[2048], r2[2048];
+        cell_paths(job, ch->seed_i, task, model, method_name(f->students[i]), c2, m2, r2, sizeof c2);
+        Net *net = net_create(&spec, max_local, 0, msg, sizeof msg);
+        status = !net || weights_load(m2, net, 0, NULL, msg, sizeof msg);
+        if (comm_agree(comm, COMM_SCOPE_GROUP, status, msg, sizeof msg, NULL) ||
+            evaluate_embeddings(&cfg, comm, net, d, &base, SPLIT_TRAIN, 1, &tr[i], msg, sizeof msg) ||
+            evaluate_embeddings(&cfg, comm, net, d, &base, SPLIT_TEST, 1, &te[i], msg, sizeof msg))
+            status = -1;
+        dim += net ? (int)net_embedding_size(net) : 0;
+        net_free(net);
+    }
+    if (!status && comm->group_rank == 0) {
+        int64_t n = tr[0].n, nt = te[0].n;
+        int k = cfg.regression ? 0 : cfg.classes;
+        float *x = malloc((size_t)n * dim * sizeof(float)), *xt = malloc((size_t)nt * dim * sizeof(float));
+        for (int i = 0, off = 0; i < f->n_students; off += tr[i].embedding_size, i++)
+            for (int64_t r = 0; r < n + nt; r++) {
+                const EvalResult *src = r < n ? &tr[i] : &te[i];
+                int64_t row = r < n ? r : r - n;
+                float *dst = (r < n ? x : xt) + (size_t)row * dim + off;
+                memcpy(dst, src->embedding + (size_t)row * src->embedding_size, src->embedding_size * sizeof(float));
+            }
+        CellResult out;
+        result_header(&out, job, ch->seed_i, task, model, f->name);
+        out.n_test = nt;
+        out.classes = k;
+        out.labels = te[0].label;
+        out.predictions = malloc((size_t)nt * sizeof(float));
+        out.probabilities = k ? malloc((size_t)nt * k * sizeof(float)) : NULL;
+        linear_head(x, tr[0].label, n, xt, nt, dim, k, job->tasks[task].l2, f->head_epochs > 0 ? f->head_epochs : 5,
+                    cfg.seed ^ 0xF05ull, out.predictions, out.probabilities);
+        double metric = 0;
+        if (k)
+            out.confusion = calloc((size_t)k * k, sizeof(int64_t));
+        for (int64_t i = 0; i < nt; i++) {
+            if (k) {
+                int t = (int)out.labels[i], p = (int)out.predictions[i];
+                metric += t == p;
+                if (t >= 0 && t < k)
+                    out.confusion[(size_t)t * k + p]++;
+            } else {
+                metric += fabs(out.predictions[i] - out.labels[i]);
+            }
+        }
+        out.value = nt ? metric / (double)nt : NAN;
+        snprintf(out.status, sizeof out.status, "done");
+        status = cell_result_save(res, &out, msg, sizeof msg);
+        printf("[%s] linear head on %d concatenated embedding features: test %s %.4f\n", name, dim,
+               k ? "accuracy" : "MAE", out.value);
+        free(out.predictions);
+        free(out.probabilities);
+        free(out.confusion);
+        free(x);
+        free(xt);
+    }
+    for (int i = 0; i < f->n_students; i++) {
+        eval_result_free(&tr[i]);
+        eval_result_free(&te[i]);
+    }
+    if (comm_agree(comm, COMM_SCOPE_GROUP, status != 0, msg, sizeof msg, NULL)) {
+        snprintf(err, errlen, "%s: %s", name, msg);
+        write_status(g, ch->seed_i, task, model, f->name, "failed", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Runs this group's chains. */
 static void run_chains(Grid *g)
 {
@@ -617,6 +722,15 @@ static void run_chains(Grid *g)
                     teacher_ok = 0;
             }
         }
+        for (int f = 0; f < job->n_fusions && !g->stopped; f++)
+            if (job->fusions[f].kind == FUSION_CONCAT) {
+                char err[COMM_MSG_MAX];
+                if (run_concat(g, ch, &job->fusions[f], err, sizeof err)) {
+                    if (comm->group_rank == 0)
+                        fprintf(stderr, "occkd: fusion failed: %s\n", err);
+                    g->failed = 1;
+                }
+            }
     }
 }
 
@@ -729,8 +843,18 @@ static int assemble(const Job *job, int ranks, time_t started, char *err, size_t
                     else
                         n++;
                 }
-                for (int f = 0; f < job->n_fusions && !rc; f++)
-                    fuse(job, &job->fusions[f], cells, n, &cells[n], s, t, m), n++;
+                for (int f = 0; f < job->n_fusions && !rc; f++) {
+                    if (job->fusions[f].kind == FUSION_AVERAGE) {
+                        fuse(job, &job->fusions[f], cells, n, &cells[n], s, t, m), n++;
+                        continue;
+                    }
+                    char ckpt[2048], mf[2048], res[2048];
+                    cell_paths(job, s, t, m, job->fusions[f].name, ckpt, mf, res, sizeof ckpt);
+                    if (cell_result_load(res, &cells[n], err, errlen))
+                        rc = -1;
+                    else
+                        n++;
+                }
             }
     if (!rc) {
         /* paired tests against the student of the same (seed, task, model) */

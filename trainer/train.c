@@ -109,6 +109,7 @@ void eval_result_free(EvalResult *r)
     free(r->prob);
     free(r->confusion);
     free(r->per_class);
+    free(r->embedding);
     memset(r, 0, sizeof *r);
 }
 
@@ -249,10 +250,12 @@ static int better(const TrainConfig *cfg, double a, double b)
     return cfg->regression ? a < b : a > b;
 }
 
-int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base, Split split,
-             int occluded, EvalResult *out, char *err, size_t errlen)
+/* The evaluation pass; with want_emb the embedding rows are gathered too. */
+static int evaluate_core(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base,
+                         Split split, int occluded, int want_emb, EvalResult *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    int e = want_emb ? (int)net_embedding_size(net) : 0;
     LoaderOptions o = *base;
     o.split = split;
     o.augment = 0;
@@ -289,6 +292,8 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
     float *prob = malloc((size_t)mine_max * kk * sizeof(float));
     int64_t *pos = malloc((size_t)mine_max * sizeof(int64_t));
     int64_t *pos_k = malloc((size_t)mine_max * kk * sizeof(int64_t));
+    float *emb = e ? malloc((size_t)mine_max * e * sizeof(float)) : NULL;
+    int64_t *pos_e = e ? malloc((size_t)mine_max * e * sizeof(int64_t)) : NULL;
     int64_t mine = 0;
     Batch b;
     int rc = 0;
@@ -306,6 +311,10 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
         const float *y = b.n ? net_forward(net, &p, occluded ? b.occluded : b.clean) : NULL;
         for (int i = 0; i < b.n; i++, mine++) {
             pos[mine] = b.batch * eval_batch + b.offset + i;
+            for (int j = 0; j < e; j++) {
+                emb[mine * e + j] = net_embedding(net)[(size_t)i * e + j];
+                pos_e[mine * e + j] = pos[mine] * e + j;
+            }
             if (cfg->regression) {
                 pred[mine] = y[i] * cfg->target_std + cfg->target_mean;
                 label[mine] = b.age[i];
@@ -335,10 +344,13 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
             out->pred = malloc((size_t)n_total * sizeof(float));
             out->label = malloc((size_t)n_total * sizeof(float));
             out->prob = k ? malloc((size_t)n_total * k * sizeof(float)) : NULL;
+            out->embedding = e ? malloc((size_t)n_total * e * sizeof(float)) : NULL;
+            out->embedding_size = e;
         }
         if (comm_gather_to_leader(comm, pred, pos, (int)mine, out->pred, (size_t)n_total) ||
             comm_gather_to_leader(comm, label, pos, (int)mine, out->label, (size_t)n_total) ||
-            (k && comm_gather_to_leader(comm, prob, pos_k, (int)(mine * k), out->prob, (size_t)n_total * k))) {
+            (k && comm_gather_to_leader(comm, prob, pos_k, (int)(mine * k), out->prob, (size_t)n_total * k)) ||
+            (e && comm_gather_to_leader(comm, emb, pos_e, (int)(mine * e), out->embedding, (size_t)n_total * e))) {
             snprintf(err, errlen, "gathering predictions of %s: %s", cfg->name, comm->error);
             rc = LOADER_ERROR;
         } else if (leader) {
@@ -370,11 +382,25 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
     free(prob);
     free(pos);
     free(pos_k);
+    free(emb);
+    free(pos_e);
     if (rc == LOADER_ERROR) {
         eval_result_free(out);
         return -1;
     }
     return 0;
+}
+
+int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base, Split split,
+             int occluded, EvalResult *out, char *err, size_t errlen)
+{
+    return evaluate_core(cfg, comm, net, d, base, split, occluded, 0, out, err, errlen);
+}
+
+int evaluate_embeddings(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base,
+                        Split split, int occluded, EvalResult *out, char *err, size_t errlen)
+{
+    return evaluate_core(cfg, comm, net, d, base, split, occluded, 1, out, err, errlen);
 }
 
 double paired_p_value(const EvalResult *base, const EvalResult *other)

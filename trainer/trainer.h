@@ -125,6 +125,8 @@ typedef struct {
     int64_t *confusion;      /* (classes, classes): rows true class, columns prediction */
     double metric;           /* accuracy (0-1) or mean absolute error (years) */
     double *per_class;       /* (classes) accuracy per true class (NaN where a class is absent) */
+    float *embedding;        /* (n, embedding_size) with evaluate_embeddings, else NULL */
+    int embedding_size;
 } EvalResult;
 
 void eval_result_free(EvalResult *r);
@@ -147,6 +149,19 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
 
 /* data/'s synchronisation through comm/ over the whole world. */
 DataComm trainer_datacomm(Comm *c);
+
+/* evaluate() that also gathers every sample's embedding (the network's
+ * penultimate layer) to the group leader, in sample order. */
+int evaluate_embeddings(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base,
+                        Split split, int occluded, EvalResult *out, char *err, size_t errlen);
+
+/* Trains a linear head on fixed features: softmax regression over `classes`
+ * (or, with classes 0, L1/L2 regression on standardised targets) by SGD with
+ * momentum over `epochs` passes of seeded mini-batches. x (n, dim), y (n)
+ * class or target. Writes predictions for xt (nt, dim) into pred (nt) and,
+ * for classification, probabilities into prob (nt, classes). */
+void linear_head(const float *x, const float *y, int64_t n, const float *xt, int64_t nt, int dim, int classes, int l2,
+                 int epochs, uint64_t seed, float *pred, float *prob);
 
 /* Paired p-value of `other` against `baseline` on the same samples: McNemar
  * (classification) or Wilcoxon on absolute errors (regression). */
