@@ -107,7 +107,7 @@ SlurmdPidFile=$state/slurmd.pid
 SlurmctldLogFile=$state/log/slurmctld.log
 SlurmdLogFile=$state/log/slurmd.log
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
@@ -164,7 +164,7 @@ submit() { # submit NAME LAUNCHER [sbatch options...] -- [job arguments...]
     done
     shift
     sbatch --parsable --job-name="$name" --output="$work/$name.out" \
-        --export="ALL,OCCKD_TRAIN=$bin/occkd_train,OCCKD_LAUNCH=$launcher" "${opts[@]}" "$@"
+        --export="ALL,OCCKD_TRAIN=$bin/occkd_train,OCCKD_LAUNCH=$launcher,OCCKD_BIND_REPORT=1" "${opts[@]}" "$@"
 }
 
 job_field() { # job_field ID FIELD -> its value in scontrol show job
@@ -214,6 +214,21 @@ compare_runs() { # compare_runs REF OTHER: results equal bit for bit (as test_re
     echo "test_slurm: $n cells and every model of $other equal those of $ref"
 }
 
+check_binding() { # check_binding LOG LAUNCHER: each of the 2 ranks bound to a core of its own
+    local log=$1 launcher=$2 masks
+    if [ "$launcher" = srun ]; then
+        # "cpu-bind=MASK - vm, task  1  1 [1234]: mask 0x2 set"
+        masks=$(sed -n 's/^.*cpu-bind=MASK.* task *\([0-9]*\) .*: mask \(0x[0-9a-fA-F]*\) set.*$/\1 \2/p' "$log" | sort -u)
+    else
+        # "[vm:1234] MCW rank 1 bound to socket 0[core 1[hwt 0]]: [./B]"
+        masks=$(sed -n 's/^.*MCW rank \([0-9]*\) bound to .*: \(\[.*\]\).*$/\1 \2/p' "$log" | sort -u)
+    fi
+    [ "$(echo "$masks" | grep -c .)" -eq 2 ] || { echo "$masks"; fail "$log: expected a core binding for ranks 0 and 1"; }
+    [ "$(echo "$masks" | awk '{ print $2 }' | sort -u | grep -c .)" -eq 2 ] ||
+        { echo "$masks"; fail "$log: both ranks are bound to the same cores"; }
+    echo "test_slurm: $launcher bound the ranks to cores: $(echo "$masks" | tr '\n' ';')"
+}
+
 # 1. the uninterrupted run
 t0=$(date +%s)
 id=$(submit ref "$first_launcher" --ntasks=2 --cpus-per-task=1 -- "$src/jobs/slurm/grid.sbatch" "$job" \
@@ -223,35 +238,41 @@ cat ref.out
 [ "$(job_field "$id" JobState)" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] ||
     fail "job $id ended $(job_field "$id" JobState) with exit code $(job_field "$id" ExitCode)"
 [ -f ref/results.h5 ] || fail "no ref/results.h5"
+check_binding ref.out "$first_launcher"
 grep -q "launcher $first_launcher" ref.out || fail "the job did not use the launcher $first_launcher"
 grep -q "2 rank(s)" ref.out || fail "the job did not run on 2 ranks"
 echo "test_slurm: uninterrupted run: $(($(date +%s) - t0)) s with $first_launcher"
 
-# 2. signalled mid-way, requeued, continued
-id=$(submit usr1 "$first_launcher" --ntasks=2 --cpus-per-task=1 -- "$src/jobs/slurm/grid.sbatch" "$job" \
-    --set "job.output=$work/usr1" "${common[@]}") || fail "sbatch refused grid.sbatch"
-signalled=0
-for _ in $(seq 600); do
-    if grep -q '\] training:' usr1.out 2>/dev/null && [ -n "$(ls usr1/checkpoints/*/*/*.h5 2>/dev/null)" ]; then
-        scancel --signal=USR1 --batch "$id" && signalled=1
-        break
-    fi
-    squeue -h -j "$id" | grep -q . || break
-    sleep 0.2
-done
-[ $signalled -eq 1 ] || { cat usr1.out; fail "could not signal job $id while it trained"; }
-echo "test_slurm: sent SIGUSR1 to the batch shell of job $id after $(($(date +%s) - t0)) s"
-wait_done "$id" 200 || { cat usr1.out; fail "job $id did not finish within 200 s"; }
-cat usr1.out
-grep -q "stopped by a signal" usr1.out || fail "occkd_train did not stop on the forwarded SIGUSR1"
-grep -q "requeueing job $id" usr1.out || fail "the job did not requeue itself"
-grep -q "resuming at step" usr1.out || fail "no cell resumed from its checkpoint after the requeue"
-restarts=$(job_field "$id" Restarts)
-[ "${restarts:-0}" -ge 1 ] || fail "job $id shows Restarts=$restarts, expected a requeue"
-[ "$(job_field "$id" JobState)" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] ||
-    fail "job $id ended $(job_field "$id" JobState) with exit code $(job_field "$id" ExitCode)"
-compare_runs ref usr1
-echo "test_slurm: signalled, requeued and finished after $(($(date +%s) - t0)) s"
+# 2. signalled mid-way, requeued, continued; once through each launcher
+signalled_run() { # signalled_run NAME LAUNCHER
+    local name=$1 launcher=$2 id signalled=0 restarts
+    id=$(submit "$name" "$launcher" --ntasks=2 --cpus-per-task=1 -- "$src/jobs/slurm/grid.sbatch" "$job" \
+        --set "job.output=$work/$name" "${common[@]}") || fail "sbatch refused grid.sbatch"
+    for _ in $(seq 600); do
+        if grep -q '\] training:' "$name.out" 2>/dev/null && [ -n "$(ls "$name"/checkpoints/*/*/*.h5 2>/dev/null)" ]; then
+            scancel --signal=USR1 --batch "$id" && signalled=1
+            break
+        fi
+        squeue -h -j "$id" | grep -q . || break
+        sleep 0.2
+    done
+    [ $signalled -eq 1 ] || { cat "$name.out"; fail "could not signal job $id while it trained"; }
+    echo "test_slurm: sent SIGUSR1 to the batch shell of job $id ($launcher) after $(($(date +%s) - t0)) s"
+    wait_done "$id" 200 || { cat "$name.out"; fail "job $id did not finish within 200 s"; }
+    cat "$name.out"
+    grep -q "stopped by a signal" "$name.out" || fail "occkd_train did not stop on the forwarded SIGUSR1"
+    grep -q "requeueing job $id" "$name.out" || fail "the job did not requeue itself"
+    grep -q "resuming at step" "$name.out" || fail "no cell resumed from its checkpoint after the requeue"
+    restarts=$(job_field "$id" Restarts)
+    [ "${restarts:-0}" -ge 1 ] || fail "job $id shows Restarts=$restarts, expected a requeue"
+    [ "$(job_field "$id" JobState)" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] ||
+        fail "job $id ended $(job_field "$id" JobState) with exit code $(job_field "$id" ExitCode)"
+    compare_runs ref "$name"
+    check_binding "$name.out" "$launcher"
+    echo "test_slurm: $launcher: signalled, requeued and finished after $(($(date +%s) - t0)) s"
+}
+signalled_run usr1 "$first_launcher"
+[ "$first_launcher" = mpirun ] || signalled_run usr1-mpirun mpirun
 
 # 3. one task per array element (mpirun), merged
 id=$(submit array mpirun --array=0-1 --ntasks=1 --cpus-per-task=1 --output="$work/array-%a.out" -- \
@@ -259,6 +280,11 @@ id=$(submit array mpirun --array=0-1 --ntasks=1 --cpus-per-task=1 --output="$wor
     fail "sbatch refused tasks-array.sbatch"
 wait_done "$id" 150 || { cat array-*.out; fail "array job $id did not finish within 150 s"; }
 cat array-*.out
+# each element has 1 of the node's 2 CPUs: mpirun must not bind to a core
+# numbered across the whole node (it could be the other element's)
+for f in array-0.out array-1.out; do
+    grep -q "not bound to single cores" "$f" || fail "$f: mpirun bound ranks on a node shared with another job"
+done
 for task in expression age; do
     [ -f "split/tasks/$task/results.h5" ] || fail "no split/tasks/$task/results.h5"
 done

@@ -25,6 +25,7 @@
 #   OCCKD_LAUNCH        srun (default when `srun --mpi=list` offers pmix) or mpirun
 #   OCCKD_SRUN_MPI      the MPI plugin srun uses (default pmix)
 #   OCCKD_BIND          cores (default) or none: bind each rank to its cores
+#   OCCKD_BIND_REPORT   1: the launcher prints every rank's binding
 #   OCCKD_MAX_REQUEUES  stop requeueing after this many restarts (default 50)
 #   OCCKD_ARRAY_OUTPUT  array mode: the folder holding one output folder per
 #                       task (default <job output>/tasks)
@@ -61,22 +62,35 @@ occkd_slurm_launcher() {
     case $how in
     srun)
         LAUNCH=(srun --mpi="${OCCKD_SRUN_MPI:-pmix}" --ntasks="$SLURM_NTASKS" --cpus-per-task="$cpus" --kill-on-bad-exit=1)
+        local verbose=
+        [ -n "${OCCKD_BIND_REPORT:-}" ] && verbose=verbose,
         if [ "${OCCKD_BIND:-cores}" = cores ]; then
-            LAUNCH+=(--cpu-bind=cores)
+            LAUNCH+=(--cpu-bind="${verbose}cores")
         else
-            LAUNCH+=(--cpu-bind=none)
+            LAUNCH+=(--cpu-bind="${verbose}none")
         fi
         ;;
     mpirun)
         # mpirun reads the allocation (nodes, tasks per node) from Slurm and
         # starts its daemons on the other nodes through srun.
         LAUNCH=(mpirun -np "$SLURM_NTASKS")
-        if [ "${OCCKD_BIND:-cores}" = cores ]; then
+        # mpirun numbers the cores of the whole node: on a node shared with
+        # other jobs it could bind ranks to cores Slurm gave to another job.
+        # It binds only when this job has whole nodes; otherwise the ranks
+        # stay on the CPUs the batch shell may use (srun binds right in both
+        # cases, and --exclusive gives whole nodes).
+        local node_cpus mine=${SLURM_JOB_CPUS_PER_NODE:-0}
+        node_cpus=$(nproc --all)
+        mine=${mine%%[(,]*}
+        if [ "${OCCKD_BIND:-cores}" = cores ] && [ "$mine" -ge "$node_cpus" ]; then
             LAUNCH+=(--map-by "slot:PE=$cpus" --bind-to core)
         else
+            [ "${OCCKD_BIND:-cores}" = cores ] &&
+                occkd_slurm_log "mpirun: this job has $mine of the node's $node_cpus CPUs; ranks are not bound to single cores (use srun or --exclusive for that)"
             LAUNCH+=(--bind-to none)
         fi
         # -x: the thread settings reach ranks on every node
+        [ -n "${OCCKD_BIND_REPORT:-}" ] && LAUNCH+=(--report-bindings)
         LAUNCH+=(-x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS)
         if [ "$(id -u)" -eq 0 ]; then
             export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
