@@ -64,6 +64,20 @@ static void fault_after_cell(void)
     }
 }
 
+/* A cell's random keys come from the names of its task and model, not their
+ * places in the job, so a job holding only some of the tasks (an array job)
+ * trains the very same cells. */
+static uint64_t name_key(const char *task, const char *model)
+{
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (const char *c = task; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001B3ull;
+    h = (h ^ '/') * 0x100000001B3ull;
+    for (const char *c = model; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001B3ull;
+    return h;
+}
+
 static int file_exists(const char *path)
 {
     struct stat st;
@@ -340,7 +354,7 @@ static TrainConfig cell_config(const Grid *g, int task, int model, Method method
     c.mining = job->distill.mining;
     c.positive = job->distill.positive;
     c.age_bin = job->distill.age_bin;
-    c.seed = rng_mix(seed, (uint64_t)task * 131 + (uint64_t)model * 7 + (uint64_t)method);
+    c.seed = rng_mix(seed, name_key(ts->name, job->models[model].name) + (uint64_t)method);
     c.log_every = job->log_every;
     c.eval_batch = s.eval_batch;
     c.sync.bucket_bytes = job->parallel.bucket_bytes;
@@ -475,7 +489,7 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
             memcpy(net->params, teacher->params, net->n_params * sizeof(float));
             memcpy(net->state, teacher->state, net->n_state * sizeof(float));
         } else {
-            net_init(net, rng_mix(job->seeds[ch->seed_i], (uint64_t)model * 977 + (uint64_t)task));
+            net_init(net, rng_mix(job->seeds[ch->seed_i], name_key(job->tasks[task].name, job->models[model].name)));
             if (job->models[model].init[0]) {
                 int loaded = 0;
                 status = weights_load(job->models[model].init, net, 1, &loaded, msg, sizeof msg);
