@@ -16,7 +16,10 @@
  * path with g = 1) and out (OC x g*OH*OW floats, needed when g > 1 or for the
  * ReLU mask in backward).
  *
- * Threads: a large pass is split over one OpenMP team by images; each member
+ * Threads: when the scratch allows, a large pass is cut into groups of images
+ * that the members of one OpenMP team take one at a time (ConvDyn below), each
+ * group summing its weight gradients into its own slot; the slots are added in
+ * group order. Otherwise the pass is split over the team by images; each member
  * owns a contiguous block of images and its own scratch, and calls a
  * single-threaded sgemm (BlasSolo in internal.h), so OpenBLAS's workers never
  * compete with the team for the cores. Member 0 sums weight gradients
@@ -33,6 +36,10 @@
  * faster, while the layout pass and the scratch grow with g. Layers with at
  * least this many output pixels run one image per GEMM. */
 #define CONV_TARGET_COLS 4096
+
+/* The dynamic split (ConvDyn) only where its groups keep GEMMs of at least
+ * this many columns: narrower GEMMs lose more than the split gains. */
+#define CONV_DYN_MIN_COLS 1024
 
 /* Passes of fewer floating-point operations stay on the calling thread:
  * starting a team would cost more than it saves. */
@@ -95,6 +102,51 @@ static ConvPlan conv_plan(const Conv *cv, int n, size_t bytes, int max_threads)
     return (ConvPlan){0, 0};
 }
 
+/* The dynamic split: the batch is cut into `groups` groups of up to g images
+ * that the members of a team take one at a time (a member slowed down by
+ * other work on the machine then does fewer groups instead of holding up the
+ * rest). Each group sums its weight and bias gradients into its own slot,
+ * and the slots are added in group order afterwards, so the bits do not
+ * depend on which member took which group. The group count is a multiple of
+ * the team size, at least two per member, with groups within the column
+ * target where the batch allows. */
+typedef struct {
+    int threads, g, groups;
+} ConvDyn;
+
+static ConvDyn conv_dyn_shape(const Conv *cv, int n, int threads)
+{
+    size_t hw = conv_geom_cols(&cv->geom);
+    int cap = (int)(CONV_TARGET_COLS / hw);
+    cap = cap < 1 ? 1 : cap;
+    int g = 1;
+    for (int k = 2;; k++) {
+        g = (n + threads * k - 1) / (threads * k);
+        if (g <= cap || g == 1)
+            break;
+    }
+    return (ConvDyn){threads, g, (n + g - 1) / g};
+}
+
+static size_t conv_dyn_floats(const Conv *cv, ConvDyn d)
+{
+    return (size_t)d.threads * conv_group_floats(cv, d.g) +
+           (size_t)d.groups * (conv_weight_count(cv) + (size_t)cv->oc);
+}
+
+/* The dynamic split for a batch of n within `bytes`; threads 0 when the team
+ * is a single thread, the batch too small to share out, or the scratch too
+ * small. */
+static ConvDyn conv_dyn_plan(const Conv *cv, int n, size_t bytes, int max_threads)
+{
+    if (max_threads < 2 || n < 2 * max_threads)
+        return (ConvDyn){0, 0, 0};
+    ConvDyn d = conv_dyn_shape(cv, n, max_threads);
+    if ((size_t)d.g * conv_geom_cols(&cv->geom) < CONV_DYN_MIN_COLS)
+        return (ConvDyn){0, 0, 0};
+    return conv_dyn_floats(cv, d) * sizeof(float) <= bytes ? d : (ConvDyn){0, 0, 0};
+}
+
 /* Threads worth using for a batch of n. */
 static int conv_team(const Conv *cv, int n)
 {
@@ -105,8 +157,12 @@ static size_t conv_workspace(const Layer *l, int n, size_t budget)
 {
     const Conv *cv = (const Conv *)l;
     n = n < 1 ? 1 : n;
-    ConvPlan pl = conv_plan(cv, n, budget, conv_team(cv, n));
-    return pl.threads ? conv_plan_floats(cv, pl.threads, pl.g) * sizeof(float) : conv_group_floats(cv, 1) * sizeof(float);
+    const int team = conv_team(cv, n);
+    ConvPlan pl = conv_plan(cv, n, budget, team);
+    size_t bytes = (pl.threads ? conv_plan_floats(cv, pl.threads, pl.g) : conv_group_floats(cv, 1)) * sizeof(float);
+    ConvDyn d = conv_dyn_plan(cv, n, budget, team);
+    size_t dyn = d.threads ? conv_dyn_floats(cv, d) * sizeof(float) : 0;
+    return dyn > bytes ? dyn : bytes; /* grows with the budget either way */
 }
 
 static ConvPlan conv_plan_for_pass(const Conv *cv, const Pass *p)
@@ -156,6 +212,22 @@ static void conv_forward_range(const Conv *cv, const float *xs, float *y, int a,
 static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
 {
     const Conv *cv = (const Conv *)l;
+    const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, conv_team(cv, p->n));
+    if (d.threads) {
+        const size_t per = conv_group_floats(cv, d.g);
+        BlasSolo solo = blas_solo_begin();
+#pragma omp parallel num_threads(d.threads)
+        {
+            float *scratch = p->work + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < d.groups; i++) {
+                int a = i * d.g, b = a + d.g < p->n ? a + d.g : p->n;
+                conv_forward_range(cv, xs[0], y, a, b, d.g, scratch);
+            }
+        }
+        blas_solo_end(solo);
+        return;
+    }
     const ConvPlan pl = conv_plan_for_pass(cv, p);
     if (pl.threads == 1) {
         conv_forward_range(cv, xs[0], y, 0, p->n, pl.g, p->work);
@@ -236,6 +308,48 @@ static void conv_backward_range(const Conv *cv, const float *xs, const float *y,
     }
 }
 
+/* The dynamic split of backward (ConvDyn): group i sums into slot i, then
+ * the slots are added in group order. */
+static void conv_backward_dyn(const Conv *cv, const Pass *p, const float *x, const float *y, const float *d_y,
+                              float *d_x, int acc_x, ConvDyn d)
+{
+    const Layer *l = &cv->base;
+    float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
+    const size_t per = conv_group_floats(cv, d.g), nw = conv_weight_count(cv);
+    const int oc = cv->oc, acc_p = p->accumulate_grads;
+    float *slot_w = p->work + (size_t)d.threads * per;
+    float *slot_b = slot_w + (size_t)d.groups * nw;
+    BlasSolo solo = blas_solo_begin();
+#pragma omp parallel num_threads(d.threads)
+    {
+        float *scratch = p->work + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < d.groups; i++) {
+            int a = i * d.g, b = a + d.g < p->n ? a + d.g : p->n;
+            ConvGrads gr = {slot_w + (size_t)i * nw, 0, d_b ? slot_b + (size_t)i * oc : NULL, 0, d_x, acc_x};
+            conv_backward_range(cv, x, y, d_y, a, b, d.g, scratch, &gr);
+        }
+        /* the implicit barrier above: every slot is complete */
+#pragma omp for schedule(static)
+        for (size_t j = 0; j < nw; j++) {
+            float s = acc_p ? d_w[j] : 0.0f;
+            for (int i = 0; i < d.groups; i++)
+                s += slot_w[(size_t)i * nw + j];
+            d_w[j] = s;
+        }
+        if (d_b) {
+#pragma omp for schedule(static)
+            for (int o = 0; o < oc; o++) {
+                float s = acc_p ? d_b[o] : 0.0f;
+                for (int i = 0; i < d.groups; i++)
+                    s += slot_b[(size_t)i * oc + o];
+                d_b[o] = s;
+            }
+        }
+    }
+    blas_solo_end(solo);
+}
+
 /* d_y (N,OC,OH,OW) -> d_x (N,C,H,W), d_weight (OC,C,K,K), d_bias (OC) */
 static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const float *y, const float *d_y,
                           float *const *d_xs, unsigned accumulate)
@@ -245,6 +359,11 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
     float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
     float *d_x = d_xs ? d_xs[0] : NULL;
     const int acc_x = (int)(accumulate & 1u);
+    const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, conv_team(cv, p->n));
+    if (d.threads) {
+        conv_backward_dyn(cv, p, xs[0], y, d_y, d_x, acc_x, d);
+        return;
+    }
     if (pl.threads == 1) {
         ConvGrads gr = {d_w, p->accumulate_grads, d_b, p->accumulate_grads, d_x, acc_x};
         conv_backward_range(cv, xs[0], y, d_y, 0, p->n, pl.g, p->work, &gr);
