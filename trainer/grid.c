@@ -562,13 +562,14 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
         status = cell_result_save(res, &r, msg, sizeof msg);
         fault_after_cell();
         if (cfg.regression)
-            printf("[%s] test MAE %.3f years%s\n", name, ev.metric, method == METHOD_TEACHER ? "" : " (occluded)");
+            printf("[%s] test MAE %.3f years%s\n", name, ev.metric, method == METHOD_TEACHER ? " (clean)" : " (occluded)");
         else
             printf("[%s] test accuracy %.2f%%%s\n", name, 100 * ev.metric,
                    method == METHOD_TEACHER ? " (clean)" : " (occluded)");
-        if (method == METHOD_TEACHER)
-            printf("[%s] test %s %.3f on occluded faces\n", name, cfg.regression ? "MAE" : "accuracy",
-                   cfg.regression ? ev_occ.metric : ev_occ.metric);
+        if (method == METHOD_TEACHER && cfg.regression)
+            printf("[%s] test MAE %.3f years (occluded)\n", name, ev_occ.metric);
+        else if (method == METHOD_TEACHER)
+            printf("[%s] test accuracy %.2f%% (occluded)\n", name, 100 * ev_occ.metric);
         fflush(stdout);
     }
     eval_result_free(&ev);
