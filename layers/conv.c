@@ -415,6 +415,7 @@ const LayerOps conv_ops = {
 
 Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu)
 {
+    layers_set_threads(0); /* GEMMs run single-threaded inside OpenMP teams (see threads.c) */
     const char *nm = name ? name : "(null)";
     if (out_c <= 0 || k <= 0 || stride <= 0 || pad < 0) {
         fprintf(stderr, "conv layer %s: out_c %d, kernel %d and stride %d must be positive, padding %d >= 0\n", nm,

@@ -164,6 +164,7 @@ const LayerOps fc_ops = {
 
 Layer *fc_create(const char *name, Shape in, int out, int relu)
 {
+    layers_set_threads(0); /* GEMMs run single-threaded inside OpenMP teams (see threads.c) */
     size_t n_in = shape_size(in);
     if (out <= 0 || in.c <= 0 || in.h <= 0 || in.w <= 0 || n_in > 2147483647u) {
         fprintf(stderr, "fc layer %s: input (%d,%d,%d) and %d outputs must be positive and fit an int\n",

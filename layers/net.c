@@ -275,6 +275,7 @@ Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *er
 {
     if (check_spec(spec, max_batch, err, errlen))
         return NULL;
+    layers_set_threads(0); /* OpenBLAS on one thread: the layers bring their own */
     Shape in = {spec->channels, spec->input, spec->input};
     Builder b = {.err = err, .errlen = errlen};
     int out = -1, embedding = -1;

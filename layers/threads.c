@@ -4,13 +4,18 @@
 
 #include "layers.h"
 
-/* n > 0: both OpenBLAS and OpenMP use n threads; n <= 0 leaves them as they are. */
+/* n > 0: the layers use n threads. Parallelism comes from OpenMP teams
+ * (the convolution splits images over a team, each member calling a
+ * single-threaded sgemm; the fully connected layer splits columns), so
+ * OpenBLAS itself stays on one thread: its own worker threads would compete
+ * with the team for the cores, and changing OpenBLAS's thread count while a
+ * team member may be inside a GEMM is not safe. n <= 0 leaves OpenMP as it is
+ * but still keeps OpenBLAS on one thread. */
 void layers_set_threads(int n)
 {
-    if (n <= 0)
-        return;
-    openblas_set_num_threads(n);
-    omp_set_num_threads(n);
+    openblas_set_num_threads(1);
+    if (n > 0)
+        omp_set_num_threads(n);
 }
 
 /* Threads the element-wise loops would use now (OpenMP's current setting). */

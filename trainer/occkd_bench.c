@@ -47,9 +47,12 @@ static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-/* GFLOP/s of an n x n x n sgemm, best of a few repetitions. */
-static double sgemm_rate(int n)
+/* GFLOP/s of an n x n x n sgemm on `threads` OpenBLAS threads, best of a
+ * few repetitions (the layers keep OpenBLAS on one thread; the reference uses
+ * the same cores the training used). */
+static double sgemm_rate(int n, int threads)
 {
+    openblas_set_num_threads(threads);
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
     float *c = malloc((size_t)n * n * sizeof(float));
     for (size_t i = 0; i < (size_t)n * n; i++) {
@@ -67,6 +70,7 @@ static double sgemm_rate(int n)
     free(a);
     free(b);
     free(c);
+    openblas_set_num_threads(1);
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
@@ -176,7 +180,7 @@ int main(int argc, char **argv)
     double elapsed = now() - t_start;
     double ips = (double)steps * batch / elapsed;
     double gflops = 3.0 * net_flops(net) * ips / 1e9;
-    double sgemm = sgemm_rate(2048);
+    double sgemm = sgemm_rate(2048, layers_get_threads());
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
 
