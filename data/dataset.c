@@ -672,7 +672,7 @@ void options_text(const DataOptions *o, char *buf, size_t len)
         snprintf(images, sizeof images, "%s", o->images);
     snprintf(buf, len,
              "source=%s path=%s images=%s side=%d channels=%d labels=%s val_fraction=%.6g test_fraction=%.6g "
-             "split_seed=%llu on_bad_sample=%s limit=%d synth_count=%d synth_seed=%llu format=2",
+             "split_seed=%llu on_bad_sample=%s limit=%d synth_count=%d synth_seed=%llu format=3",
              source_name(o->source), path, images, o->side, o->channels,
              o->ferplus_distribution ? "distribution" : "majority", o->val_fraction, o->test_fraction,
              (unsigned long long)o->split_seed, o->on_bad_sample == BAD_SAMPLE_FAIL ? "fail" : "skip", o->limit,

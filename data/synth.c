@@ -2,48 +2,59 @@
  *
  * Face `index` of seed `seed` is a pure function of (seed, index, side,
  * channels): every random number is Philox keyed by the seed with the index
- * and a purpose tag as counter (layers/rng.h), never a stream.
+ * and a purpose tag as counter (layers/rng.h), never a stream. The face is
+ * drawn straight at the target side with anti-aliased shapes whose sizes are
+ * fractions of the side, so a 32 px face shows the same features as a 64 px
+ * one, only coarser; strokes are never thinner than about one pixel.
  *
- * Geometry is in units of the image side (0-1, y down), scaled by s, the
- * face size. The face centre (cx, cy) sits near the image centre, so the
- * upper half of the image holds hair, forehead, eyebrows and eyes, and the
- * lower half holds the nose tip, mouth, jaw and chin:
- *   hairline cy-0.30s, forehead lines cy-0.27s..-0.21s, brows cy-0.15s,
- *   eyes cy-0.08s, nostrils cy+0.05s, mouth cy+0.18s, chin cy+0.38s.
+ * Geometry is in units of the image side (0-1, y down), relative to the face
+ * centre (cx, cy) and scaled by s, the face size. The face fills most of the
+ * image: the upper half of the image holds hair, forehead, eyebrows and eyes;
+ * the lower half the nostrils, mouth, jaw and chin:
+ *   head top cy-0.42s, hairline cy-0.31s, forehead lines cy-0.285s..-0.215s,
+ *   brows cy-0.175s, eyes cy-0.07s, nostrils cy+0.075s, mouth cy+0.225s,
+ *   chin cy+0.42s; the face is 0.66s wide.
  *
  * Labels (block 0): expression uniform over the 8 FER+ classes; gender 0
  * (male) or 1 (female) with probability 1/2; age a whole number of years,
  * uniform in 5-85. They are drawn independently.
  *
- * Expression, upper half (weaker) and lower half (stronger). Each class has
- * a prototype (brow raise b, brow tilt t, eye opening e | mouth curve c,
- * mouth opening o, asymmetry a, mouth width w), see `proto` below. A sample
- * takes the deviation from neutral times an intensity k ~ U(0.35, 1) plus
- * normal noise (sd 0.12 on each of the seven values):
- *   upper: brows raised by 0.045s*b, their inner ends lifted by 0.04s*t,
- *          eye half-height 0.025s*e;
- *   lower: mouth corners lifted by 0.065s*c (smile) or lowered (frown), an
- *          open dark mouth of height 0.04s*o, one corner lifted by 0.04s*a
- *          (contempt, disgust), mouth half-width 0.09s*w.
- * Gender: four cues, each normal around a gender mean with sd 0.2
- * (female / male means given):
- *   upper: hair length 0.75 / 0.2 (side hair reaching down to at most the
- *          eye line), eyebrow thickness 0.011s / 0.019s (sd 0.003s);
- *   lower: jaw squareness 0.25 / 0.8 (superellipse exponent 2 + 1.5 q and
- *          a 10% wider jaw), lip redness 0.7 / 0.25, and for males of 18 or
- *          more a beard shadow of strength U(0, 1) with probability 0.7.
- * Age: with A = clamp((age - 25) / 50):
- *   upper: three forehead lines of contrast 0.4 A (x0.7-1.0), and grey hair:
- *          the hair colour mixed towards light grey by clamp((age-35)/40 +
- *          0.15 N);
- *   lower: nasolabial lines (nose wing to past the mouth corner) of contrast
- *          0.45 clamp((age - 20) / 55) (x0.7-1.0), and jowl sag: the jaw
- *          widens and the chin drops by up to 6% with clamp((age - 40) / 40).
- * Nuisance: centre jitter +-0.04 (x) and +-0.03 (y), size s in 0.92-1.08,
- * skin tone (light to dark), hair colour (black, brown, blond), background
- * colour, lighting gain 0.8-1.2 with a left-right gradient of +-25%, and
- * uniform pixel noise of amplitude 3-9 grey levels. Grey output is the luma
- * of the RGB drawing.
+ * Expression. Each class has a prototype of seven values (brow raise b, brow
+ * tilt t, eye opening e | mouth curve c, mouth opening o, asymmetry a, mouth
+ * width w), see `proto` below. A sample takes the deviation from neutral
+ * times an intensity k ~ U(0.6, 1) plus normal noise (sd 0.1 on each value):
+ *   upper: brows (bars of thickness given by gender) raised by 0.05s*b,
+ *          their inner ends lifted by 0.045s*t; eyes (a dark almond with a
+ *          light corner either side) of half-height 0.032s*e;
+ *   lower: mouth corners lifted by 0.075s*c (smile) or lowered (frown), an
+ *          open dark mouth of half-height 0.05s*o, one corner lifted by
+ *          0.05s*a (contempt, disgust), mouth half-width 0.14s*w.
+ * The prototypes make some classes look alike in one half and differ in the
+ * other: neutral and contempt share their brows and eyes, surprise and fear
+ * their open mouths, sadness, anger and disgust their frowns.
+ * Gender: five cues, each normal around a gender mean (female / male):
+ *   upper: hair length 0.8 / 0.15 (sd 0.2; long hair falls beside the face
+ *          and over its sides, never below the face centre), eyebrow
+ *          thickness 0.036s / 0.054s (sd 0.008s);
+ *   lower: jaw width 0.94 / 1.06 of the forehead (sd 0.04) and squareness
+ *          0.2 / 0.75 (sd 0.2; superellipse exponent 2 + 1.6 q), lip
+ *          thickness 0.05s / 0.036s (sd 0.007s), and for males of 18 or more
+ *          a beard shadow of strength U(0.3, 1) with probability 0.6.
+ * Age: with Y = clamp((20 - age) / 15) (childhood),
+ *   upper: three forehead lines darkening the skin by 0.45 clamp((age - 25)
+ *          / 45) (x0.75-1.0); hair mixed towards light grey by clamp((age -
+ *          35) / 40 + 0.12 N); wider eyes in childhood (half-width 0.065s +
+ *          0.015s Y);
+ *   lower: nasolabial lines (nose wing to past the mouth corner) darkening by
+ *          0.45 clamp((age - 20) / 50) (x0.75-1.0), lines down from the mouth
+ *          corners darkening by 0.4 clamp((age - 45) / 35), and the jaw: the
+ *          chin drops and the jaw widens by 5% with clamp((age - 40) / 40),
+ *          and the chin is up to 0.06s higher in childhood.
+ * Nuisance: centre jitter +-0.025 (x) and +-0.02 (y), size s in 0.95-1.05,
+ * skin tone (light to medium dark), hair colour (black, dark brown, brown),
+ * background colour, lighting gain 0.9-1.1 with a left-right gradient of
+ * +-10%, and uniform pixel noise of amplitude 2-5 grey levels. Grey output
+ * is the luma of the RGB drawing.
  */
 #include <math.h>
 #include <stdio.h>
@@ -57,29 +68,34 @@ enum { TAG_LABEL = 0xFACE0, TAG_PARAM = 0xFACE1, TAG_NOISE = 0xFACE2 };
 
 /* b t e | c o a w, FER+ order */
 static const float proto[FERPLUS_CLASSES][7] = {
-    {0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 1.0f},      /* neutral */
-    {0.2f, 0.0f, 0.75f, 1.0f, 0.35f, 0.0f, 1.25f},   /* happiness */
-    {1.0f, 0.2f, 1.5f, 0.0f, 1.0f, 0.0f, 0.75f},     /* surprise */
-    {0.3f, 1.0f, 0.85f, -0.9f, 0.0f, 0.0f, 0.95f},   /* sadness */
-    {-1.0f, -1.0f, 0.9f, -0.3f, 0.15f, 0.0f, 0.9f},  /* anger */
-    {-0.6f, -0.4f, 0.6f, -0.5f, 0.25f, 0.4f, 0.95f}, /* disgust */
-    {0.8f, 0.8f, 1.4f, -0.4f, 0.5f, 0.0f, 1.15f},    /* fear */
-    {0.0f, 0.0f, 0.9f, 0.1f, 0.0f, 1.0f, 1.0f},      /* contempt */
+    {0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 1.0f},       /* neutral */
+    {0.1f, 0.0f, 0.6f, 1.0f, 0.4f, 0.0f, 1.25f},      /* happiness */
+    {1.0f, 0.0f, 1.6f, 0.0f, 1.0f, 0.0f, 0.75f},      /* surprise */
+    {0.2f, 1.0f, 0.8f, -0.9f, 0.0f, 0.0f, 0.9f},      /* sadness */
+    {-1.0f, -1.0f, 1.1f, -0.4f, 0.0f, 0.0f, 0.8f},    /* anger */
+    {-0.5f, -0.3f, 0.55f, -0.5f, 0.3f, 0.6f, 0.9f},   /* disgust */
+    {0.8f, 0.9f, 1.5f, -0.3f, 0.8f, 0.0f, 0.95f},     /* fear */
+    {0.0f, 0.0f, 0.9f, 0.3f, 0.0f, 1.0f, 1.0f},       /* contempt */
 };
 static const float neutral[7] = {0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 1.0f};
 
 typedef struct {
     float cx, cy, s;
-    float brow_y, brow_tilt, brow_thick, eye_h;
+    /* expression (image units) */
+    float brow_y, brow_tilt, eye_h, eye_w;
     float mouth_curve, mouth_open, mouth_asym, mouth_hw;
-    float hair_len, jaw_q, lip_red, beard;
-    float wrinkles, naso, sag;
-    float skin[3], hair[3], bg[3], lips[3];
+    /* gender */
+    float hair_len, brow_thick, jaw_w, jaw_p, lip_thick, beard;
+    /* age */
+    float wrinkles, naso, marionette, chin;
+    /* colours and lighting */
+    float skin[3], hair[3], brow[3], bg[3], lips[3];
     float gain, grad, noise;
 } Face;
 
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 static float mixf(float a, float b, float t) { return a + (b - a) * t; }
+static float ramp(float v) { return clampf(v, 0.0f, 1.0f); }
 
 /* Uniforms and normals of one face, keyed by (seed; index, block, tag). */
 typedef struct {
@@ -116,54 +132,71 @@ SynthLabels synth_labels(uint64_t seed, int64_t index)
     return l;
 }
 
+static void draw_expression(Draw *d, int expression, Face *f)
+{
+    float s = f->s, k = 0.6f + 0.4f * uni(d), v[7];
+    for (int j = 0; j < 7; j++)
+        v[j] = neutral[j] + k * (proto[expression][j] - neutral[j]) + 0.1f * nrm(d);
+    f->brow_y = f->cy - 0.175f * s - 0.05f * s * v[0];
+    f->brow_tilt = 0.045f * s * v[1];
+    f->eye_h = 0.032f * s * clampf(v[2], 0.35f, 1.8f);
+    f->mouth_curve = 0.075f * s * v[3];
+    f->mouth_open = 0.05f * s * clampf(v[4], 0.0f, 1.5f);
+    f->mouth_asym = 0.05f * s * v[5];
+    f->mouth_hw = 0.14f * s * clampf(v[6], 0.6f, 1.5f);
+}
+
+static void draw_gender_age(Draw *d, const SynthLabels *l, Face *f)
+{
+    int fem = l->gender == 1;
+    float s = f->s, age = l->age;
+    f->hair_len = clampf((fem ? 0.7f : 0.3f) + 0.25f * nrm(d), 0.0f, 1.0f);
+    f->brow_thick = clampf((fem ? 0.04f : 0.05f) + 0.008f * nrm(d), 0.02f, 0.08f) * s;
+    f->jaw_w = clampf((fem ? 0.94f : 1.06f) + 0.04f * nrm(d), 0.85f, 1.15f);
+    float jaw_q = clampf((fem ? 0.2f : 0.75f) + 0.2f * nrm(d), 0.0f, 1.0f);
+    f->jaw_p = 2.0f + 1.6f * jaw_q;
+    f->lip_thick = clampf((fem ? 0.05f : 0.036f) + 0.007f * nrm(d), 0.02f, 0.07f) * s;
+    float has_beard = uni(d), beard = uni(d);
+    f->beard = (!fem && age >= 18.0f && has_beard < 0.6f) ? 0.3f + 0.7f * beard : 0.0f;
+    float young = ramp((20.0f - age) / 15.0f), sag = ramp((age - 40.0f) / 40.0f);
+    f->eye_w = (0.065f + 0.015f * young) * s;
+    f->wrinkles = 0.45f * ramp((age - 25.0f) / 45.0f) * (0.75f + 0.25f * uni(d));
+    f->naso = 0.45f * ramp((age - 20.0f) / 50.0f) * (0.75f + 0.25f * uni(d));
+    f->marionette = 0.4f * ramp((age - 45.0f) / 35.0f) * (0.75f + 0.25f * uni(d));
+    f->chin = (0.42f + 0.05f * sag - 0.06f * young) * s;
+    f->jaw_w *= 1.0f + 0.05f * sag;
+    float grey = ramp((age - 35.0f) / 40.0f + 0.12f * nrm(d));
+    static const float hairs[3][3] = {{30, 25, 22}, {70, 45, 30}, {120, 80, 45}};
+    int hc = (int)(uni(d) * 3.0f);
+    for (int c = 0; c < 3; c++)
+        f->hair[c] = mixf(hairs[hc > 2 ? 2 : hc][c], 215.0f, grey);
+}
+
+static void draw_colours(Draw *d, Face *f)
+{
+    static const float light[3] = {235, 205, 180}, dark[3] = {150, 110, 85}, red[3] = {165, 55, 65};
+    float tone = uni(d), lip_red = uni(d);
+    for (int c = 0; c < 3; c++) {
+        f->skin[c] = mixf(light[c], dark[c], tone);
+        f->bg[c] = 70.0f + 110.0f * uni(d);
+        f->lips[c] = mixf(f->skin[c] * 0.5f, red[c] * (0.4f + 0.4f * (1.0f - tone)), 0.3f + 0.3f * lip_red);
+        /* brows stay dark even under grey hair */
+        f->brow[c] = 0.5f * (0.35f * f->skin[c]) + 0.5f * (0.6f * f->hair[c] < 60.0f ? 0.6f * f->hair[c] : 60.0f);
+    }
+    f->gain = 0.9f + 0.2f * uni(d);
+    f->grad = 0.1f * (2.0f * uni(d) - 1.0f);
+    f->noise = 2.0f + 3.0f * uni(d);
+}
+
 static void draw_face(uint64_t seed, int64_t index, const SynthLabels *l, Face *f)
 {
     Draw d = {seed, (uint32_t)index, (uint32_t)((uint64_t)index >> 32), 1, {0}, 4};
-    int fem = l->gender == 1;
-    float age = l->age;
-    f->s = 0.92f + 0.16f * uni(&d);
-    f->cx = 0.5f + 0.04f * (2.0f * uni(&d) - 1.0f);
-    f->cy = 0.5f + 0.03f * (2.0f * uni(&d) - 1.0f);
-    float s = f->s;
-    /* expression */
-    float k = 0.35f + 0.65f * uni(&d), v[7];
-    for (int j = 0; j < 7; j++)
-        v[j] = neutral[j] + k * (proto[l->expression][j] - neutral[j]) + 0.12f * nrm(&d);
-    f->brow_y = f->cy - 0.15f * s - 0.045f * s * v[0];
-    f->brow_tilt = 0.04f * s * v[1];
-    f->eye_h = 0.025f * s * clampf(v[2], 0.25f, 2.0f);
-    f->mouth_curve = 0.065f * s * v[3];
-    f->mouth_open = 0.04f * s * clampf(v[4], 0.0f, 1.5f);
-    f->mouth_asym = 0.04f * s * v[5];
-    f->mouth_hw = 0.09f * s * clampf(v[6], 0.5f, 1.6f);
-    /* gender */
-    f->hair_len = clampf((fem ? 0.75f : 0.2f) + 0.2f * nrm(&d), 0.0f, 1.0f);
-    f->brow_thick = clampf((fem ? 0.011f : 0.019f) + 0.003f * nrm(&d), 0.006f, 0.03f) * s;
-    f->jaw_q = clampf((fem ? 0.25f : 0.8f) + 0.2f * nrm(&d), 0.0f, 1.0f);
-    f->lip_red = clampf((fem ? 0.7f : 0.25f) + 0.2f * nrm(&d), 0.0f, 1.0f);
-    float has_beard = uni(&d), beard = uni(&d);
-    f->beard = (!fem && age >= 18.0f && has_beard < 0.7f) ? beard : 0.0f;
-    /* age */
-    f->wrinkles = 0.4f * clampf((age - 25.0f) / 50.0f, 0.0f, 1.0f) * (0.7f + 0.3f * uni(&d));
-    f->naso = 0.45f * clampf((age - 20.0f) / 55.0f, 0.0f, 1.0f) * (0.7f + 0.3f * uni(&d));
-    f->sag = clampf((age - 40.0f) / 40.0f, 0.0f, 1.0f);
-    float grey = clampf((age - 35.0f) / 40.0f + 0.15f * nrm(&d), 0.0f, 1.0f);
-    /* colours */
-    static const float light[3] = {235, 200, 170}, dark[3] = {105, 70, 50};
-    static const float hairs[3][3] = {{30, 25, 20}, {100, 65, 35}, {200, 170, 110}};
-    float tone = uni(&d);
-    int hc = (int)(uni(&d) * 3.0f);
-    for (int c = 0; c < 3; c++) {
-        f->skin[c] = mixf(light[c], dark[c], tone);
-        f->hair[c] = mixf(hairs[hc > 2 ? 2 : hc][c], 200.0f, grey);
-        f->bg[c] = 40.0f + 180.0f * uni(&d);
-    }
-    static const float red[3] = {185, 60, 70};
-    for (int c = 0; c < 3; c++)
-        f->lips[c] = mixf(f->skin[c] * 0.8f, red[c], f->lip_red);
-    f->gain = 0.8f + 0.4f * uni(&d);
-    f->grad = 0.25f * (2.0f * uni(&d) - 1.0f);
-    f->noise = 3.0f + 6.0f * uni(&d);
+    f->s = 0.95f + 0.1f * uni(&d);
+    f->cx = 0.5f + 0.025f * (2.0f * uni(&d) - 1.0f);
+    f->cy = 0.5f + 0.02f * (2.0f * uni(&d) - 1.0f);
+    draw_expression(&d, l->expression, f);
+    draw_gender_age(&d, l, f);
+    draw_colours(&d, f);
 }
 
 /* Coverage of a pixel by a shape from its signed distance (inside < 0). */
@@ -175,7 +208,7 @@ static inline float ellipse_sd(float dx, float dy, float a, float b)
     float fv = fx * fx + fy * fy - 1.0f;
     float gx = 2.0f * dx / (a * a), gy = 2.0f * dy / (b * b);
     float g = sqrtf(gx * gx + gy * gy);
-    return g > 1e-6f ? fv / g : -1.0f;
+    return g > 1e-6f ? fv / g : -(a < b ? a : b);
 }
 
 static inline float segment_dist(float x, float y, float ax, float ay, float bx, float by)
@@ -198,99 +231,138 @@ static inline void darken(float *col, float a)
         col[c] *= 1.0f - a;
 }
 
-/* Signed distance to the face outline: an ellipse above cy, a superellipse
- * (squarer for a square jaw, wider and longer with sag) below. */
+/* Half the width of a stroke: `w` of the face, at least 0.45 pixel. */
+static inline float half_stroke(float w, float inv_px)
+{
+    float h = 0.5f * w, lo = 0.45f / inv_px;
+    return h > lo ? h : lo;
+}
+
+/* Signed distance to the face outline: an ellipse above cy; below it a
+ * superellipse (squarer with a square jaw) whose half-width moves from the
+ * forehead's to the jaw's over the first 0.2s. */
 static float face_sd(const Face *f, float x, float y)
 {
     float s = f->s, dx = x - f->cx, dy = y - f->cy;
-    float a = 0.27f * s;
+    float a = 0.33f * s;
     if (dy < 0.0f)
-        return ellipse_sd(dx, dy, a, 0.34f * s);
-    float aw = a * (1.0f + 0.1f * f->jaw_q + 0.05f * f->sag), b = 0.38f * s * (1.0f + 0.06f * f->sag);
-    float p = 2.0f + 1.5f * f->jaw_q;
-    float r = powf(powf(fabsf(dx) / aw, p) + powf(dy / b, p), 1.0f / p);
+        return ellipse_sd(dx, dy, a, 0.42f * s);
+    float t = ramp(dy / (0.2f * s));
+    float aw = a * (1.0f + (f->jaw_w - 1.0f) * t * t * (3.0f - 2.0f * t)), b = f->chin;
+    float r = powf(powf(fabsf(dx) / aw, f->jaw_p) + powf(dy / b, f->jaw_p), 1.0f / f->jaw_p);
     return (r - 1.0f) * (aw < b ? aw : b);
 }
 
-/* Hair behind the face: a cap over the head, and side hair whose length
- * grows with hair_len, never below the eye line. */
+/* Lowest point of the hair at the sides (longer hair falls lower, never
+ * below the face centre). */
+static float hair_bottom(const Face *f) { return f->cy - 0.22f * f->s + 0.21f * f->s * f->hair_len; }
+
+/* Hair behind the head: a cap, wider for longer hair, cut at hair_bottom. */
 static float hair_back_cover(const Face *f, float x, float y, float inv_px)
 {
     float s = f->s, dx = x - f->cx;
-    float cap = cover(ellipse_sd(dx, y - (f->cy - 0.12f * s), 0.31f * s, 0.31f * s), inv_px);
-    float bottom = f->cy - 0.2f * s + f->hair_len * 0.14f * s;
-    if (bottom > f->cy - 0.08f * s)
-        bottom = f->cy - 0.08f * s;
-    float side = 0.0f;
-    if (y > f->cy - 0.2f * s && fabsf(dx) < 0.36f * s)
-        side = cover(y - bottom, inv_px) * cover(fabsf(dx) - (0.27f + 0.08f * f->hair_len) * s, inv_px) *
-               (f->hair_len > 0.05f ? 1.0f : 0.0f);
-    return cap > side ? cap : side;
+    if (y > hair_bottom(f) + 2.0f / inv_px)
+        return 0.0f;
+    float cap = cover(ellipse_sd(dx, y - (f->cy - 0.06f * s), (0.37f + 0.05f * f->hair_len) * s, 0.4f * s), inv_px);
+    return cap * cover(y - hair_bottom(f), inv_px);
 }
 
+/* Hair over the face: the hairline across the top, and for longer hair
+ * locks over the sides of the face down to hair_bottom. */
+static float hair_front_cover(const Face *f, float x, float y, float inv_px)
+{
+    float s = f->s, dx = x - f->cx, hx = dx / (0.33f * s);
+    float top = cover(y - (f->cy - 0.31f * s + 0.07f * s * hx * hx), inv_px);
+    float edge = (0.31f - 0.06f * f->hair_len) * s;
+    float locks = cover(edge - fabsf(dx), inv_px) * cover(y - hair_bottom(f), inv_px);
+    return top > locks ? top : locks;
+}
+
+/* Skin marks: forehead lines (upper, age), nasolabial and marionette lines
+ * (lower, age), beard shadow (lower, gender). */
 static void shade_skin(const Face *f, float x, float y, float inv_px, float *col)
 {
-    float s = f->s, dx = x - f->cx, dy = y - f->cy;
-    float line = 0.011f * s > 0.9f / inv_px ? 0.011f * s : 0.9f / inv_px;
-    /* forehead lines (upper half, age) */
-    if (f->wrinkles > 0.0f && fabsf(dx) < 0.15f * s && dy > -0.29f * s && dy < -0.19f * s)
+    float s = f->s, dx = x - f->cx, dy = y - f->cy, adx = fabsf(dx);
+    float line = half_stroke(0.016f * s, inv_px);
+    if (f->wrinkles > 0.0f && adx < 0.16f * s && dy > -0.31f * s && dy < -0.19f * s) {
+        float fade = cover(adx - 0.15f * s, inv_px);
         for (int k = 0; k < 3; k++) {
-            float yk = f->cy - 0.265f * s + 0.028f * s * k + 0.004f * s * sinf(dx * 60.0f);
-            darken(col, f->wrinkles * cover(fabsf(y - yk) - 0.5f * line, inv_px));
+            float yk = f->cy - 0.285f * s + 0.035f * s * k + 0.006f * s * sinf(dx / s * 40.0f);
+            darken(col, f->wrinkles * fade * cover(fabsf(y - yk) - line, inv_px));
         }
-    /* nasolabial lines (lower half, age) */
-    if (f->naso > 0.0f && dy > 0.03f * s && dy < 0.26f * s)
-        for (int side = -1; side <= 1; side += 2) {
-            float dist = segment_dist(x, y, f->cx + side * 0.055f * s, f->cy + 0.05f * s, f->cx + side * 0.12f * s,
-                                      f->cy + 0.24f * s);
-            darken(col, f->naso * cover(dist - 0.5f * line, inv_px));
-        }
-    /* beard shadow below the nose (lower half, gender) */
-    if (f->beard > 0.0f && dy > 0.09f * s)
-        darken(col, 0.35f * f->beard * clampf((dy - 0.09f * s) * inv_px * 0.5f, 0.0f, 1.0f));
+    }
+    float fold = half_stroke(0.022f * s, inv_px);
+    if (f->naso > 0.0f && dy > 0.04f * s && dy < 0.31f * s) {
+        float sx = dx < 0.0f ? -1.0f : 1.0f;
+        float dist = segment_dist(x, y, f->cx + sx * 0.075f * s, f->cy + 0.07f * s, f->cx + sx * 0.17f * s,
+                                  f->cy + 0.28f * s);
+        darken(col, f->naso * cover(dist - fold, inv_px));
+    }
+    if (f->marionette > 0.0f && dy > 0.2f * s) {
+        float sx = dx < 0.0f ? -1.0f : 1.0f, cxm = f->mouth_hw + 0.01f * s, my = f->cy + 0.225f * s;
+        float dist = segment_dist(x, y, f->cx + sx * cxm, my + 0.03f * s, f->cx + sx * (cxm + 0.025f * s),
+                                  my + 0.13f * s);
+        darken(col, f->marionette * cover(dist - fold, inv_px));
+    }
+    if (f->beard > 0.0f && dy > 0.1f * s)
+        darken(col, 0.45f * f->beard * ramp((dy - 0.1f * s) / (0.05f * s)));
 }
 
-static void draw_features(const Face *f, float x, float y, float inv_px, float *col)
+/* Eyebrows: bars from 0.045s to 0.225s either side of the middle, their
+ * inner ends lifted by the tilt. */
+static void draw_brows(const Face *f, float x, float y, float inv_px, float *col)
 {
     float s = f->s, dx = x - f->cx, adx = fabsf(dx);
-    float brow_col[3] = {f->hair[0] * 0.6f, f->hair[1] * 0.6f, f->hair[2] * 0.6f};
-    /* eyebrows: inner end (0.04s from the middle) lifted by the tilt */
-    if (adx > 0.02f * s && adx < 0.16f * s && fabsf(y - f->brow_y) < 0.07f * s) {
-        float side = dx < 0 ? -1.0f : 1.0f;
-        float dist = segment_dist(x, y, f->cx + side * 0.04f * s, f->brow_y - f->brow_tilt,
-                                  f->cx + side * 0.135f * s, f->brow_y + 0.2f * f->brow_tilt);
-        blend(col, brow_col, cover(dist - 0.5f * f->brow_thick, inv_px));
+    if (adx > 0.02f * s && adx < 0.25f * s && fabsf(y - f->brow_y) < 0.1f * s) {
+        float sx = dx < 0 ? -1.0f : 1.0f;
+        float dist = segment_dist(x, y, f->cx + sx * 0.045f * s, f->brow_y - f->brow_tilt, f->cx + sx * 0.225f * s,
+                                  f->brow_y + 0.3f * f->brow_tilt);
+        blend(col, f->brow, cover(dist - half_stroke(f->brow_thick, inv_px), inv_px));
     }
-    /* eyes */
-    float ey = f->cy - 0.08f * s;
-    if (fabsf(y - ey) < 0.06f * s && adx < 0.15f * s) {
-        float ex = f->cx + (dx < 0 ? -0.085f : 0.085f) * s;
-        static const float white[3] = {235, 235, 230}, iris[3] = {40, 30, 25};
-        blend(col, white, cover(ellipse_sd(x - ex, y - ey, 0.045f * s, f->eye_h), inv_px));
-        float ir = 0.02f * s < f->eye_h ? 0.02f * s : f->eye_h;
-        float di = sqrtf((x - ex) * (x - ex) + (y - ey) * (y - ey));
-        blend(col, iris, cover(di - ir, inv_px));
-    }
-    /* nostrils */
-    float ny = f->cy + 0.05f * s;
-    if (fabsf(y - ny) < 0.03f * s && adx < 0.05f * s) {
-        float nd = sqrtf((adx - 0.025f * s) * (adx - 0.025f * s) + (y - ny) * (y - ny));
-        darken(col, 0.45f * cover(nd - 0.012f * s, inv_px));
-    }
-    /* mouth: centre line y(dx) with curved corners and an optional opening */
-    float my = f->cy + 0.18f * s, hw = f->mouth_hw;
-    if (adx < hw + 0.02f * s && fabsf(y - my) < 0.12f * s) {
-        float r = clampf(dx / hw, -1.0f, 1.0f);
-        float yc = my - f->mouth_curve * r * r - f->mouth_asym * (r > 0.0f ? r : 0.0f);
-        float half = f->mouth_open * (1.0f - r * r) * 0.5f;
-        float inside = cover(adx - hw, inv_px);
-        static const float dark_mouth[3] = {60, 20, 25};
-        float lip = 0.012f * s > 0.9f / inv_px ? 0.012f * s : 0.9f / inv_px;
-        float lips = cover(fabsf(y - yc) - half - lip, inv_px) * inside;
-        blend(col, f->lips, lips);
-        if (half > 0.0f)
-            blend(col, dark_mouth, cover(fabsf(y - yc) - half, inv_px) * inside);
-    }
+}
+
+/* Eyes: a dark almond (lids, iris) of the eye's height with a light corner
+ * either side, so the opening shows on any skin. */
+static void draw_eyes(const Face *f, float x, float y, float inv_px, float *col)
+{
+    float s = f->s, dx = x - f->cx, ey = f->cy - 0.07f * s;
+    if (fabsf(y - ey) > 0.08f * s || fabsf(dx) > 0.24f * s)
+        return;
+    float ex = f->cx + (dx < 0 ? -0.135f : 0.135f) * s;
+    float h = f->eye_h > 0.45f / inv_px ? f->eye_h : 0.45f / inv_px;
+    static const float dark[3] = {45, 32, 28}, white[3] = {240, 238, 232};
+    float eye = cover(ellipse_sd(x - ex, y - ey, f->eye_w, h), inv_px);
+    blend(col, dark, eye);
+    float corner = cover(0.45f * f->eye_w - fabsf(x - ex), inv_px);
+    blend(col, white, eye * (1.0f - corner) * 0.8f);
+}
+
+/* Nostrils: two dark dots below the face centre. */
+static void draw_nose(const Face *f, float x, float y, float inv_px, float *col)
+{
+    float s = f->s, adx = fabsf(x - f->cx), ny = f->cy + 0.075f * s;
+    if (fabsf(y - ny) > 0.05f * s || adx > 0.08f * s)
+        return;
+    float nd = sqrtf((adx - 0.035f * s) * (adx - 0.035f * s) + (y - ny) * (y - ny));
+    darken(col, 0.55f * cover(nd - half_stroke(0.036f * s, inv_px), inv_px));
+}
+
+/* Mouth: lips along a centre line y(dx) with curved corners, around an
+ * optional dark opening. */
+static void draw_mouth(const Face *f, float x, float y, float inv_px, float *col)
+{
+    float s = f->s, dx = x - f->cx, adx = fabsf(dx), my = f->cy + 0.225f * s, hw = f->mouth_hw;
+    if (adx > hw + 0.04f * s || fabsf(y - my) > 0.2f * s)
+        return;
+    float r = clampf(dx / hw, -1.0f, 1.0f);
+    float yc = my - f->mouth_curve * r * r - f->mouth_asym * (r > 0.0f ? r * r : 0.0f);
+    float half = f->mouth_open * (1.0f - r * r);
+    float ends = cover(adx - hw, inv_px);
+    static const float inside[3] = {35, 15, 20};
+    float lips = cover(fabsf(y - yc) - half - half_stroke(f->lip_thick, inv_px), inv_px) * ends;
+    blend(col, f->lips, lips);
+    if (half > 0.0f)
+        blend(col, inside, cover(fabsf(y - yc) - half, inv_px) * ends);
 }
 
 void synth_face(uint64_t seed, int64_t index, int side, int channels, uint8_t *pixels, SynthLabels *labels)
@@ -314,11 +386,11 @@ void synth_face(uint64_t seed, int64_t index, int side, int channels, uint8_t *p
             if (face > 0.0f) {
                 float skin[3] = {f.skin[0], f.skin[1], f.skin[2]};
                 shade_skin(&f, x, y, inv_px, skin);
-                /* hairline: hair over the top of the face */
-                float hx = (x - f.cx) / (0.27f * f.s);
-                float hl = f.cy - 0.30f * f.s + 0.05f * f.s * hx * hx;
-                blend(skin, f.hair, cover(y - hl, inv_px));
-                draw_features(&f, x, y, inv_px, skin);
+                draw_brows(&f, x, y, inv_px, skin);
+                draw_eyes(&f, x, y, inv_px, skin);
+                draw_nose(&f, x, y, inv_px, skin);
+                draw_mouth(&f, x, y, inv_px, skin);
+                blend(skin, f.hair, hair_front_cover(&f, x, y, inv_px));
                 blend(col, skin, face);
             }
             if ((p & 3) == 0)

@@ -67,11 +67,11 @@ static void test_balance(void)
     CHECK(age_min == 5.0f && age_max == 85.0f, "ages span %g-%g (expected 5-85)", age_min, age_max);
 }
 
+/* Each case sorts a face into one of `k` classes, or -1 to leave it out. */
 typedef int (*Group)(const SynthLabels *l);
-static int g_happy_vs_surprise(const SynthLabels *l) { return l->expression == 1 ? 0 : l->expression == 2 ? 1 : -1; }
-static int g_anger_vs_fear(const SynthLabels *l) { return l->expression == 4 ? 0 : l->expression == 6 ? 1 : -1; }
+static int g_expression(const SynthLabels *l) { return l->expression; }
 static int g_gender(const SynthLabels *l) { return l->gender; }
-static int g_age(const SynthLabels *l) { return l->age < 25.0f ? 0 : l->age > 60.0f ? 1 : -1; }
+static int g_age(const SynthLabels *l) { return l->age < 40.0f ? 0 : l->age >= 50.0f ? 1 : -1; }
 
 /* Gradient magnitude of rows [r0, r1) of a face: hair, brows, lines and the
  * mouth show as edges whatever the skin, hair and background colours. */
@@ -85,14 +85,13 @@ static void edges(const uint8_t *img, int r0, int r1, float *f)
         }
 }
 
-/* Accuracy of a nearest-centroid classifier (a deliberately crude, linear
- * probe: chance is 0.5, and 0.57 on ~400 scored faces is three standard
- * errors above it) on the edge map of one half,
- * fitted on the even samples and scored on the odd ones (binary task). */
-static double half_accuracy(const uint8_t *img, const SynthLabels *lab, int n, Group grp, int r0, int r1)
+/* Accuracy of a nearest-centroid classifier over k classes (a deliberately
+ * crude, linear probe) on the edge map of rows [r0, r1), fitted on the even
+ * samples and scored on the odd ones. */
+static double half_accuracy(const uint8_t *img, const SynthLabels *lab, int n, Group grp, int k, int r0, int r1)
 {
-    int nf = (r1 - r0) * SIDE, cnt[2] = {0, 0}, right = 0, total = 0;
-    double *m[2] = {calloc(nf, sizeof(double)), calloc(nf, sizeof(double))};
+    int nf = (r1 - r0) * SIDE, cnt[8] = {0}, right = 0, total = 0;
+    double *m = calloc((size_t)k * nf, sizeof(double));
     float *f = malloc(sizeof(float) * nf);
     for (int i = 0; i < n; i += 2) {
         int g = grp(&lab[i]);
@@ -100,28 +99,38 @@ static double half_accuracy(const uint8_t *img, const SynthLabels *lab, int n, G
             continue;
         edges(img + (size_t)i * NP, r0, r1, f);
         cnt[g]++;
-        for (int k = 0; k < nf; k++)
-            m[g][k] += f[k];
+        for (int j = 0; j < nf; j++)
+            m[(size_t)g * nf + j] += f[j];
     }
     for (int i = 1; i < n; i += 2) {
         int g = grp(&lab[i]);
         if (g < 0)
             continue;
         edges(img + (size_t)i * NP, r0, r1, f);
-        double d0 = 0.0, d1 = 0.0;
-        for (int k = 0; k < nf; k++) {
-            double a = f[k] - m[0][k] / cnt[0], b = f[k] - m[1][k] / cnt[1];
-            d0 += a * a, d1 += b * b;
+        int best = -1;
+        double best_d = 0.0;
+        for (int c = 0; c < k; c++) {
+            double d = 0.0;
+            for (int j = 0; j < nf; j++) {
+                double a = f[j] - m[(size_t)c * nf + j] / (cnt[c] ? cnt[c] : 1);
+                d += a * a;
+            }
+            if (best < 0 || d < best_d)
+                best = c, best_d = d;
         }
-        right += (d1 < d0) == g;
+        right += best == g;
         total++;
     }
-    free(m[0]);
-    free(m[1]);
+    free(m);
     free(f);
     return total ? (double)right / total : 0.0;
 }
 
+/* Every attribute shows in both halves: either half alone beats chance by a
+ * clear margin (many standard errors over the ~650-1500 faces scored); the
+ * whole face beats the half that the study's occlusion leaves (the lower one
+ * for expression under a headset, the upper one for gender and age under a
+ * mask), so hiding costs; and no task is solved outright by this probe. */
 static void test_halves(void)
 {
     int n = 3000;
@@ -135,19 +144,26 @@ static void test_halves(void)
     struct {
         const char *what;
         Group g;
-    } cases[] = {{"happiness vs surprise", g_happy_vs_surprise},
-                 {"anger vs fear", g_anger_vs_fear},
-                 {"male vs female", g_gender},
-                 {"age < 25 vs > 60", g_age}};
+        int k;
+        double half_min; /* each half alone at least this */
+        int kept_upper;  /* the study's occlusion keeps the upper half (mask) or the lower (vr) */
+    } cases[] = {{"expression (8 classes)", g_expression, 8, 0.30, 0},
+                 {"male vs female", g_gender, 2, 0.62, 1},
+                 {"age < 40 vs >= 50", g_age, 2, 0.70, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        double all = half_accuracy(img, lab, n, cases[c].g, 0, SIDE);
-        double up = half_accuracy(img, lab, n, cases[c].g, 0, SIDE / 2);
-        double low = half_accuracy(img, lab, n, cases[c].g, SIDE / 2, SIDE);
-        printf("synth: nearest-centroid on edges, %-22s whole %.2f upper %.2f lower %.2f\n", cases[c].what, all, up,
-               low);
-        CHECK(up > 0.57, "%s: the upper half carries little signal (accuracy %.2f)", cases[c].what, up);
-        CHECK(low > 0.57, "%s: the lower half carries little signal (accuracy %.2f)", cases[c].what, low);
-        CHECK(all < 0.995, "%s: separable by a linear rule on edges (accuracy %.3f): too easy", cases[c].what, all);
+        double all = half_accuracy(img, lab, n, cases[c].g, cases[c].k, 0, SIDE);
+        double up = half_accuracy(img, lab, n, cases[c].g, cases[c].k, 0, SIDE / 2);
+        double low = half_accuracy(img, lab, n, cases[c].g, cases[c].k, SIDE / 2, SIDE);
+        printf("synth: nearest-centroid on edges, %-22s whole %.3f upper %.3f lower %.3f (chance %.3f)\n",
+               cases[c].what, all, up, low, 1.0 / cases[c].k);
+        CHECK(up > cases[c].half_min, "%s: the upper half carries little signal (accuracy %.3f, expected > %.2f)",
+              cases[c].what, up, cases[c].half_min);
+        CHECK(low > cases[c].half_min, "%s: the lower half carries little signal (accuracy %.3f, expected > %.2f)",
+              cases[c].what, low, cases[c].half_min);
+        double kept = cases[c].kept_upper ? up : low;
+        CHECK(all > kept + 0.05, "%s: the whole face (%.3f) is not clearly better than the %s half the study keeps (%.3f)",
+              cases[c].what, all, cases[c].kept_upper ? "upper" : "lower", kept);
+        CHECK(all < 0.98, "%s: solved by a linear rule on edges (accuracy %.3f): too easy", cases[c].what, all);
     }
     free(img);
     free(lab);
