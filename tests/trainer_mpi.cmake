@@ -20,3 +20,11 @@ foreach(case "bad-sample;label 99|out of range|expression"
   set_tests_properties(train_fails_${mode} PROPERTIES TIMEOUT 90 LABELS mpi
                        ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 endforeach()
+
+# The study in miniature on synthetic faces: VGG-f at 1/8 width on 4,000
+# faces of 64 px, teacher 16 epochs, students 4 (about 45 s on 2 cores;
+# prints accuracies, p-values, images/s and the allreduce wait share).
+add_executable(test_distill_synth ${OCCKD_TEST_DIR}/test_distill_synth.c)
+target_link_libraries(test_distill_synth PRIVATE occkd_trainer)
+target_include_directories(test_distill_synth PRIVATE ${OCCKD_TEST_DIR})
+occkd_mpi_test(distill_synth_np2 NP 2 COMMAND test_distill_synth)
