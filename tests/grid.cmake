@@ -30,3 +30,19 @@ add_test(NAME grid_failing_cell
          COMMAND ${OCCKD_TEST_DIR}/test_failing.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
                  ${OCCKD_TEST_DIR}/jobs/failing.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_failing)
 set_tests_properties(grid_failing_cell PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# The quick-start grid (3 tasks x 3 networks x 5 methods + a fusion), shrunk
+# to fit the CI budget: every cell in /summary, every teacher worse on
+# occluded faces. jobs/quickstart.sh runs it at full size.
+set(QUICK_SETS)
+foreach(t 0 1 2)
+  list(APPEND QUICK_SETS --set tasks.${t}.data.count=1200)
+endforeach()
+foreach(o 0 1 2 3)
+  list(APPEND QUICK_SETS --set overrides.${o}.epochs=1)
+endforeach()
+add_test(NAME grid_quickstart
+         COMMAND ${OCCKD_TEST_DIR}/test_quickstart.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
+                 ${CMAKE_SOURCE_DIR}/jobs/quickstart.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_quickstart
+                 --set train.epochs=3 ${QUICK_SETS})
+set_tests_properties(grid_quickstart PROPERTIES TIMEOUT 900 LABELS "mpi;e2e")
