@@ -169,7 +169,7 @@ static void test_quickstart(void)
               "occlusions");
         for (int t = 0; t < 3; t++) {
             const DataOptions *d = &j.tasks[t].data;
-            CHECK(d->source == SOURCE_SYNTH && d->synth_count == 3000 && d->side == 64 && d->channels == 1,
+            CHECK(d->source == SOURCE_SYNTH && d->synth_count == 2000 && d->side == 64 && d->channels == 1,
                   "task %d data", t);
             CHECK(j.tasks[t].occ.fraction == 0.5f && j.tasks[t].occ.fill == OCC_FILL_BLACK, "task %d occlusion", t);
         }
@@ -191,8 +191,8 @@ static void test_quickstart(void)
     CHECK(j.checkpoint_minutes == 2.0, "checkpoint minutes %g", j.checkpoint_minutes);
     if (e >= 0 && a >= 0 && j.n_models == 3) {
         TrainSettings t = job_settings(&j, e, 0, METHOD_TEACHER), k = job_settings(&j, a, 2, METHOD_KD);
-        CHECK(t.epochs == 6 && t.sgd.lr == 0.02f && t.batch == 64 && t.sgd.schedule == SCHED_COSINE, "teacher");
-        CHECK(t.warmup_epochs == 0.5f && t.aug.pad == 4 && t.aug.flip == 1, "teacher warm-up and augmentation");
+        CHECK(t.epochs == 16 && t.sgd.lr == 0.02f && t.batch == 64 && t.sgd.schedule == SCHED_COSINE, "teacher");
+        CHECK(t.warmup_epochs == 1.0f && t.aug.pad == 4 && t.aug.flip == 1, "teacher warm-up and augmentation");
         CHECK(k.epochs == 4 && k.sgd.lr == 0.01f && k.batch == 64, "kd student");
         /* every cell of the quick start builds at its size */
         for (int ti = 0; ti < j.n_tasks; ti++)
