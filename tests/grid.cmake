@@ -44,5 +44,5 @@ endforeach()
 add_test(NAME grid_quickstart
          COMMAND ${OCCKD_TEST_DIR}/test_quickstart.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
                  ${CMAKE_SOURCE_DIR}/jobs/quickstart.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_quickstart
-                 --set train.epochs=3 ${QUICK_SETS})
+                 --set train.epochs=3 --set train.warmup_epochs=0.5 ${QUICK_SETS})
 set_tests_properties(grid_quickstart PROPERTIES TIMEOUT 900 LABELS "mpi;e2e")
