@@ -46,3 +46,9 @@ add_test(NAME grid_quickstart
                  ${CMAKE_SOURCE_DIR}/jobs/quickstart.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_quickstart
                  --set train.epochs=3 --set train.warmup_epochs=0.5 ${QUICK_SETS})
 set_tests_properties(grid_quickstart PROPERTIES TIMEOUT 900 LABELS "mpi;e2e")
+
+# The README's h5py example, on the results of grid_tiny.
+add_test(NAME readme_h5py_example
+         COMMAND ${OCCKD_TEST_DIR}/test_readme_python.sh ${CMAKE_SOURCE_DIR}/README.md
+                 ${CMAKE_CURRENT_BINARY_DIR}/grid_tiny/out/results.h5)
+set_tests_properties(readme_h5py_example PROPERTIES TIMEOUT 60 LABELS e2e DEPENDS grid_tiny SKIP_RETURN_CODE 77)
