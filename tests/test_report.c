@@ -28,17 +28,7 @@
 
 #include "checkpoints/checkpoints.h"
 
-static int g_failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fprintf(stderr, "\n");                                                                           \
-            g_failures++;                                                                                    \
-        }                                                                                                    \
-    } while (0)
+#include "gradcheck.h" /* CHECK, g_failures */
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -784,10 +774,5 @@ int main(int argc, char **argv)
     test_seeds(prog, dir, !strcmp(argv[3], "plot"));
     test_plot(prog, dir, single, !strcmp(argv[3], "plot"));
     test_errors(prog, dir, single);
-    if (g_failures) {
-        fprintf(stderr, "test_report: %d failure(s)\n", g_failures);
-        return 1;
-    }
-    printf("test_report: all checks passed\n");
-    return 0;
+    return test_finish("test_report");
 }
