@@ -25,4 +25,10 @@ for m in student kd triplet kd+triplet kd-triplet; do
 done
 h5dump -a /age/vgg_face/teacher/seed-1/message out/results.h5 | grep -q "non-finite" ||
     fail "results.h5 does not keep the failure message"
+# a rerun tries the failed cell again (the rest is finished) and fails alike
+mpirun -np 2 "$train" --set job.output=out "$job" >rerun.log 2>&1
+status=$?
+[ $status -eq 1 ] || fail "the rerun exited $status, expected 1"
+grep -q "\[age/vgg_face/teacher\] training:" rerun.log || fail "the rerun did not try the failed teacher again"
+grep -q "\[expression/vgg_face/.*\] training:" rerun.log && fail "the rerun trained a finished cell again"
 echo "test_failing: passed"

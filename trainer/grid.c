@@ -38,6 +38,7 @@ void grid_install_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* a write or fsync in progress must not fail with EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
@@ -598,8 +599,13 @@ static int run_concat(Grid *g, const Chain *ch, const FusionSpec *f, char *err, 
     char ckpt[2048], mf[2048], res[2048], name[160], msg[COMM_MSG_MAX] = "";
     cell_paths(job, ch->seed_i, task, model, f->name, ckpt, mf, res, sizeof ckpt);
     cell_name(job, ch->seed_i, task, model, f->name, name, sizeof name);
-    if (file_exists(res))
-        return 0;
+    CellResult prev;
+    if (file_exists(res) && cell_result_load(res, &prev, msg, sizeof msg) == 0) {
+        int done = strcmp(prev.status, "done") == 0;
+        cell_result_free(&prev);
+        if (done)
+            return 0;
+    }
     for (int i = 0; i < f->n_students; i++) {
         char c2[2048], m2[2048], r2[2048];
         cell_paths(job, ch->seed_i, task, model, method_name(f->students[i]), c2, m2, r2, sizeof c2);
@@ -712,13 +718,14 @@ static void run_chains(Grid *g)
                 g->stopped = 1;
                 break;
             }
-            if (file_exists(res)) {
-                CellResult r;
-                if (m == METHOD_TEACHER && cell_result_load(res, &r, err, sizeof err) == 0) {
-                    teacher_ok = strcmp(r.status, "done") == 0;
-                    cell_result_free(&r);
-                }
-                continue;
+            /* a finished cell is skipped; a failed or skipped one is tried
+             * again (its cause may have been passing: a full disk, a node) */
+            CellResult prev;
+            if (file_exists(res) && cell_result_load(res, &prev, err, sizeof err) == 0) {
+                int done = strcmp(prev.status, "done") == 0;
+                cell_result_free(&prev);
+                if (done)
+                    continue;
             }
             if (!teacher_ok) {
                 write_status(g, ch->seed_i, ch->task, ch->model, method_name(m), "skipped",
