@@ -41,6 +41,42 @@ static inline int test_finish(const char *name)
     return 0;
 }
 
+/* Root mean square of v (n). */
+static inline double rms(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)v[i] * v[i];
+    return n ? sqrt(s / (double)n) : 0.0;
+}
+
+/* Checks a against the reference r elementwise, relative to |r| plus the
+ * reference's rms (NaN always fails); returns 1 on a mismatch. */
+static inline int compare_to_ref(double tol, const char *what, const float *a, const float *r, size_t n,
+                                 const char *ctx)
+{
+    double scale = rms(r, n) + 1e-6, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)r[i]) / (fabs((double)r[i]) + scale);
+        if (!(e <= worst)) { /* NaN takes this branch */
+            worst = isnan(e) ? INFINITY : e;
+            at = i;
+        }
+    }
+    int ok = worst <= tol;
+    CHECK(ok, "%s: %s[%zu] = %.9g, reference %.9g (relative error %.3g > %g)", ctx, what, at, n ? a[at] : 0.0,
+          n ? r[at] : 0.0, worst, tol);
+    return !ok;
+}
+
+/* Fills v with NaN, so that anything left unwritten fails a comparison. */
+static inline void fill_nan(float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = NAN;
+}
+
 /* Deterministic test data in [-1, 1). */
 static inline void fill_uniform(float *v, size_t n, uint64_t seed)
 {

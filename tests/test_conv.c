@@ -26,6 +26,7 @@
 #include "gradcheck.h"
 
 #define TOL 1e-4
+#define compare(...) compare_to_ref(TOL, __VA_ARGS__)
 
 extern const LayerOps conv_ops; /* defined in layers/conv.c */
 
@@ -55,50 +56,11 @@ static const ConvCase cases[] = {
     {8, 15, 13, 24, 5, 2, 2},
 };
 
-static double rms(const float *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)v[i] * v[i];
-    return n ? sqrt(s / (double)n) : 0.0;
-}
-
-/* Checks a against the reference r; returns 1 on a mismatch. */
-static int compare(const char *what, const float *a, const float *r, size_t n, const char *ctx)
-{
-    double scale = rms(r, n) + 1e-6, worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - (double)r[i]) / (fabs((double)r[i]) + scale);
-        if (!(e <= worst)) { /* NaN takes this branch */
-            worst = isnan(e) ? INFINITY : e;
-            at = i;
-        }
-    }
-    int ok = worst <= TOL;
-    CHECK(ok, "%s: %s[%zu] = %.9g, reference %.9g (relative error %.3g > %g)", ctx, what, at, n ? a[at] : 0.0,
-          n ? r[at] : 0.0, worst, TOL);
-    return !ok;
-}
-
 static float *alloc_fill(size_t n, uint64_t seed)
 {
     float *v = malloc((n ? n : 1) * sizeof(float));
     fill_uniform(v, n, seed);
     return v;
-}
-
-static void fill_nan(float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = NAN;
-}
-
-static void free_layer(Layer *l)
-{
-    if (l && l->ops->destroy)
-        l->ops->destroy(l);
-    free(l);
 }
 
 /* Everything one (case, n, bias, relu) combination needs. */
@@ -160,7 +122,7 @@ static void fixture_free(Fixture *f)
                     f->base_x, f->base_w, f->base_b, f->exp_x, f->exp_w, f->exp_b};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
-    free_layer(f->l);
+    layer_destroy(f->l);
 }
 
 static void sum_into(float *out, const float *a, const float *b, size_t n)
@@ -327,11 +289,11 @@ static void test_create(void)
                   b->init_value == 0.0f,
               "bias tensor wrong");
         CHECK(l->flops == 2.0 * 64 * 3 * 121 * 55 * 55, "flops %g", l->flops);
-        free_layer(l);
+        layer_destroy(l);
     }
     l = conv_create("c", (Shape){16, 13, 9}, 8, 3, 2, 1, 0, 0);
     CHECK(l && l->n_params == 1 && l->out.h == 7 && l->out.w == 5, "no-bias layer or non-square output wrong");
-    free_layer(l);
+    layer_destroy(l);
     CHECK(conv_create("c", (Shape){3, 8, 8}, 0, 3, 1, 1, 1, 0) == NULL, "out_c 0 accepted");
     CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 0, 1, 1, 1, 0) == NULL, "kernel 0 accepted");
     CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 3, 0, 1, 1, 0) == NULL, "stride 0 accepted");
@@ -359,7 +321,7 @@ static void test_workspace(void)
         prev = w;
     }
     CHECK(prev > one, "workspace never grew past one image (%zu)", one);
-    free_layer(l);
+    layer_destroy(l);
 }
 
 /* Two identical passes give bit-identical results, on a layer big enough for
@@ -426,7 +388,7 @@ static void test_gradcheck(void)
             continue;
         int failed = gradcheck_layer(l, g[i].n, NULL, 500 + i);
         CHECK(failed == 0, "gradcheck of conv config %zu: %d elements failed", i, failed);
-        free_layer(l);
+        layer_destroy(l);
     }
 }
 
@@ -488,7 +450,7 @@ static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pa
     free(dx);
     free(p.work);
     layer_unbind(l);
-    free_layer(l);
+    layer_destroy(l);
 }
 
 static void bench_fc(const char *name, Shape in, int out, int n)
@@ -520,7 +482,7 @@ static void bench_fc(const char *name, Shape in, int out, int n)
     free(dx);
     free(p.work);
     layer_unbind(l);
-    free_layer(l);
+    layer_destroy(l);
 }
 
 static int bench(int argc, char **argv)

@@ -16,44 +16,9 @@
 #include "gradcheck.h"
 
 #define TOL 1e-4
+#define compare(...) compare_to_ref(TOL, __VA_ARGS__)
 
 extern const LayerOps fc_ops; /* defined in layers/fc.c */
-
-static double rms(const float *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)v[i] * v[i];
-    return n ? sqrt(s / (double)n) : 0.0;
-}
-
-static void compare(const char *what, const float *a, const float *r, size_t n, const char *ctx)
-{
-    double scale = rms(r, n) + 1e-6, worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - (double)r[i]) / (fabs((double)r[i]) + scale);
-        if (!(e <= worst)) {
-            worst = isnan(e) ? INFINITY : e;
-            at = i;
-        }
-    }
-    CHECK(worst <= TOL, "%s: %s[%zu] = %.9g, reference %.9g (relative error %.3g > %g)", ctx, what, at, a[at], r[at],
-          worst, TOL);
-}
-
-static void fill_nan(float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = NAN;
-}
-
-static void free_layer(Layer *l)
-{
-    if (l && l->ops->destroy)
-        l->ops->destroy(l);
-    free(l);
-}
 
 /* x (n, in), w (out, in), b (out) -> y (n, out) */
 static void ref_forward(const float *x, const float *w, const float *b, int n, int in, int out, int relu, float *y)
@@ -193,7 +158,7 @@ static void check_case(Shape in_shape, int out, int n, int relu, uint64_t seed)
     float *all[] = {x, w, b, dy, base_x, base_w, base_b, y, y_ref, dx, dx_ref, dw, dw_ref, db, db_ref, ex, ew, eb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
-    free_layer(l);
+    layer_destroy(l);
 }
 
 static void test_create(void)
@@ -211,7 +176,7 @@ static void test_create(void)
         CHECK(strcmp(b->name, "bias") == 0 && b->ndims == 1 && b->dims[0] == 4096 && b->init_value == 0.0f,
               "bias tensor wrong");
         CHECK(l->flops == 2.0 * 9216 * 4096, "flops %g", l->flops);
-        free_layer(l);
+        layer_destroy(l);
     }
     CHECK(fc_create("f", (Shape){3, 2, 2}, 0, 0) == NULL, "0 outputs accepted");
     CHECK(fc_create("f", (Shape){3, 0, 2}, 4, 0) == NULL, "empty input accepted");
@@ -224,13 +189,13 @@ static void test_gradcheck(void)
     if (l) {
         int f = gradcheck_layer(l, 3, NULL, 21);
         CHECK(f == 0, "fc gradcheck: %d elements failed", f);
-        free_layer(l);
+        layer_destroy(l);
     }
     l = fc_create("gc_relu", (Shape){7, 1, 1}, 6, 1);
     if (l) {
         int f = gradcheck_layer(l, 4, NULL, 22);
         CHECK(f == 0, "fc+relu gradcheck: %d elements failed", f);
-        free_layer(l);
+        layer_destroy(l);
     }
 }
 

@@ -74,7 +74,7 @@ int main(void)
     int g = 12, d = 5;
     float s[12 * 5], t[12 * 5];
     int lab[12] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 3, 0};
-    Triple got[12], want;
+    Triple got[12], want = {0, 0, 0};
     for (int trial = 0; trial < 20; trial++) {
         fill_uniform(s, (size_t)g * d, 100 + trial);
         fill_uniform(t, (size_t)g * d, 200 + trial);
