@@ -65,6 +65,24 @@ static void fault_after_cell(void)
     }
 }
 
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* 1 when the cell result file at `path` exists and says "done". */
+static int cell_done(const char *path)
+{
+    CellResult r;
+    char err[256];
+    if (!file_exists(path) || cell_result_load(path, &r, err, sizeof err))
+        return 0;
+    int done = strcmp(r.status, "done") == 0;
+    cell_result_free(&r);
+    return done;
+}
+
 /* A cell's random keys come from the names of its task and model, not their
  * places in the job, so a job holding only some of the tasks (an array job)
  * trains the very same cells. */
@@ -77,12 +95,6 @@ static uint64_t name_key(const char *task, const char *model)
     for (const char *c = model; *c; c++)
         h = (h ^ (unsigned char)*c) * 0x100000001B3ull;
     return h;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* ------------------------------------------------------------ the plan */
@@ -599,22 +611,12 @@ static int run_concat(Grid *g, const Chain *ch, const FusionSpec *f, char *err, 
     char ckpt[2048], mf[2048], res[2048], name[160], msg[COMM_MSG_MAX] = "";
     cell_paths(job, ch->seed_i, task, model, f->name, ckpt, mf, res, sizeof ckpt);
     cell_name(job, ch->seed_i, task, model, f->name, name, sizeof name);
-    CellResult prev;
-    if (file_exists(res) && cell_result_load(res, &prev, msg, sizeof msg) == 0) {
-        int done = strcmp(prev.status, "done") == 0;
-        cell_result_free(&prev);
-        if (done)
-            return 0;
-    }
+    if (cell_done(res))
+        return 0;
     for (int i = 0; i < f->n_students; i++) {
         char c2[2048], m2[2048], r2[2048];
         cell_paths(job, ch->seed_i, task, model, method_name(f->students[i]), c2, m2, r2, sizeof c2);
-        CellResult r;
-        int ok = file_exists(r2) && cell_result_load(r2, &r, msg, sizeof msg) == 0;
-        int done = ok && strcmp(r.status, "done") == 0;
-        if (ok)
-            cell_result_free(&r);
-        if (!done) {
+        if (!cell_done(r2)) {
             snprintf(msg, sizeof msg, "student %s did not finish", method_name(f->students[i]));
             write_status(g, ch->seed_i, task, model, f->name, "skipped", msg);
             return 0;
@@ -720,13 +722,8 @@ static void run_chains(Grid *g)
             }
             /* a finished cell is skipped; a failed or skipped one is tried
              * again (its cause may have been passing: a full disk, a node) */
-            CellResult prev;
-            if (file_exists(res) && cell_result_load(res, &prev, err, sizeof err) == 0) {
-                int done = strcmp(prev.status, "done") == 0;
-                cell_result_free(&prev);
-                if (done)
-                    continue;
-            }
+            if (cell_done(res))
+                continue;
             if (!teacher_ok) {
                 write_status(g, ch->seed_i, ch->task, ch->model, method_name(m), "skipped",
                              "its teacher did not finish");
