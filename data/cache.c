@@ -1,7 +1,8 @@
 /* cache.c - the HDF5 cache of a decoded data set (serial HDF5, one writer).
  *
  * Layout (readable with h5dump / h5py without occkd):
- *   /images            uint8 (n, channels, side, side)
+ *   /images            uint8 (n, channels, side, side), contiguous, so that a
+ *                      sample is one run of bytes a loader reads directly
  *   /split             uint8 (n): 0 train, 1 val, 2 test
  *   /names             fixed-length strings (n): source file or row id
  *   /labels/expression int32 (n)   } each only when the source has it;
@@ -13,7 +14,14 @@
  * Root attributes: format, options (the canonical options text), fingerprint
  * (hash of the source files' names, sizes and modification times, hex),
  * source_files, source_summary (the first files with sizes and times),
- * source_desc, side, channels, n_classes[4], dropped, bad.
+ * source_desc, side, channels, n_classes[4], dropped, bad, and pixel_sum /
+ * pixel_sum_sq (3 x 4: exact sums of the pixel values and their squares per
+ * split and channel, for normalisation without a pass over the images).
+ *
+ * The images are written in runs of samples as they are fetched from a
+ * PixelSource, so writing a cache needs memory for one run, not for the data
+ * set; a reader keeps the labels in memory and streams the images (see
+ * dataset_read_sample).
  *
  * A cache is valid when format, options and fingerprint all match. It is
  * written to <path>.tmp.<pid> and renamed over <path>, so readers never see
@@ -30,7 +38,8 @@
 
 #include "data/internal.h"
 
-#define CACHE_FORMAT "occkd-data-cache 1"
+#define CACHE_FORMAT "occkd-data-cache 2"
+#define RUN_BYTES ((size_t)8 << 20) /* images written per H5Dwrite */
 
 static const char *const label_names[ATTR_COUNT] = {"expression", "gender", "age_unused", "class"};
 
@@ -110,23 +119,82 @@ static int put_strings(hid_t loc, const char *name, char *const *v, int n)
     return rc;
 }
 
-static int write_body(hid_t f, const Dataset *d, const char *options, const Fingerprint *fp)
+/* /images, written run by run from src; the pixel sums of each split on the way. */
+static int write_images(hid_t f, const Dataset *d, const PixelSource *src, uint64_t sum[3][4], uint64_t sq[3][4],
+                        char *err, size_t errlen)
+{
+    hsize_t dims[4] = {(hsize_t)d->n, (hsize_t)d->channels, (hsize_t)d->side, (hsize_t)d->side};
+    size_t np = (size_t)d->side * d->side, sz = (size_t)d->channels * np;
+    hid_t fs = H5Screate_simple(4, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+    hid_t ds = H5Dcreate2(f, "images", H5T_STD_U8LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    size_t run = RUN_BYTES / sz > 0 ? RUN_BYTES / sz : 1;
+    uint8_t *buf = malloc(sz * run);
+    int rc = ds < 0 || !buf ? -1 : 0;
+    if (!buf)
+        data_err(err, errlen, "data: out of memory for a run of %zu images", run);
+    for (int64_t i0 = 0; !rc && i0 < d->n; i0 += (int64_t)run) {
+        int64_t m = d->n - i0 < (int64_t)run ? d->n - i0 : (int64_t)run;
+        for (int64_t k = 0; !rc && k < m; k++) {
+            uint8_t *px = buf + (size_t)k * sz;
+            rc = src->get(src->ctx, i0 + k, px, err, errlen);
+            int split = d->split[i0 + k];
+            for (int c = 0; !rc && split < 3 && c < d->channels; c++) {
+                uint64_t a = 0, a2 = 0;
+                for (size_t q = 0; q < np; q++) {
+                    a += px[c * np + q];
+                    a2 += (uint64_t)px[c * np + q] * px[c * np + q];
+                }
+                sum[split][c] += a;
+                sq[split][c] += a2;
+            }
+        }
+        if (rc)
+            break;
+        hsize_t start[4] = {(hsize_t)i0, 0, 0, 0}, count[4] = {(hsize_t)m, dims[1], dims[2], dims[3]};
+        hid_t ms = H5Screate_simple(4, count, NULL);
+        rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                     H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, buf) < 0
+                 ? -1
+                 : 0;
+        H5Sclose(ms);
+        if (rc)
+            data_err(err, errlen, "HDF5 write of images %lld-%lld failed", (long long)i0, (long long)(i0 + m - 1));
+    }
+    free(buf);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(fs);
+    return rc;
+}
+
+static int write_body(hid_t f, const Dataset *d, const char *options, const Fingerprint *fp, const PixelSource *src,
+                      char *err, size_t errlen)
 {
     hsize_t n = (hsize_t)d->n;
-    hsize_t idims[4] = {n, (hsize_t)d->channels, (hsize_t)d->side, (hsize_t)d->side};
     char hex[32];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fp->hash);
     int64_t files = fp->files, dropped = d->dropped, bad = d->bad, side = d->side, ch = d->channels;
     int64_t ncl[ATTR_COUNT];
     for (int a = 0; a < ATTR_COUNT; a++)
         ncl[a] = d->n_classes[a];
+    uint64_t sum[3][4] = {{0}}, sq[3][4] = {{0}};
+    if (write_images(f, d, src, sum, sq, err, errlen))
+        return -1;
+    int64_t sum_v[12], sq_v[12];
+    for (int k = 0; k < 12; k++) {
+        sum_v[k] = (int64_t)sum[k / 4][k % 4];
+        sq_v[k] = (int64_t)sq[k / 4][k % 4];
+    }
     int rc = put_attr_str(f, "format", CACHE_FORMAT) || put_attr_str(f, "options", options) ||
              put_attr_str(f, "fingerprint", hex) || put_attr_str(f, "source_summary", fp->summary) ||
              put_attr_str(f, "source_desc", d->source_desc) || put_attr_i64(f, "source_files", &files, 1) ||
              put_attr_i64(f, "side", &side, 1) || put_attr_i64(f, "channels", &ch, 1) ||
              put_attr_i64(f, "n_classes", ncl, ATTR_COUNT) || put_attr_i64(f, "dropped", &dropped, 1) ||
-             put_attr_i64(f, "bad", &bad, 1);
-    rc = rc || put_data(f, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, idims, d->pixels);
+             put_attr_i64(f, "bad", &bad, 1) || put_attr_i64(f, "pixel_sum", sum_v, 12) ||
+             put_attr_i64(f, "pixel_sum_sq", sq_v, 12);
     rc = rc || put_data(f, "split", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &n, d->split);
     rc = rc || put_strings(f, "names", d->name, d->n);
     if (!rc && d->class_name)
@@ -147,15 +215,25 @@ static int write_body(hid_t f, const Dataset *d, const char *options, const Fing
     return rc ? -1 : 0;
 }
 
-int cache_write(const char *path, const Dataset *d, const char *options, const Fingerprint *fp, char *err,
-                size_t errlen)
+/* The PixelSource of a data set held in memory. */
+static int memory_get(void *ctx, int64_t i, uint8_t *dst, char *err, size_t errlen)
 {
-    char tmp[1300];
+    const Dataset *d = ctx;
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    memcpy(dst, d->pixels + (size_t)i * sz, sz);
+    return 0;
+}
+
+int cache_write(const char *path, const Dataset *d, const char *options, const Fingerprint *fp, const PixelSource *src,
+                char *err, size_t errlen)
+{
+    char tmp[1300], why[512] = "";
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    PixelSource mem = {(void *)d, memory_get};
     QuietH5 q;
     h5_quiet(&q);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = f < 0 ? -1 : write_body(f, d, options, fp);
+    int rc = f < 0 ? -1 : write_body(f, d, options, fp, src ? src : &mem, why, sizeof why);
     if (f >= 0 && H5Fclose(f) < 0)
         rc = -1;
     h5_loud(&q);
@@ -166,7 +244,8 @@ int cache_write(const char *path, const Dataset *d, const char *options, const F
             close(fd);
     }
     if (rc || rename(tmp, path)) {
-        data_err(err, errlen, "%s: cannot write the data cache (%s)", path, rc ? "HDF5 write failed" : strerror(errno));
+        data_err(err, errlen, "%s: cannot write the data cache (%s)", path,
+                 rc ? (why[0] ? why : "HDF5 write failed") : strerror(errno));
         remove(tmp);
         return -1;
     }
@@ -270,6 +349,30 @@ static int get_strings(hid_t loc, const char *name, int n, char ***out)
     return 0;
 }
 
+/* Where the contiguous /images (n, channels, side, side) starts in the file. */
+static int images_offset(hid_t f, const Dataset *d, int64_t *offset)
+{
+    if (H5Lexists(f, "images", H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t ds = H5Dopen2(f, "images", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds), t = H5Dget_type(ds);
+    hsize_t dims[4] = {0, 0, 0, 0};
+    int ok = H5Sget_simple_extent_ndims(sp) == 4 && H5Sget_simple_extent_dims(sp, dims, NULL) == 4 &&
+             dims[0] == (hsize_t)d->n && dims[1] == (hsize_t)d->channels && dims[2] == (hsize_t)d->side &&
+             dims[3] == (hsize_t)d->side && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Tget_size(t) == 1;
+    haddr_t a = ok ? H5Dget_offset(ds) : HADDR_UNDEF;
+    if (ok && d->n == 0)
+        a = 0;
+    H5Tclose(t);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    if (!ok || a == HADDR_UNDEF)
+        return -1;
+    *offset = (int64_t)a;
+    return 0;
+}
+
 static int read_body(hid_t f, Dataset *d)
 {
     int64_t side, ch, n_cl[ATTR_COUNT];
@@ -291,11 +394,17 @@ static int read_body(hid_t f, Dataset *d)
     d->channels = (int)ch;
     for (int a = 0; a < ATTR_COUNT; a++)
         d->n_classes[a] = (int)n_cl[a];
-    size_t sz = (size_t)ch * side * side;
-    void *p;
-    if (get_data(f, "images", H5T_NATIVE_UINT8, 1, sz * (size_t)n, &p) || !p)
+    if (images_offset(f, d, &d->image_offset))
         return -1;
-    d->pixels = p;
+    int64_t sum_v[12], sq_v[12];
+    if (get_attr_i64(f, "pixel_sum", sum_v, 12) || get_attr_i64(f, "pixel_sum_sq", sq_v, 12))
+        return -1;
+    for (int k = 0; k < 12; k++) {
+        d->pixel_sum[k / 4][k % 4] = (uint64_t)sum_v[k];
+        d->pixel_sum_sq[k / 4][k % 4] = (uint64_t)sq_v[k];
+    }
+    d->has_sums = 1;
+    void *p;
     if (get_data(f, "split", H5T_NATIVE_UINT8, 1, (size_t)n, &p) || !p)
         return -1;
     d->split = p;
@@ -335,6 +444,7 @@ static int read_body(hid_t f, Dataset *d)
 int cache_read(const char *path, Dataset *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
+    d->fd = -1;
     QuietH5 q;
     h5_quiet(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -347,6 +457,18 @@ int cache_read(const char *path, Dataset *d, char *err, size_t errlen)
         data_err(err, errlen, "%s: cannot read the data cache (missing or malformed datasets)", path);
         return -1;
     }
+    /* the file must hold every image the layout promises */
+    struct stat st;
+    int64_t need = d->image_offset + (int64_t)d->n * d->channels * d->side * d->side;
+    d->fd = open(path, O_RDONLY | O_CLOEXEC);
+    d->bytes_read = calloc(1, sizeof *d->bytes_read);
+    if (d->fd < 0 || fstat(d->fd, &st) || (int64_t)st.st_size < need || !d->bytes_read) {
+        data_err(err, errlen, "%s: cannot stream the data cache (%s)", path,
+                 d->fd < 0 ? strerror(errno) : "the file is shorter than its images");
+        dataset_free(d);
+        return -1;
+    }
+    d->streaming = 1;
     snprintf(d->cache_path, sizeof d->cache_path, "%s", path);
     return 0;
 }

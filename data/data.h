@@ -1,9 +1,13 @@
 /* data.h - data sets, occlusion, augmentation and the distributed sampler.
  *
- * A data set is decoded once into memory (and into an HDF5 cache) as uint8
- * images of one side and channel count, CHW per sample, with every attribute
- * its source provides (expression, gender, age, class) and the split each
- * sample belongs to. A loader then turns sample indices into float batches:
+ * A data set is decoded once into an HDF5 cache as uint8 images of one side
+ * and channel count, CHW per sample, with every attribute its source
+ * provides (expression, gender, age, class) and the split each sample
+ * belongs to. Only the labels, splits and names are held in memory; a
+ * sample's pixels are read from the cache when a loader needs them (the
+ * ranks of a node share the operating system's page cache), so the memory a
+ * rank spends on data does not grow with the data set. Without a cache folder
+ * the pixels are decoded into memory instead. A loader then turns sample indices into float batches:
  * augmentation (crop with padding, flip) keyed by seed, epoch and sample
  * index; the clean image and its occluded twin from the same augmentation;
  * normalisation. data/ knows nothing of models; it learns rank and world size
@@ -73,6 +77,17 @@ typedef struct {
                                   (limits and bad samples remove entries); NULL afterwards */
     int from_cache;            /* 1: read from a valid HDF5 cache, 0: decoded from the source */
     char cache_path[1024];     /* the cache file used or written ("" without a cache) */
+    /* streamed pixels (pixels == NULL): sample i is the bytes at
+     * image_offset + i * (channels x side x side) of the cache file, open
+     * as fd */
+    int streaming;             /* 1: pixels come from fd */
+    int fd;
+    int64_t image_offset;
+    int64_t *bytes_read;       /* pixel bytes read from the cache so far (shared counter), or NULL */
+    /* exact pixel sums per split and channel, recorded when the cache was
+     * written (has_sums), so that normalisation needs no pass over the data */
+    int has_sums;
+    uint64_t pixel_sum[3][4], pixel_sum_sq[3][4];
 } Dataset;
 
 /* Synchronisation a parallel caller provides (NULL members: one process). */
@@ -100,6 +115,18 @@ typedef struct {
 int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
                  size_t errlen);
 void dataset_free(Dataset *d);
+
+/* Copies sample id's pixels (channels, side, side) into dst, from memory or
+ * from the cache file. Safe to call from several threads at once. 0, or -1
+ * with a message naming the cache file and the sample. */
+int dataset_read_sample(const Dataset *d, int64_t id, uint8_t *dst, char *err, size_t errlen);
+
+/* Reads every sample into memory (d->pixels), closing the cache file: the
+ * in-memory mode. 0, or -1 + message. */
+int dataset_load_pixels(Dataset *d, char *err, size_t errlen);
+
+/* Bytes of pixels read from the cache since the data set was loaded. */
+int64_t dataset_bytes_read(const Dataset *d);
 
 /* Options with the defaults of a job file (synthetic faces, 64 px, grey). */
 void data_options_default(DataOptions *o);

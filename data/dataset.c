@@ -512,28 +512,41 @@ static void report_bad(const char *msg, int64_t bad_so_far)
         fprintf(stderr, "warning: more bad samples; only the count is reported from here on\n");
 }
 
-/* Decodes the samples j = rank, rank + world, ... of meta into pix (one slot
- * per own sample) and status (DECODE_OK / DECODE_BAD per own sample). */
+/* Decodes the samples j = rank, rank + world, ... of meta, one at a time:
+ * into pix (one slot per own sample) when pix is not NULL, else appended to
+ * the file `part`; status gets DECODE_OK / DECODE_BAD per own sample. */
 static int decode_shard(const DataOptions *o, const Reader *r, const Dataset *meta, int rank, int world,
-                        uint8_t *pix, uint8_t *status, int64_t *bad, char *err, size_t errlen)
+                        uint8_t *pix, FILE *part, const char *part_name, uint8_t *status, int64_t *bad, char *err,
+                        size_t errlen)
 {
     size_t sz = (size_t)o->channels * o->side * o->side;
-    int64_t k = 0;
-    char msg[1024];
-    for (int j = rank; j < meta->n; j += world, k++) {
-        int rc = r->decode(r->ctx, o, meta->origin ? meta->origin[j] : j, pix + (size_t)k * sz, msg, sizeof msg);
-        status[k] = (uint8_t)rc;
-        if (rc == DECODE_OK)
-            continue;
-        if (rc == DECODE_BAD && o->on_bad_sample == BAD_SAMPLE_SKIP) {
-            memset(pix + (size_t)k * sz, 0, sz);
-            report_bad(msg, ++*bad);
-            continue;
-        }
-        data_err(err, errlen, "%s%s", msg, rc == DECODE_BAD ? " (on_bad_sample = fail)" : "");
+    uint8_t *one = pix ? NULL : malloc(sz);
+    if (!pix && !one) {
+        data_err(err, errlen, "data: out of memory for one image of %zu bytes", sz);
         return -1;
     }
-    return 0;
+    int64_t k = 0;
+    char msg[1024];
+    int rc = 0;
+    for (int j = rank; j < meta->n && !rc; j += world, k++) {
+        uint8_t *dst = pix ? pix + (size_t)k * sz : one;
+        int st = r->decode(r->ctx, o, meta->origin ? meta->origin[j] : j, dst, msg, sizeof msg);
+        status[k] = (uint8_t)st;
+        if (st == DECODE_BAD && o->on_bad_sample == BAD_SAMPLE_SKIP) {
+            memset(dst, 0, sz);
+            report_bad(msg, ++*bad);
+        } else if (st != DECODE_OK) {
+            data_err(err, errlen, "%s%s", msg, st == DECODE_BAD ? " (on_bad_sample = fail)" : "");
+            rc = -1;
+            break;
+        }
+        if (part && fwrite(dst, sz, 1, part) != 1) {
+            data_err(err, errlen, "%s: cannot write part file: %s", part_name, strerror(errno));
+            rc = -1;
+        }
+    }
+    free(one);
+    return rc;
 }
 
 /* One process decodes everything. */
@@ -544,14 +557,14 @@ static int build_local(const DataOptions *o, Dataset *d, char *err, size_t errle
         return -1;
     size_t sz = (size_t)o->channels * o->side * o->side;
     d->pixels = malloc(sz * (size_t)(d->n ? d->n : 1));
-    uint8_t *status = malloc((size_t)(d->n ? d->n : 1));
+    uint8_t *status = calloc((size_t)(d->n ? d->n : 1), 1);
     int rc = -1;
     if (!d->pixels || !status) {
         data_err(err, errlen, "data: out of memory for %d images of %zu bytes", d->n, sz);
         goto out;
     }
     int64_t bad = 0;
-    if (decode_shard(o, &r, d, 0, 1, d->pixels, status, &bad, err, errlen))
+    if (decode_shard(o, &r, d, 0, 1, d->pixels, NULL, NULL, status, &bad, err, errlen))
         goto out;
     for (int i = 0; i < d->n; i++)
         status[i] = status[i] == DECODE_OK;
@@ -722,75 +735,112 @@ static void part_name(char *buf, size_t len, const char *cache, int rank, int64_
     snprintf(buf, len, "%s.part%d-%lld", cache, rank, (long long)token);
 }
 
-static int write_part(const char *name, const uint8_t *pix, const uint8_t *status, int64_t mine, size_t sz,
-                      char *err, size_t errlen)
+/* A part file: "OCKP", the sample count (int64), the images in order, then
+ * one status byte per image. The images are appended while decoding. */
+static FILE *open_part(const char *name, int64_t mine, char *err, size_t errlen)
 {
     FILE *f = fopen(name, "wb");
-    if (!f) {
+    if (!f || fwrite("OCKP", 1, 4, f) != 4 || fwrite(&mine, sizeof mine, 1, f) != 1) {
         data_err(err, errlen, "%s: cannot write part file: %s", name, strerror(errno));
-        return -1;
+        if (f)
+            fclose(f);
+        return NULL;
     }
-    int ok = fwrite("OCKP", 1, 4, f) == 4 && fwrite(&mine, sizeof mine, 1, f) == 1 &&
-             (mine == 0 || (fwrite(status, 1, (size_t)mine, f) == (size_t)mine &&
-                            fwrite(pix, sz, (size_t)mine, f) == (size_t)mine));
+    return f;
+}
+
+static int close_part(FILE *f, const char *name, const uint8_t *status, int64_t mine, char *err, size_t errlen)
+{
+    int ok = mine == 0 || fwrite(status, 1, (size_t)mine, f) == (size_t)mine;
+    ok &= fflush(f) == 0;
+    int e = errno;
     ok &= fclose(f) == 0;
     if (!ok)
-        data_err(err, errlen, "%s: cannot write part file", name);
+        data_err(err, errlen, "%s: cannot write part file: %s", name, strerror(e ? e : errno));
     return ok ? 0 : -1;
 }
 
-/* Rank 0: fills d->pixels from the part of every rank and drops bad samples. */
-static int merge_parts(Dataset *d, const char *cache, int world, int64_t token, char *err, size_t errlen)
+/* The merge's PixelSource: kept sample i is sample src[i] of the listing,
+ * image src[i] / world of rank src[i] % world's part file. */
+typedef struct {
+    FILE **part;
+    int world;
+    size_t sz;
+    int64_t *src;
+    const char *cache;
+} Parts;
+
+static int parts_get(void *ctx, int64_t i, uint8_t *dst, char *err, size_t errlen)
 {
-    size_t sz = (size_t)d->channels * d->side * d->side;
-    uint8_t *keep = calloc((size_t)(d->n ? d->n : 1), 1);
-    d->pixels = malloc(sz * (size_t)(d->n ? d->n : 1));
-    if (!keep || !d->pixels) {
-        free(keep);
-        data_err(err, errlen, "data: out of memory merging %d samples", d->n);
+    const Parts *p = ctx;
+    int64_t j = p->src[i], r = j % p->world, k = j / p->world;
+    if (fseeko(p->part[r], (off_t)(12 + (size_t)k * p->sz), SEEK_SET) || fread(dst, p->sz, 1, p->part[r]) != 1) {
+        data_err(err, errlen, "%s: part file of rank %lld is truncated at image %lld", p->cache, (long long)r,
+                 (long long)k);
         return -1;
     }
+    return 0;
+}
+
+/* Rank 0: drops the bad samples every part reports and writes the cache,
+ * copying the images from the parts run by run (never all in memory). */
+static int merge_parts(Dataset *d, const DataOptions *o, const char *cache, const char *text, const Fingerprint *fp,
+                       int world, int64_t token, char *err, size_t errlen)
+{
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    Parts p = {calloc((size_t)world, sizeof(FILE *)), world, sz, malloc(sizeof(int64_t) * (size_t)(d->n ? d->n : 1)),
+               cache};
+    uint8_t *keep = calloc((size_t)(d->n ? d->n : 1), 1);
     char name[1100];
-    int rc = 0;
+    int rc = !p.part || !p.src || !keep ? -1 : 0;
+    if (rc)
+        data_err(err, errlen, "data: out of memory merging %d samples", d->n);
     for (int r = 0; r < world && !rc; r++) {
         part_name(name, sizeof name, cache, r, token);
-        FILE *f = fopen(name, "rb");
+        FILE *f = p.part[r] = fopen(name, "rb");
         char magic[4];
         int64_t mine = 0, expect = d->n > r ? (d->n - r + world - 1) / world : 0;
         if (!f || fread(magic, 1, 4, f) != 4 || memcmp(magic, "OCKP", 4) || fread(&mine, sizeof mine, 1, f) != 1 ||
-            mine != expect) {
+            mine != expect || fseeko(f, (off_t)(12 + (size_t)mine * sz), SEEK_SET)) {
             data_err(err, errlen, "%s: missing or malformed part file (expected %lld samples)", name,
                      (long long)expect);
             rc = -1;
         }
         for (int64_t k = 0; !rc && k < mine; k++) {
-            uint8_t st;
-            if (fseek(f, 12 + k, SEEK_SET) || fread(&st, 1, 1, f) != 1)
-                rc = -1;
-            keep[r + k * world] = st == DECODE_OK;
-        }
-        if (!rc && fseek(f, 12 + mine, SEEK_SET))
-            rc = -1;
-        for (int64_t k = 0; !rc && k < mine; k++)
-            if (fread(d->pixels + (size_t)(r + k * world) * sz, sz, 1, f) != 1) {
+            int st = fgetc(f);
+            if (st == EOF) {
                 data_err(err, errlen, "%s: truncated part file", name);
                 rc = -1;
             }
-        if (f)
-            fclose(f);
+            keep[r + k * world] = st == DECODE_OK;
+        }
+    }
+    int64_t kept = 0;
+    for (int i = 0; !rc && i < d->n; i++)
+        if (keep[i])
+            p.src[kept++] = i;
+    if (!rc) {
+        dataset_select(d, keep);
+        rc = check_splits(o, d, err, errlen) || cache_write(cache, d, text, fp, &(PixelSource){&p, parts_get}, err, errlen);
+    }
+    for (int r = 0; p.part && r < world; r++) {
+        if (p.part[r])
+            fclose(p.part[r]);
+        part_name(name, sizeof name, cache, r, token);
         remove(name);
     }
-    if (!rc)
-        dataset_select(d, keep);
+    free(p.part);
+    free(p.src);
     free(keep);
     return rc;
 }
 
-/* All ranks decode their share; rank 0 merges and writes the cache. */
+/* All ranks decode their share into part files; rank 0 merges them into the
+ * cache; then every rank opens the cache for streaming. c NULL: one process. */
 static int build_parallel(const DataOptions *o, const DataComm *c, const char *cache, const char *text,
                           const Fingerprint *fp, Dataset *d, char *err, size_t errlen)
 {
-    int rank = c->rank, world = c->world;
+    int rank = c ? c->rank : 0, world = c ? c->world : 1;
     int64_t token = rank == 0 ? (int64_t)getpid() : 0;
     if (comm_bcast(c, &token, sizeof token)) {
         data_err(err, errlen, "data: broadcast failed while building %s", cache);
@@ -800,19 +850,19 @@ static int build_parallel(const DataOptions *o, const DataComm *c, const char *c
     int failed = list_samples(o, d, &r, rank == 0, err, errlen);
     if (agree(c, failed, err, errlen, "listing the source"))
         goto fail;
-    size_t sz = (size_t)o->channels * o->side * o->side;
     int64_t mine = d->n > rank ? (d->n - rank + world - 1) / world : 0;
-    uint8_t *pix = malloc(sz * (size_t)(mine ? mine : 1)), *status = malloc((size_t)(mine ? mine : 1));
+    uint8_t *status = calloc((size_t)(mine ? mine : 1), 1);
     int64_t counts[1] = {0};
     char name[1100];
     part_name(name, sizeof name, cache, rank, token);
-    failed = !pix || !status;
-    if (failed)
-        data_err(err, errlen, "data: out of memory for %lld images", (long long)mine);
-    if (!failed)
-        failed = decode_shard(o, &r, d, rank, world, pix, status, counts, err, errlen) ||
-                 write_part(name, pix, status, mine, sz, err, errlen);
-    free(pix);
+    FILE *part = status ? open_part(name, mine, err, errlen) : NULL;
+    failed = !part;
+    if (!status)
+        data_err(err, errlen, "data: out of memory for %lld status bytes", (long long)mine);
+    if (!failed) {
+        failed = decode_shard(o, &r, d, rank, world, NULL, part, name, status, counts, err, errlen);
+        failed = close_part(part, name, status, mine, failed ? NULL : err, failed ? 0 : errlen) || failed;
+    }
     free(status);
     r.close(r.ctx);
     r.close = NULL;
@@ -827,17 +877,13 @@ static int build_parallel(const DataOptions *o, const DataComm *c, const char *c
     if (rank == 0) {
         if (counts[0])
             fprintf(stderr, "warning: %s: %lld bad samples skipped\n", d->source_desc, (long long)counts[0]);
-        failed = merge_parts(d, cache, world, token, err, errlen) || check_splits(o, d, err, errlen) ||
-                 cache_write(cache, d, text, fp, err, errlen);
+        failed = merge_parts(d, o, cache, text, fp, world, token, err, errlen);
     }
     if (agree(c, failed, err, errlen, "writing the cache"))
         goto fail;
-    if (rank != 0) {
-        dataset_free(d);
-        if (cache_read(cache, d, err, errlen))
-            return -1;
-        d->from_cache = 1;
-    }
+    dataset_free(d);
+    if (cache_read(cache, d, err, errlen))
+        return -1;
     return 0;
 fail_part:
     remove(name);
@@ -915,12 +961,7 @@ int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *co
     } else {
         if (rank == 0)
             fprintf(stderr, "data: %s %s\n", why[0] ? why : "building", path);
-        if (c) {
-            rc = build_parallel(o, c, path, text, &fp, out, err, errlen);
-        } else {
-            rc = build_local(o, out, err, errlen) || check_splits(o, out, err, errlen) ||
-                 cache_write(path, out, text, &fp, err, errlen);
-        }
+        rc = build_parallel(o, c, path, text, &fp, out, err, errlen);
     }
     if (!rc)
         rc = check_splits(o, out, err, errlen);
@@ -940,6 +981,9 @@ void dataset_free(Dataset *d)
 {
     if (!d)
         return;
+    if (d->streaming && d->fd >= 0)
+        close(d->fd);
+    free(d->bytes_read);
     free(d->pixels);
     for (int a = 0; a < ATTR_COUNT; a++)
         free(d->attr_class[a]);
@@ -956,6 +1000,64 @@ void dataset_free(Dataset *d)
             free(d->class_name[k]);
     free(d->class_name);
     memset(d, 0, sizeof *d);
+}
+
+int dataset_read_sample(const Dataset *d, int64_t id, uint8_t *dst, char *err, size_t errlen)
+{
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    if (id < 0 || id >= d->n) {
+        data_err(err, errlen, "data: sample %lld outside 0..%d", (long long)id, d->n - 1);
+        return -1;
+    }
+    if (d->pixels) {
+        memcpy(dst, d->pixels + (size_t)id * sz, sz);
+        return 0;
+    }
+    if (!d->streaming) {
+        data_err(err, errlen, "data: the data set holds no pixels");
+        return -1;
+    }
+    off_t at = (off_t)(d->image_offset + (int64_t)id * (int64_t)sz);
+    size_t got = 0;
+    while (got < sz) {
+        ssize_t r = pread(d->fd, dst + got, sz - got, at + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            data_err(err, errlen, "%s: cannot read sample %lld%s%s: %s", d->cache_path, (long long)id,
+                     d->name && d->name[id] ? " " : "", d->name && d->name[id] ? d->name[id] : "",
+                     r < 0 ? strerror(errno) : "unexpected end of file");
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    if (d->bytes_read)
+        __atomic_fetch_add(d->bytes_read, (int64_t)sz, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int64_t dataset_bytes_read(const Dataset *d)
+{
+    return d->bytes_read ? __atomic_load_n(d->bytes_read, __ATOMIC_RELAXED) : 0;
+}
+
+int dataset_load_pixels(Dataset *d, char *err, size_t errlen)
+{
+    if (d->pixels)
+        return 0;
+    size_t sz = (size_t)d->channels * d->side * d->side;
+    uint8_t *px = malloc(sz * (size_t)(d->n ? d->n : 1));
+    if (!px) {
+        data_err(err, errlen, "data: out of memory for %d images of %zu bytes", d->n, sz);
+        return -1;
+    }
+    for (int i = 0; i < d->n; i++)
+        if (dataset_read_sample(d, i, px + (size_t)i * sz, err, errlen)) {
+            free(px);
+            return -1;
+        }
+    d->pixels = px;
+    return 0;
 }
 
 int dataset_split_count(const Dataset *d, Split split)
@@ -977,20 +1079,34 @@ int dataset_channel_stats(const Dataset *d, Split split, float *mean, float *std
                  split_name(split));
         return -1;
     }
-    for (int c = 0; c < d->channels; c++) {
-        double s = 0.0, s2 = 0.0;
+    /* exact integer sums: from the cache's record, or one pass over the images */
+    uint64_t sum[4] = {0}, sq[4] = {0};
+    if (d->has_sums && split != SPLIT_NONE) {
+        memcpy(sum, d->pixel_sum[split], sizeof sum);
+        memcpy(sq, d->pixel_sum_sq[split], sizeof sq);
+    } else {
+        uint8_t *one = malloc(np * (size_t)d->channels);
+        if (!one) {
+            data_err(err, errlen, "data: out of memory");
+            return -1;
+        }
         for (int i = 0; i < d->n; i++) {
             if (split != SPLIT_NONE && d->split[i] != split)
                 continue;
-            const uint8_t *p = d->pixels + ((size_t)i * d->channels + c) * np;
-            uint64_t a = 0, a2 = 0; /* exact per image */
-            for (size_t k = 0; k < np; k++) {
-                a += p[k];
-                a2 += (uint64_t)p[k] * p[k];
+            if (dataset_read_sample(d, i, one, err, errlen)) {
+                free(one);
+                return -1;
             }
-            s += (double)a;
-            s2 += (double)a2;
+            for (int c = 0; c < d->channels; c++)
+                for (size_t k = 0; k < np; k++) {
+                    sum[c] += one[c * np + k];
+                    sq[c] += (uint64_t)one[c * np + k] * one[c * np + k];
+                }
         }
+        free(one);
+    }
+    for (int c = 0; c < d->channels; c++) {
+        double s = (double)sum[c], s2 = (double)sq[c];
         double cnt = (double)count * (double)np;
         double m = s / cnt, var = s2 / cnt - m * m;
         mean[c] = (float)(m / 255.0);

@@ -123,9 +123,18 @@ void options_text(const DataOptions *o, char *buf, size_t len);
 /* 1 when the cache at path matches (options text, fingerprint), 0 when it
  * is absent or stale (why is set), -1 on error. */
 int cache_check(const char *path, const char *options, const Fingerprint *f, char *why, size_t whylen);
-/* Writes d to path atomically (path.tmp.<pid>, then rename). */
-int cache_write(const char *path, const Dataset *d, const char *options, const Fingerprint *f, char *err,
-                size_t errlen);
+/* Where cache_write gets the pixels of sample i (i in the data set's order). */
+typedef struct {
+    void *ctx;
+    int (*get)(void *ctx, int64_t i, uint8_t *dst, char *err, size_t errlen);
+} PixelSource;
+
+/* Writes d to path atomically (path.tmp.<pid>, then rename), the images
+ * fetched run by run from src (NULL: from d->pixels). */
+int cache_write(const char *path, const Dataset *d, const char *options, const Fingerprint *f, const PixelSource *src,
+                char *err, size_t errlen);
+/* Reads the labels, splits and names of a cache and opens its images for
+ * streaming (d->streaming; no pixels in memory). */
 int cache_read(const char *path, Dataset *d, char *err, size_t errlen);
 
 #endif

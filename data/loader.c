@@ -1,6 +1,7 @@
-/* loader.c - the batch loader: a background thread prepares batch k+1 (gather
- * the slice's images, augment, occlude, normalise, copy the targets) into one
- * of two buffers while the caller trains on batch k in the other.
+/* loader.c - the batch loader: a background thread prepares batches k+1 and
+ * k+2 (read the slice's images from the cache, augment, occlude, normalise,
+ * copy the targets) into a ring of LOADER_SLOTS buffers while the caller
+ * trains on batch k. Data memory is these buffers: O(batch x slots).
  *
  * Batch k is a pure function of the data set, the options and k (through the
  * sampler position start + k), so the thread's timing never changes what a
@@ -17,11 +18,13 @@
 #include "data/data.h"
 
 #define LOADER_ERRLEN 512
+#define LOADER_SLOTS 3 /* the batch in use and two prepared ahead */
 
 static const char *const attr_names[ATTR_COUNT] = {"expression", "gender", "age", "class"};
 
 typedef struct {
     int64_t *ids;
+    uint8_t *raw; /* one stored image */
     float *clean, *occluded;
     int *label;
     float *age, *soft;
@@ -36,7 +39,7 @@ struct Loader {
     Sampler sampler;       /* touched only by whoever prepares batches */
     uint8_t *hidden;       /* (side, side) occlusion mask, NULL for none */
     int max_n;             /* largest slice */
-    Slot slot[2];
+    Slot slot[LOADER_SLOTS];
     /* background state, guarded by mu */
     pthread_t thread;
     int thread_started;
@@ -77,18 +80,30 @@ LoaderOptions loader_options_default(void)
 
 /* ------------------------------------------------------- one sample, one batch */
 
-void loader_prepare_pair(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch,
-                         int64_t id, float *clean, float *occluded)
+static void prepare_pair_from(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch,
+                              int64_t id, const uint8_t *src, float *clean, float *occluded)
 {
     int C = d->channels, S = d->side;
     size_t count = (size_t)C * S * S;
-    const uint8_t *src = d->pixels + (size_t)id * count;
     AugmentDraw draw = o->augment ? augment_draw(&o->aug, o->sampler.seed, epoch, id) : augment_identity(&o->aug);
     augment_apply(src, C, S, o->aug.pad, draw, clean);
     memcpy(occluded, clean, count * sizeof *clean);
     occlusion_apply(&o->occ, hidden, occluded, C, S, o->mean, id);
     normalise_image(clean, C, S, o->mean, o->std);
     normalise_image(occluded, C, S, o->mean, o->std);
+}
+
+int loader_prepare_pair(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch, int64_t id,
+                        float *clean, float *occluded, char *err, size_t errlen)
+{
+    uint8_t *src = malloc((size_t)d->channels * d->side * d->side);
+    int rc = !src ? -1 : dataset_read_sample(d, id, src, err, errlen);
+    if (!src)
+        snprintf(err, errlen, "loader: out of memory");
+    if (!rc)
+        prepare_pair_from(d, o, hidden, epoch, id, src, clean, occluded);
+    free(src);
+    return rc;
 }
 
 static const char *sample_name(const Dataset *d, int64_t id)
@@ -154,7 +169,12 @@ static void prepare_batch(Loader *l, int64_t k, Slot *s)
             s->status = LOADER_ERROR;
             return;
         }
-        loader_prepare_pair(l->d, &l->o, l->hidden, pos.epoch, id, s->clean + i * count, s->occluded + i * count);
+        if (dataset_read_sample(l->d, id, s->raw, s->err, sizeof s->err)) {
+            s->status = LOADER_ERROR;
+            return;
+        }
+        prepare_pair_from(l->d, &l->o, l->hidden, pos.epoch, id, s->raw, s->clean + i * count,
+                          s->occluded + i * count);
     }
     s->status = LOADER_OK;
 }
@@ -166,13 +186,13 @@ static void *worker_main(void *arg)
     Loader *l = arg;
     for (int64_t k = 0;; k++) {
         pthread_mutex_lock(&l->mu);
-        while (!l->stop && k >= l->released + 2) /* slot k%2 still holds batch k-2 */
+        while (!l->stop && k >= l->released + LOADER_SLOTS) /* the slot still holds batch k - SLOTS */
             pthread_cond_wait(&l->cv, &l->mu);
         int stop = l->stop;
         pthread_mutex_unlock(&l->mu);
         if (stop)
             break;
-        Slot *s = &l->slot[k % 2];
+        Slot *s = &l->slot[k % LOADER_SLOTS];
         prepare_batch(l, k, s);
         pthread_mutex_lock(&l->mu);
         l->produced = k + 1;
@@ -188,7 +208,7 @@ static void *worker_main(void *arg)
 
 static int check_options(const Dataset *d, const LoaderOptions *o, char *err, size_t errlen)
 {
-    if (!d->pixels || d->n < 1 || d->side < 1 || d->channels < 1 || d->channels > 4) {
+    if ((!d->pixels && !d->streaming) || d->n < 1 || d->side < 1 || d->channels < 1 || d->channels > 4) {
         snprintf(err, errlen, "loader: the data set is empty or malformed (n %d, side %d, channels %d)", d->n,
                  d->side, d->channels);
         return -1;
@@ -230,17 +250,19 @@ static int alloc_slot(Slot *s, const Dataset *d, int max_n)
 {
     size_t count = (size_t)max_n * d->channels * d->side * d->side;
     s->ids = calloc((size_t)max_n, sizeof *s->ids);
+    s->raw = malloc((size_t)d->channels * d->side * d->side);
     s->clean = calloc(count, sizeof *s->clean);
     s->occluded = calloc(count, sizeof *s->occluded);
     s->label = calloc((size_t)max_n, sizeof *s->label);
     s->age = calloc((size_t)max_n, sizeof *s->age);
     s->soft = calloc((size_t)max_n * (d->soft ? (size_t)d->soft_k : 1), sizeof *s->soft);
-    return s->ids && s->clean && s->occluded && s->label && s->age && s->soft ? 0 : -1;
+    return s->ids && s->raw && s->clean && s->occluded && s->label && s->age && s->soft ? 0 : -1;
 }
 
 static void free_slot(Slot *s)
 {
     free(s->ids);
+    free(s->raw);
     free(s->clean);
     free(s->occluded);
     free(s->label);
@@ -281,7 +303,7 @@ static int loader_setup(Loader *l, char *err, size_t errlen)
         }
         occlusion_mask(&l->o.occ, S, l->hidden);
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < LOADER_SLOTS; i++)
         if (alloc_slot(&l->slot[i], l->d, l->max_n)) {
             snprintf(err, errlen, "loader: out of memory for batches of %d samples", l->max_n);
             return -1;
@@ -343,7 +365,7 @@ static void fill_batch(const Loader *l, const Slot *s, Batch *b)
 /* Waits for batch k (background) or prepares it (synchronous). */
 static Slot *obtain(Loader *l, int64_t k)
 {
-    Slot *s = &l->slot[k % 2];
+    Slot *s = &l->slot[k % LOADER_SLOTS];
     if (!l->thread_started) {
         prepare_batch(l, k, s);
         return s;
@@ -392,7 +414,7 @@ void loader_destroy(Loader *l)
     }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < LOADER_SLOTS; i++)
         free_slot(&l->slot[i]);
     free(l->hidden);
     sampler_free(&l->sampler);

@@ -331,8 +331,10 @@ int main(int argc, char **argv)
     Dataset d;
     char err[1024];
     memset(&d, 0, sizeof d);
-    if (dataset_load(&a.data, a.cache, NULL, &d, err, sizeof err)) {
+    /* a sheet shows a few faces: the whole set in memory keeps the drawing simple */
+    if (dataset_load(&a.data, a.cache, NULL, &d, err, sizeof err) || dataset_load_pixels(&d, err, sizeof err)) {
         fprintf(stderr, "occkd_preview: %s\n", err);
+        dataset_free(&d);
         return 1;
     }
     Attr attr;
