@@ -128,11 +128,16 @@ typedef struct {
     const char *version;     /* occkd version */
     int ranks;
     const char *start, *end; /* ISO 8601 times */
+    /* what the run cost, per world rank (NULL: not recorded): peak resident
+     * memory (VmHWM) and pixel bytes read from data caches */
+    const int64_t *peak_rss_bytes, *data_bytes_read;
 } ResultsInfo;
 
 /* Writes results.h5 from the cells, atomically:
  *   /job         group; attributes format, job_file (the job's text),
- *                job_path, occkd_version, ranks, start, end
+ *                job_path, occkd_version, ranks, start, end,
+ *                peak_rss_max_bytes, data_bytes_read_total; datasets
+ *                peak_rss_bytes and data_bytes_read (int64, one per rank)
  *   /summary     compound table (task, model, method, seed, metric: strings of
  *                SUMMARY_STR bytes, NUL-terminated; value, p_value: doubles;
  *                status: string), one row per cell in the order of `cells`,

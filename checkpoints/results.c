@@ -413,6 +413,20 @@ static int write_job(hid_t f, const ResultsInfo *info, const char *file, char *e
         rc |= h5io_attr_i64(g, "ranks", info->ranks);
         rc |= h5io_attr_str(g, "start", info->start);
         rc |= h5io_attr_str(g, "end", info->end);
+        if (info->peak_rss_bytes && info->data_bytes_read && info->ranks > 0) {
+            int64_t peak = 0, total = 0;
+            for (int r = 0; r < info->ranks; r++) {
+                peak = info->peak_rss_bytes[r] > peak ? info->peak_rss_bytes[r] : peak;
+                total += info->data_bytes_read[r];
+            }
+            hsize_t dims[1] = {(hsize_t)info->ranks};
+            rc |= h5io_attr_i64(g, "peak_rss_max_bytes", peak);
+            rc |= h5io_attr_i64(g, "data_bytes_read_total", total);
+            rc |= h5io_write(g, "peak_rss_bytes", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, dims, info->peak_rss_bytes, file,
+                             err, errlen);
+            rc |= h5io_write(g, "data_bytes_read", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, dims, info->data_bytes_read,
+                             file, err, errlen);
+        }
         H5Gclose(g);
     }
     rc |= h5io_attr_str(f, "format", RESULTS_FORMAT);

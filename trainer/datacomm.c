@@ -13,3 +13,16 @@ DataComm trainer_datacomm(Comm *c)
                   .bcast = dc_bcast};
     return d;
 }
+
+static int dg_barrier(void *ctx) { return comm_barrier(ctx, COMM_SCOPE_GROUP); }
+
+static int dg_sum_i64(void *ctx, int64_t *v, int n) { return comm_sum_i64(ctx, COMM_SCOPE_GROUP, v, n); }
+
+static int dg_bcast(void *ctx, void *buf, size_t bytes) { return comm_bcast_bytes(ctx, COMM_SCOPE_GROUP, buf, bytes, 0); }
+
+DataComm trainer_datacomm_group(Comm *c)
+{
+    DataComm d = {.rank = c->group_rank, .world = c->group_size, .ctx = c, .barrier = dg_barrier,
+                  .sum_i64 = dg_sum_i64, .bcast = dg_bcast};
+    return d;
+}

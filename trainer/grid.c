@@ -111,8 +111,11 @@ typedef struct {
     const Job *job;
     Comm *comm;
     int n_data;
-    Dataset *data;        /* distinct data sets */
+    Dataset *data;        /* distinct data sets, loaded when a chain of this group needs one */
+    int *loaded;          /* per data set: 1 while loaded */
     int *task_data;       /* task -> data set */
+    int *task_ready;      /* per task: normalisation and target statistics computed */
+    int64_t bytes_read;   /* pixel bytes this rank read from caches, data sets released so far */
     float (*mean)[4], (*std)[4];
     double *age_mean, *age_std;
     int n_chains;
@@ -140,6 +143,24 @@ static void cell_name(const Job *job, int seed_i, int task, int model, const cha
         snprintf(out, len, "%s/%s/%s", job->tasks[task].name, job->models[model].name, method);
 }
 
+/* Training samples of a data source, known before its data are loaded (the
+ * plan is made before any task is loaded): synthetic faces from their count,
+ * the real sets from their published sizes, all capped by `limit`. Only the
+ * ratios matter, for putting the longest chains first. */
+static double train_estimate(const DataOptions *o)
+{
+    double n;
+    switch (o->source) {
+    case SOURCE_SYNTH: n = o->synth_count * (1.0 - o->val_fraction - o->test_fraction); break;
+    case SOURCE_FERPLUS: n = 28709; break;
+    case SOURCE_AFFECTNET: n = 287651; break;
+    case SOURCE_UTKFACE: n = 23705 * (1.0 - o->val_fraction - o->test_fraction); break;
+    case SOURCE_IDX: n = 60000; break;
+    default: n = 10000; break;
+    }
+    return o->limit > 0 && n > o->limit ? o->limit : n;
+}
+
 /* Training samples x forward flops x (3 for forward+backward, +1 forward of
  * the frozen teacher for students) x epochs. */
 static double chain_cost(const Grid *g, const Chain *c)
@@ -152,7 +173,7 @@ static double chain_cost(const Grid *g, const Chain *c)
     Net *probe = net_create(&s, 1, 0, err, sizeof err);
     double flops = probe ? net_flops(probe) : 1e9;
     net_free(probe);
-    double n = dataset_split_count(&g->data[g->task_data[c->task]], SPLIT_TRAIN), cost = 0;
+    double n = train_estimate(&job->tasks[c->task].data), cost = 0;
     for (int i = 0; i < c->n_methods; i++) {
         TrainSettings ts = job_settings(job, c->task, c->model, c->methods[i]);
         cost += flops * n * ts.epochs * (c->methods[i] == METHOD_TEACHER ? 3.0 : 4.0);
@@ -205,81 +226,136 @@ static void plan(Grid *g)
 
 /* ------------------------------------------------------------- data */
 
-static int load_data(Grid *g, char *err, size_t errlen)
+/* Which tasks share a data set (the same cache file): decided from the job
+ * alone, nothing is loaded. */
+static int map_data(Grid *g)
 {
     const Job *job = g->job;
-    g->data = calloc((size_t)job->n_tasks, sizeof(Dataset));
-    g->task_data = calloc((size_t)job->n_tasks, sizeof(int));
-    g->mean = calloc((size_t)job->n_tasks, sizeof *g->mean);
-    g->std = calloc((size_t)job->n_tasks, sizeof *g->std);
-    g->age_mean = calloc((size_t)job->n_tasks, sizeof(double));
-    g->age_std = calloc((size_t)job->n_tasks, sizeof(double));
-    char (*keys)[1100] = calloc((size_t)job->n_tasks, sizeof *keys);
-    DataComm dc = trainer_datacomm(g->comm);
-    int rc = 0;
-    for (int t = 0; t < job->n_tasks && !rc; t++) {
-        const DataOptions *o = &job->tasks[t].data;
+    int T = job->n_tasks;
+    g->data = calloc((size_t)T, sizeof(Dataset));
+    g->loaded = calloc((size_t)T, sizeof(int));
+    g->task_data = calloc((size_t)T, sizeof(int));
+    g->task_ready = calloc((size_t)T, sizeof(int));
+    g->mean = calloc((size_t)T, sizeof *g->mean);
+    g->std = calloc((size_t)T, sizeof *g->std);
+    g->age_mean = calloc((size_t)T, sizeof(double));
+    g->age_std = calloc((size_t)T, sizeof(double));
+    char (*keys)[1100] = calloc((size_t)T, sizeof *keys);
+    if (!g->data || !g->loaded || !g->task_data || !g->task_ready || !g->mean || !g->std || !g->age_mean ||
+        !g->age_std || !keys) {
+        free(keys);
+        return -1;
+    }
+    for (int t = 0; t < T; t++) {
         char key[1100];
-        dataset_cache_path(o, job->cache, key, sizeof key);
+        if (dataset_cache_path(&job->tasks[t].data, job->cache, key, sizeof key))
+            snprintf(key, sizeof key, "task %d", t); /* no cache: nothing to share */
         int found = -1;
         for (int i = 0; i < g->n_data; i++)
             if (strcmp(keys[i], key) == 0)
                 found = i;
         if (found < 0) {
-            found = g->n_data;
-            if (g->comm->rank == 0)
-                printf("occkd: loading data for task %s (%s)\n", job->tasks[t].name, source_name(o->source));
-            fflush(stdout);
-            char msg[1024];
-            if (dataset_load(o, job->cache, &dc, &g->data[found], msg, sizeof msg)) {
-                snprintf(err, errlen, "task %s: %s", job->tasks[t].name, msg);
-                rc = -1;
-                break;
-            }
+            found = g->n_data++;
             snprintf(keys[found], sizeof keys[found], "%s", key);
-            g->n_data++;
-            const Dataset *d = &g->data[found];
-            if (g->comm->rank == 0)
-                printf("occkd: %s: %d samples (train %d, val %d, test %d)%s\n", d->source_desc, d->n,
-                       dataset_split_count(d, SPLIT_TRAIN), dataset_split_count(d, SPLIT_VAL),
-                       dataset_split_count(d, SPLIT_TEST), d->from_cache ? ", from the cache" : "");
         }
         g->task_data[t] = found;
-        const Dataset *d = &g->data[found];
-        char msg[512];
-        if (dataset_channel_stats(d, SPLIT_TRAIN, g->mean[t], g->std[t], msg, sizeof msg)) {
-            snprintf(err, errlen, "task %s: %s", job->tasks[t].name, msg);
-            rc = -1;
-            break;
-        }
-        TaskSpec *ts = &((Job *)job)->tasks[t];
-        if (ts->target == TARGET_CLASS)
-            ts->classes = d->n_classes[ATTR_CLASS];
-        if (ts->regression) {
-            if (!d->age) {
-                snprintf(err, errlen, "task %s: the data set has no ages (source %s)", ts->name,
-                         source_name(job->tasks[t].data.source));
-                rc = -1;
-                break;
-            }
-            double s = 0, s2 = 0;
-            int n = 0;
-            for (int i = 0; i < d->n; i++)
-                if (d->split[i] == SPLIT_TRAIN && !isnan(d->age[i])) {
-                    s += d->age[i];
-                    s2 += (double)d->age[i] * d->age[i];
-                    n++;
-                }
-            g->age_mean[t] = n ? s / n : 0;
-            g->age_std[t] = n > 1 ? sqrt(fmax(s2 / n - g->age_mean[t] * g->age_mean[t], 1e-6)) : 1;
-        } else if (ts->classes < 2 || !d->attr_class[ts->attr]) {
-            snprintf(err, errlen, "task %s: the data set has no %s labels", ts->name, target_name(ts->target));
-            rc = -1;
-            break;
-        }
     }
     free(keys);
-    return rc;
+    return 0;
+}
+
+/* The statistics a task's cells need from its data set. */
+static int task_stats(Grid *g, int t, char *err, size_t errlen)
+{
+    const Job *job = g->job;
+    const Dataset *d = &g->data[g->task_data[t]];
+    char msg[512];
+    if (dataset_channel_stats(d, SPLIT_TRAIN, g->mean[t], g->std[t], msg, sizeof msg)) {
+        snprintf(err, errlen, "task %s: %s", job->tasks[t].name, msg);
+        return -1;
+    }
+    TaskSpec *ts = &((Job *)job)->tasks[t];
+    if (ts->target == TARGET_CLASS)
+        ts->classes = d->n_classes[ATTR_CLASS];
+    if (ts->regression) {
+        if (!d->age) {
+            snprintf(err, errlen, "task %s: the data set has no ages (source %s)", ts->name,
+                     source_name(job->tasks[t].data.source));
+            return -1;
+        }
+        double s = 0, s2 = 0;
+        int n = 0;
+        for (int i = 0; i < d->n; i++)
+            if (d->split[i] == SPLIT_TRAIN && !isnan(d->age[i])) {
+                s += d->age[i];
+                s2 += (double)d->age[i] * d->age[i];
+                n++;
+            }
+        g->age_mean[t] = n ? s / n : 0;
+        g->age_std[t] = n > 1 ? sqrt(fmax(s2 / n - g->age_mean[t] * g->age_mean[t], 1e-6)) : 1;
+    } else if (ts->classes < 2 || !d->attr_class[ts->attr]) {
+        snprintf(err, errlen, "task %s: the data set has no %s labels", ts->name, target_name(ts->target));
+        return -1;
+    }
+    g->task_ready[t] = 1;
+    return 0;
+}
+
+/* Loads task t's data set on this rank's group when it is not loaded yet
+ * (the group's ranks together: its leader checks or builds the cache).
+ * Collective over the group; every rank returns the same status. */
+static int acquire_task(Grid *g, int t, char *err, size_t errlen)
+{
+    const Job *job = g->job;
+    Comm *comm = g->comm;
+    int k = g->task_data[t], status = 0;
+    char msg[COMM_MSG_MAX] = "";
+    if (!g->loaded[k]) {
+        const DataOptions *o = &job->tasks[t].data;
+        if (comm->group_rank == 0) {
+            printf("occkd: group %d: loading data for task %s (%s)\n", comm->group, job->tasks[t].name,
+                   source_name(o->source));
+            fflush(stdout);
+        }
+        DataComm dc = trainer_datacomm_group(comm);
+        status = dataset_load(o, job->cache, &dc, &g->data[k], msg, sizeof msg);
+        if (status == 0) {
+            g->loaded[k] = 1;
+            const Dataset *d = &g->data[k];
+            if (comm->group_rank == 0)
+                printf("occkd: group %d: %s: %d samples (train %d, val %d, test %d)%s\n", comm->group,
+                       d->source_desc, d->n, dataset_split_count(d, SPLIT_TRAIN), dataset_split_count(d, SPLIT_VAL),
+                       dataset_split_count(d, SPLIT_TEST), d->from_cache ? ", from the cache" : "");
+        } else {
+            char m2[COMM_MSG_MAX];
+            snprintf(m2, sizeof m2, "task %s: %s", job->tasks[t].name, msg);
+            snprintf(msg, sizeof msg, "%s", m2);
+        }
+    }
+    if (status == 0 && !g->task_ready[t])
+        status = task_stats(g, t, msg, sizeof msg);
+    if (comm_agree(comm, COMM_SCOPE_GROUP, status != 0, msg, sizeof msg, NULL)) {
+        snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Frees data set k on this rank (its last chain on the group is done). */
+static void release_data(Grid *g, int k, const char *task)
+{
+    if (!g->loaded[k])
+        return;
+    g->bytes_read += dataset_bytes_read(&g->data[k]);
+    dataset_free(&g->data[k]);
+    g->loaded[k] = 0;
+    for (int t = 0; t < g->job->n_tasks; t++)
+        if (g->task_data[t] == k)
+            g->task_ready[t] = 0;
+    if (task && g->comm->group_rank == 0) {
+        printf("occkd: group %d: released the data of task %s\n", g->comm->group, task);
+        fflush(stdout);
+    }
 }
 
 /* ------------------------------------------------------------ one cell */
@@ -729,7 +805,9 @@ static void run_chains(Grid *g)
                              "its teacher did not finish");
                 continue;
             }
-            int rc = run_cell(g, ch, m, err, sizeof err);
+            int rc = acquire_task(g, ch->task, err, sizeof err);
+            if (rc == 0)
+                rc = run_cell(g, ch, m, err, sizeof err);
             if (rc == 1) {
                 g->stopped = 1;
             } else if (rc < 0) {
@@ -744,12 +822,18 @@ static void run_chains(Grid *g)
         for (int f = 0; f < job->n_fusions && !g->stopped; f++)
             if (job->fusions[f].kind == FUSION_CONCAT) {
                 char err[COMM_MSG_MAX];
-                if (run_concat(g, ch, &job->fusions[f], err, sizeof err)) {
+                if (acquire_task(g, ch->task, err, sizeof err) || run_concat(g, ch, &job->fusions[f], err, sizeof err)) {
                     if (comm->group_rank == 0)
                         fprintf(stderr, "occkd: fusion failed: %s\n", err);
                     g->failed = 1;
                 }
             }
+        /* the data set goes when no later chain of this group reads it */
+        int k = g->task_data[ch->task], later = 0;
+        for (int j = i + 1; j < g->n_chains; j++)
+            later |= g->chains[j].group == comm->group && g->task_data[g->chains[j].task] == k;
+        if (!later)
+            release_data(g, k, job->tasks[ch->task].name);
     }
 }
 
@@ -828,6 +912,33 @@ static void fuse(const Job *job, const FusionSpec *f, CellResult *cells, int n, 
     snprintf(out->status, sizeof out->status, "done");
 }
 
+/* This process's peak resident memory (VmHWM of /proc/self/status), bytes;
+ * 0 where the system does not say. */
+static int64_t peak_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (int64_t)kb * 1024;
+}
+
+static void print_cost(const int64_t *peak, const int64_t *bytes, int ranks)
+{
+    int64_t total = 0;
+    printf("occkd: peak memory per rank (VmHWM):");
+    for (int r = 0; r < ranks; r++) {
+        printf(" %.0f", (double)peak[r] / (1 << 20));
+        total += bytes[r];
+    }
+    printf(" MiB; pixel data read from the caches: %.1f MiB in all\n", (double)total / (1 << 20));
+    fflush(stdout);
+}
+
 static void iso_time(char *buf, size_t len, time_t t)
 {
     struct tm tm;
@@ -837,7 +948,8 @@ static void iso_time(char *buf, size_t len, time_t t)
 
 /* World rank 0: every cell's file, p-values against `student`, fusions,
  * results.h5. Returns 0, or -1 when a cell file is missing or unreadable. */
-static int assemble(const Job *job, int ranks, time_t started, char *err, size_t errlen)
+static int assemble(const Job *job, int ranks, time_t started, const int64_t *peak, const int64_t *bytes, char *err,
+                    size_t errlen)
 {
     int per_chain = 1;
     for (int i = 0; i < job->n_methods; i++)
@@ -896,7 +1008,7 @@ static int assemble(const Job *job, int ranks, time_t started, char *err, size_t
         iso_time(start, sizeof start, started);
         iso_time(end, sizeof end, time(NULL));
         ResultsInfo info = {.job_text = job->text, .job_path = job->path, .version = OCCKD_VERSION, .ranks = ranks,
-                            .start = start, .end = end};
+                            .start = start, .end = end, .peak_rss_bytes = peak, .data_bytes_read = bytes};
         rc = results_write(path, &info, cells, n, err, errlen);
         if (!rc)
             printf("occkd: wrote %s (%d cells)\n", path, n);
@@ -917,10 +1029,10 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
     g.job = job;
     g.comm = comm;
     char msg[COMM_MSG_MAX] = "";
-    int status = load_data(&g, msg, sizeof msg);
+    int status = 0;
     int rc = EXIT_OK;
-    if (comm_agree(comm, COMM_SCOPE_WORLD, status != 0, msg, sizeof msg, NULL)) {
-        snprintf(err, errlen, "%s", msg);
+    if (map_data(&g)) {
+        snprintf(err, errlen, "out of memory");
         rc = EXIT_FAILED;
         goto out;
     }
@@ -953,10 +1065,30 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
         rc = EXIT_OK;
         goto out;
     }
+    /* what the run cost: every rank's peak memory and cache bytes read */
+    int64_t *cost = calloc((size_t)comm->size * 2, sizeof(int64_t));
+    if (!cost) {
+        snprintf(err, errlen, "out of memory");
+        rc = EXIT_FAILED;
+        goto out;
+    }
+    cost[comm->rank] = peak_rss_bytes();
+    cost[comm->size + comm->rank] = g.bytes_read;
+    for (int i = 0; i < g.n_data; i++)
+        cost[comm->size + comm->rank] += g.loaded[i] ? dataset_bytes_read(&g.data[i]) : 0;
+    if (comm_sum_i64(comm, COMM_SCOPE_WORLD, cost, comm->size * 2)) {
+        free(cost);
+        snprintf(err, errlen, "%s", comm->error);
+        rc = EXIT_FAILED;
+        goto out;
+    }
+    if (comm->rank == 0)
+        print_cost(cost, cost + comm->size, comm->size);
     status = 0;
     msg[0] = 0;
     if (comm->rank == 0)
-        status = assemble(job, comm->size, started, msg, sizeof msg);
+        status = assemble(job, comm->size, started, cost, cost + comm->size, msg, sizeof msg);
+    free(cost);
     if (comm_agree(comm, COMM_SCOPE_WORLD, status != 0, msg, sizeof msg, NULL)) {
         snprintf(err, errlen, "assembling results: %s", msg);
         rc = EXIT_FAILED;
@@ -968,8 +1100,10 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
     }
 out:
     for (int i = 0; i < g.n_data; i++)
-        dataset_free(&g.data[i]);
+        release_data(&g, i, NULL);
     free(g.data);
+    free(g.loaded);
+    free(g.task_ready);
     free(g.task_data);
     free(g.mean);
     free(g.std);

@@ -149,6 +149,8 @@ int evaluate(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, con
 
 /* data/'s synchronisation through comm/ over the whole world. */
 DataComm trainer_datacomm(Comm *c);
+/* The same over the caller's rank group (a group loads the tasks it trains). */
+DataComm trainer_datacomm_group(Comm *c);
 
 /* evaluate() that also gathers every sample's embedding (the network's
  * penultimate layer) to the group leader, in sample order. */
