@@ -51,6 +51,7 @@ typedef struct {
     int synth_count;       /* samples in total */
     uint64_t synth_seed;
     int limit;             /* keep at most this many samples per split (0: all), for short runs */
+    int in_memory;         /* 1: read the cache's images into memory instead of streaming them */
 } DataOptions;
 
 /* A decoded data set. All arrays have n entries; attr arrays a value per

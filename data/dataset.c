@@ -972,6 +972,10 @@ int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *co
     free(out->origin); /* only the decoding needed it */
     out->origin = NULL;
     snprintf(out->cache_path, sizeof out->cache_path, "%s", path);
+    if (o->in_memory && dataset_load_pixels(out, err, errlen)) {
+        dataset_free(out);
+        return -1;
+    }
     return 0;
 }
 

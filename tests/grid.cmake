@@ -52,3 +52,10 @@ add_test(NAME readme_h5py_example
          COMMAND ${OCCKD_TEST_DIR}/test_readme_python.sh ${CMAKE_SOURCE_DIR}/README.md
                  ${CMAKE_CURRENT_BINARY_DIR}/grid_tiny/out/results.h5)
 set_tests_properties(readme_h5py_example PROPERTIES TIMEOUT 60 LABELS e2e DEPENDS grid_tiny SKIP_RETURN_CODE 77)
+
+# The data streamed from the cache or held in memory: the same results; each
+# rank group loads only the data of its own tasks.
+add_test(NAME grid_stream_vs_memory
+         COMMAND ${OCCKD_TEST_DIR}/test_stream.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/stream.cfg
+                 ${CMAKE_CURRENT_BINARY_DIR}/grid_stream)
+set_tests_properties(grid_stream_vs_memory PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
