@@ -59,3 +59,9 @@ add_test(NAME grid_stream_vs_memory
          COMMAND ${OCCKD_TEST_DIR}/test_stream.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/stream.cfg
                  ${CMAKE_CURRENT_BINARY_DIR}/grid_stream)
 set_tests_properties(grid_stream_vs_memory PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# A data set 4x larger than a rank's memory bound: the ranks stream it.
+add_test(NAME grid_stream_memory
+         COMMAND ${OCCKD_TEST_DIR}/test_stream_memory.sh $<TARGET_FILE:occkd_train>
+                 ${OCCKD_TEST_DIR}/jobs/stream-big.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_stream_memory)
+set_tests_properties(grid_stream_memory PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
