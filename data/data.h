@@ -135,6 +135,11 @@ void data_options_default(DataOptions *o);
 /* The cache file dataset_load uses for these options (without touching it). */
 int dataset_cache_path(const DataOptions *o, const char *cache_dir, char *path, size_t len);
 
+/* Samples a source holds, known without reading it (synthetic faces: their
+ * count; FER+, AffectNet, UTKFace, IDX: the published sizes; image folders: 0,
+ * unknown), capped by `limit` per split. For plans and memory estimates. */
+int64_t dataset_size_estimate(const DataOptions *o);
+
 /* Number of samples in a split (SPLIT_NONE: all samples). */
 int dataset_split_count(const Dataset *d, Split split);
 const char *split_name(Split s); /* "train", "val", "test", "none" */

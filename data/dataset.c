@@ -1064,6 +1064,20 @@ int dataset_load_pixels(Dataset *d, char *err, size_t errlen)
     return 0;
 }
 
+int64_t dataset_size_estimate(const DataOptions *o)
+{
+    int64_t n;
+    switch (o->source) {
+    case SOURCE_SYNTH: n = o->synth_count; break;
+    case SOURCE_FERPLUS: n = 35887; break;    /* fer2013.csv rows; the label rules drop some */
+    case SOURCE_AFFECTNET: n = 291651; break; /* training.csv + validation.csv, manually annotated */
+    case SOURCE_UTKFACE: n = 23705; break;
+    case SOURCE_IDX: n = 70000; break;        /* (Fashion-)MNIST train + test */
+    default: n = 0; break;
+    }
+    return o->limit > 0 && n > 3 * (int64_t)o->limit ? 3 * (int64_t)o->limit : n;
+}
+
 int dataset_split_count(const Dataset *d, Split split)
 {
     if (split == SPLIT_NONE)

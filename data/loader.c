@@ -18,7 +18,6 @@
 #include "data/data.h"
 
 #define LOADER_ERRLEN 512
-#define LOADER_SLOTS 3 /* the batch in use and two prepared ahead */
 
 static const char *const attr_names[ATTR_COUNT] = {"expression", "gender", "age", "class"};
 

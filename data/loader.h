@@ -221,6 +221,10 @@ typedef struct {
 
 typedef struct Loader Loader;
 
+/* Batches a loader holds at once (the one in use and those prepared ahead),
+ * for memory estimates. */
+#define LOADER_SLOTS 3
+
 enum { LOADER_OK = 0, LOADER_END = 1, LOADER_ERROR = -1 };
 
 /* Checks the options against the data set and starts the thread. The data

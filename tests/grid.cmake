@@ -65,3 +65,12 @@ add_test(NAME grid_stream_memory
          COMMAND ${OCCKD_TEST_DIR}/test_stream_memory.sh $<TARGET_FILE:occkd_train>
                  ${OCCKD_TEST_DIR}/jobs/stream-big.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_stream_memory)
 set_tests_properties(grid_stream_memory PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# --check estimates disk and memory from the job alone, without the data:
+# the study's grid on 16 ranks, and the streamed data memory of the big
+# streaming job far below its cache.
+add_test(NAME train_check_estimate
+         COMMAND sh -c "OCCKD_RANKS=16 '$<TARGET_FILE:occkd_train>' --check --no-path-check '${CMAKE_SOURCE_DIR}/jobs/paper-grid.cfg' &&
+                        OCCKD_RANKS=2 '$<TARGET_FILE:occkd_train>' --check '${OCCKD_TEST_DIR}/jobs/stream-big.cfg'")
+set_tests_properties(train_check_estimate PROPERTIES TIMEOUT 60 LABELS unit
+  PASS_REGULAR_EXPRESSION "task affectnet +cache 41868 MiB on disk.*largest cell [a-z_/+]+: [0-9]+ MiB per rank.*task gender +cache 938 MiB on disk \\(20000 faces of 3x128x128 bytes\\), data memory [0-9]+\\.[0-9] MiB per rank \\(streamed\\)")

@@ -144,21 +144,14 @@ static void cell_name(const Job *job, int seed_i, int task, int model, const cha
 }
 
 /* Training samples of a data source, known before its data are loaded (the
- * plan is made before any task is loaded): synthetic faces from their count,
- * the real sets from their published sizes, all capped by `limit`. Only the
- * ratios matter, for putting the longest chains first. */
+ * plan is made before any task is loaded), from dataset_size_estimate. Only
+ * the ratios matter, for putting the longest chains first. */
 static double train_estimate(const DataOptions *o)
 {
-    double n;
-    switch (o->source) {
-    case SOURCE_SYNTH: n = o->synth_count * (1.0 - o->val_fraction - o->test_fraction); break;
-    case SOURCE_FERPLUS: n = 28709; break;
-    case SOURCE_AFFECTNET: n = 287651; break;
-    case SOURCE_UTKFACE: n = 23705 * (1.0 - o->val_fraction - o->test_fraction); break;
-    case SOURCE_IDX: n = 60000; break;
-    default: n = 10000; break;
-    }
-    return o->limit > 0 && n > o->limit ? o->limit : n;
+    double n = (double)dataset_size_estimate(o);
+    if (o->source == SOURCE_SYNTH || o->source == SOURCE_UTKFACE)
+        n *= 1.0 - o->val_fraction - o->test_fraction;
+    return n > 0 ? n : 10000;
 }
 
 /* Training samples x forward flops x (3 for forward+backward, +1 forward of
@@ -449,9 +442,10 @@ static TrainConfig cell_config(const Grid *g, int task, int model, Method method
     c.sync.bucket_bytes = job->parallel.bucket_bytes;
     c.sync.blocking = !job->parallel.overlap;
     c.sync.scale = 1.0;
+    /* networks hold a training slice; evaluation runs in batches of that size
+     * too (evaluate caps its batch), so a large eval_batch costs no memory */
     int gs = g->comm->group_size;
-    int a = (micro + gs - 1) / gs, b = (c.eval_batch + gs - 1) / gs;
-    *max_local = a > b ? a : b;
+    *max_local = (micro + gs - 1) / gs;
     return c;
 }
 

@@ -17,4 +17,9 @@ void grid_install_signals(void);
  * in err (identical on every rank). */
 int grid_run(const Job *job, Comm *comm, char *err, size_t errlen);
 
+/* Prints what the job will cost: cache bytes on disk per data set, data
+ * memory per rank, and the memory of the largest cell per rank, for `ranks`
+ * ranks (occkd_train --check). */
+void job_print_estimate(const Job *job, int ranks, FILE *f);
+
 #endif

@@ -17,7 +17,9 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: occkd_train [--check] [--set key=value ...] job.cfg\n"
-               "  --check          validate the job file and list its cells, then exit\n"
+               "  --check          validate the job file, list its cells and estimate the disk and memory\n"
+               "                   they need (OCCKD_RANKS=N: for N ranks), then exit\n"
+               "  --no-path-check  with --check: do not require the data paths and weight files to exist\n"
                "  --set key=value  override a setting, e.g. --set train.epochs=2 (validated like the file)\n"
                "  --version        print the version\n"
                "Every key of a job file is described in jobs/README.md.\n");
@@ -36,12 +38,14 @@ static int launcher_rank(void)
 
 int main(int argc, char **argv)
 {
-    int check = 0, n_sets = 0;
+    int check = 0, no_paths = 0, n_sets = 0;
     const char **sets = calloc((size_t)argc, sizeof(char *));
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--check")) {
             check = 1;
+        } else if (!strcmp(argv[i], "--no-path-check")) {
+            no_paths = 1;
         } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
         } else if (!strncmp(argv[i], "--set=", 6)) {
@@ -77,12 +81,18 @@ int main(int argc, char **argv)
     char err[8192];
     if (check) {
         /* every process validates the same file the same way; one prints */
-        int rc = job_load(path, sets, n_sets, &job, err, sizeof err);
+        int rc = job_load_ex(path, sets, n_sets, no_paths ? JOB_NO_PATH_CHECK : 0, &job, err, sizeof err);
         if (launcher_rank() == 0) {
             if (rc)
                 fprintf(stderr, "%s\n", err);
             else {
                 job_print(&job, stdout);
+                const char *r = getenv("OCCKD_RANKS");
+                if (!r)
+                    r = getenv("OMPI_COMM_WORLD_SIZE");
+                if (!r)
+                    r = getenv("SLURM_NTASKS");
+                job_print_estimate(&job, r && atoi(r) > 0 ? atoi(r) : 1, stdout);
                 printf("%s: valid\n", path);
             }
         }
