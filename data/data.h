@@ -52,6 +52,7 @@ typedef struct {
     uint64_t synth_seed;
     int limit;             /* keep at most this many samples per split (0: all), for short runs */
     int in_memory;         /* 1: read the cache's images into memory instead of streaming them */
+    int cache_side;        /* cap on the side stored in the cache (0: the source's own, see data_stored_geometry) */
 } DataOptions;
 
 /* A decoded data set. All arrays have n entries; attr arrays a value per
@@ -134,6 +135,14 @@ void data_options_default(DataOptions *o);
 
 /* The cache file dataset_load uses for these options (without touching it). */
 int dataset_cache_path(const DataOptions *o, const char *cache_dir, char *path, size_t len);
+
+/* The side and channels a cache stores for these options: the source's own
+ * resolution, capped by cache_side (FER+ 48 px grey, UTKFace 200 px, IDX
+ * 28 px grey; AffectNet and image folders, whose images vary: cache_side, or
+ * side when it is 0; synthetic faces are drawn at side). Colour sources keep
+ * the channels the job asks for. The loader resizes to the job's side and
+ * channels (LoaderOptions.side, .channels). */
+void data_stored_geometry(const DataOptions *o, int *side, int *channels);
 
 /* Samples a source holds, known without reading it (synthetic faces: their
  * count; FER+, AffectNet, UTKFace, IDX: the published sizes; image folders: 0,

@@ -693,12 +693,15 @@ void options_text(const DataOptions *o, char *buf, size_t len)
              (unsigned long long)(o->source == SOURCE_SYNTH ? o->synth_seed : 0));
 }
 
+static DataOptions stored_options(const DataOptions *o);
+
 int dataset_cache_path(const DataOptions *o, const char *cache_dir, char *path, size_t len)
 {
     if (!cache_dir || !cache_dir[0])
         return -1;
     char text[3000];
-    options_text(o, text, sizeof text);
+    DataOptions so = stored_options(o);
+    options_text(&so, text, sizeof text);
     uint64_t h = hash_bytes(0xCBF29CE484222325ull, text, strlen(text));
     int n = snprintf(path, len, "%s/%s-%016llx.h5", cache_dir, source_name(o->source), (unsigned long long)h);
     return n < 0 || (size_t)n >= len ? -1 : 0;
@@ -909,12 +912,16 @@ static int mkdir_parents(const char *dir)
     return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
 }
 
-int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
+int dataset_load(const DataOptions *job_o, const char *cache_dir, const DataComm *comm, Dataset *out, char *err,
                  size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (validate_options(o, err, errlen))
+    if (validate_options(job_o, err, errlen))
         return -1;
+    /* without a cache the images are decoded at the job's side; a cache
+     * stores them at the source's own resolution */
+    DataOptions so = stored_options(job_o);
+    const DataOptions *o = cache_dir && cache_dir[0] ? &so : job_o;
     const DataComm *c = comm && comm->world > 1 ? comm : NULL;
     int rank = c ? c->rank : 0;
     if (!cache_dir || !cache_dir[0]) {
@@ -972,7 +979,7 @@ int dataset_load(const DataOptions *o, const char *cache_dir, const DataComm *co
     free(out->origin); /* only the decoding needed it */
     out->origin = NULL;
     snprintf(out->cache_path, sizeof out->cache_path, "%s", path);
-    if (o->in_memory && dataset_load_pixels(out, err, errlen)) {
+    if (job_o->in_memory && dataset_load_pixels(out, err, errlen)) {
         dataset_free(out);
         return -1;
     }
@@ -1062,6 +1069,33 @@ int dataset_load_pixels(Dataset *d, char *err, size_t errlen)
         }
     d->pixels = px;
     return 0;
+}
+
+void data_stored_geometry(const DataOptions *o, int *side, int *channels)
+{
+    int s = o->side, c = o->channels, cap = o->cache_side > 0 ? o->cache_side : 0;
+    switch (o->source) {
+    case SOURCE_FERPLUS: s = 48, c = 1; break;
+    case SOURCE_IDX: s = 28, c = 1; break;
+    case SOURCE_UTKFACE: s = 200; break;
+    case SOURCE_AFFECTNET:
+    case SOURCE_FOLDER: s = cap ? cap : o->side; break;
+    case SOURCE_SYNTH: break;
+    }
+    if (cap && s > cap && o->source != SOURCE_SYNTH)
+        s = cap;
+    *side = s;
+    *channels = c;
+}
+
+/* The options the cache is built with: the stored geometry in place of the
+ * job's side and channels. */
+static DataOptions stored_options(const DataOptions *o)
+{
+    DataOptions so = *o;
+    data_stored_geometry(o, &so.side, &so.channels);
+    so.cache_side = 0;
+    return so;
 }
 
 int64_t dataset_size_estimate(const DataOptions *o)

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/data.h"
+#include "data/internal.h"
 
 #define LOADER_ERRLEN 512
 
@@ -23,7 +23,8 @@ static const char *const attr_names[ATTR_COUNT] = {"expression", "gender", "age"
 
 typedef struct {
     int64_t *ids;
-    uint8_t *raw; /* one stored image */
+    uint8_t *raw;   /* one stored image */
+    uint8_t *sized; /* it at the batch's side and channels */
     float *clean, *occluded;
     int *label;
     float *age, *soft;
@@ -79,10 +80,36 @@ LoaderOptions loader_options_default(void)
 
 /* ------------------------------------------------------- one sample, one batch */
 
-static void prepare_pair_from(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch,
-                              int64_t id, const uint8_t *src, float *clean, float *occluded)
+/* The batch's side and channels for these options. */
+static void batch_geometry(const Dataset *d, const LoaderOptions *o, int *side, int *channels)
 {
-    int C = d->channels, S = d->side;
+    *side = o->side > 0 ? o->side : d->side;
+    *channels = o->channels > 0 ? o->channels : d->channels;
+}
+
+/* Stored CHW (d->channels, d->side^2) -> (C, S^2): each channel resized, a
+ * grey plane replicated. */
+static void fit_image(const Dataset *d, const uint8_t *src, int C, int S, uint8_t *dst)
+{
+    size_t np = (size_t)S * S, snp = (size_t)d->side * d->side;
+    for (int c = 0; c < C; c++) {
+        const uint8_t *plane = src + (size_t)(d->channels == 1 ? 0 : c) * snp;
+        if (c > 0 && d->channels == 1)
+            memcpy(dst + (size_t)c * np, dst, np);
+        else
+            image_resize(plane, d->side, d->side, 1, dst + (size_t)c * np, S, S);
+    }
+}
+
+static void prepare_pair_from(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch,
+                              int64_t id, const uint8_t *src, uint8_t *sized, float *clean, float *occluded)
+{
+    int C, S;
+    batch_geometry(d, o, &S, &C);
+    if (S != d->side || C != d->channels) {
+        fit_image(d, src, C, S, sized);
+        src = sized;
+    }
     size_t count = (size_t)C * S * S;
     AugmentDraw draw = o->augment ? augment_draw(&o->aug, o->sampler.seed, epoch, id) : augment_identity(&o->aug);
     augment_apply(src, C, S, o->aug.pad, draw, clean);
@@ -95,13 +122,16 @@ static void prepare_pair_from(const Dataset *d, const LoaderOptions *o, const ui
 int loader_prepare_pair(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch, int64_t id,
                         float *clean, float *occluded, char *err, size_t errlen)
 {
-    uint8_t *src = malloc((size_t)d->channels * d->side * d->side);
-    int rc = !src ? -1 : dataset_read_sample(d, id, src, err, errlen);
-    if (!src)
+    int C, S;
+    batch_geometry(d, o, &S, &C);
+    uint8_t *src = malloc((size_t)d->channels * d->side * d->side), *sized = malloc((size_t)C * S * S);
+    int rc = !src || !sized ? -1 : dataset_read_sample(d, id, src, err, errlen);
+    if (!src || !sized)
         snprintf(err, errlen, "loader: out of memory");
     if (!rc)
-        prepare_pair_from(d, o, hidden, epoch, id, src, clean, occluded);
+        prepare_pair_from(d, o, hidden, epoch, id, src, sized, clean, occluded);
     free(src);
+    free(sized);
     return rc;
 }
 
@@ -161,7 +191,9 @@ static void prepare_batch(Loader *l, int64_t k, Slot *s)
         s->status = LOADER_ERROR;
         return;
     }
-    size_t count = (size_t)l->d->channels * l->d->side * l->d->side;
+    int C, S;
+    batch_geometry(l->d, &l->o, &S, &C);
+    size_t count = (size_t)C * S * S;
     for (int i = 0; i < s->slice.n; i++) {
         int64_t id = s->ids[i];
         if (copy_targets(l, s, i, id)) {
@@ -172,7 +204,7 @@ static void prepare_batch(Loader *l, int64_t k, Slot *s)
             s->status = LOADER_ERROR;
             return;
         }
-        prepare_pair_from(l->d, &l->o, l->hidden, pos.epoch, id, s->raw, s->clean + i * count,
+        prepare_pair_from(l->d, &l->o, l->hidden, pos.epoch, id, s->raw, s->sized, s->clean + i * count,
                           s->occluded + i * count);
     }
     s->status = LOADER_OK;
@@ -221,8 +253,15 @@ static int check_options(const Dataset *d, const LoaderOptions *o, char *err, si
         snprintf(err, errlen, "loader: split %d requested but the data set records no splits", (int)o->split);
         return -1;
     }
-    if (o->aug.pad < 0 || o->aug.pad >= d->side) {
-        snprintf(err, errlen, "loader: crop padding %d outside [0, %d)", o->aug.pad, d->side);
+    int C, S;
+    batch_geometry(d, o, &S, &C);
+    if (S < 1 || S > 4096 || (C != d->channels && !(d->channels == 1 && C == 3))) {
+        snprintf(err, errlen, "loader: cannot make %d x %d x %d batches from stored %d x %d x %d images", C, S, S,
+                 d->channels, d->side, d->side);
+        return -1;
+    }
+    if (o->aug.pad < 0 || o->aug.pad >= S) {
+        snprintf(err, errlen, "loader: crop padding %d outside [0, %d)", o->aug.pad, S);
         return -1;
     }
     for (int c = 0; c < d->channels; c++)
@@ -245,23 +284,27 @@ static int64_t *split_ids(const Dataset *d, Split split, int64_t *n)
     return ids;
 }
 
-static int alloc_slot(Slot *s, const Dataset *d, int max_n)
+static int alloc_slot(Slot *s, const Dataset *d, const LoaderOptions *o, int max_n)
 {
-    size_t count = (size_t)max_n * d->channels * d->side * d->side;
+    int C, S;
+    batch_geometry(d, o, &S, &C);
+    size_t count = (size_t)max_n * C * S * S;
     s->ids = calloc((size_t)max_n, sizeof *s->ids);
     s->raw = malloc((size_t)d->channels * d->side * d->side);
+    s->sized = malloc((size_t)C * S * S);
     s->clean = calloc(count, sizeof *s->clean);
     s->occluded = calloc(count, sizeof *s->occluded);
     s->label = calloc((size_t)max_n, sizeof *s->label);
     s->age = calloc((size_t)max_n, sizeof *s->age);
     s->soft = calloc((size_t)max_n * (d->soft ? (size_t)d->soft_k : 1), sizeof *s->soft);
-    return s->ids && s->raw && s->clean && s->occluded && s->label && s->age && s->soft ? 0 : -1;
+    return s->ids && s->raw && s->sized && s->clean && s->occluded && s->label && s->age && s->soft ? 0 : -1;
 }
 
 static void free_slot(Slot *s)
 {
     free(s->ids);
     free(s->raw);
+    free(s->sized);
     free(s->clean);
     free(s->occluded);
     free(s->label);
@@ -293,7 +336,8 @@ static int loader_setup(Loader *l, char *err, size_t errlen)
         return -1;
     }
     l->max_n = sampler_max_slice(&l->sampler);
-    int S = l->d->side;
+    int C, S;
+    batch_geometry(l->d, &l->o, &S, &C);
     if (l->o.occ.kind != OCC_NONE) {
         l->hidden = malloc((size_t)S * S);
         if (!l->hidden) {
@@ -303,7 +347,7 @@ static int loader_setup(Loader *l, char *err, size_t errlen)
         occlusion_mask(&l->o.occ, S, l->hidden);
     }
     for (int i = 0; i < LOADER_SLOTS; i++)
-        if (alloc_slot(&l->slot[i], l->d, l->max_n)) {
+        if (alloc_slot(&l->slot[i], l->d, &l->o, l->max_n)) {
             snprintf(err, errlen, "loader: out of memory for batches of %d samples", l->max_n);
             return -1;
         }
@@ -322,6 +366,9 @@ int loader_create(const Dataset *d, const LoaderOptions *o, Loader **out, char *
     }
     l->d = d;
     l->o = *o;
+    if (d->channels == 1) /* a grey data set made colour: one statistic for all */
+        for (int c = 1; c < 4; c++)
+            l->o.mean[c] = l->o.mean[0], l->o.std[c] = l->o.std[0];
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     if (loader_setup(l, err, errlen)) {
@@ -350,8 +397,7 @@ static void fill_batch(const Loader *l, const Slot *s, Batch *b)
     b->offset = s->slice.offset;
     b->epoch = s->slice.epoch;
     b->batch = s->slice.batch;
-    b->channels = d->channels;
-    b->side = d->side;
+    batch_geometry(d, &l->o, &b->side, &b->channels);
     b->ids = s->ids;
     b->clean = s->clean;
     b->occluded = s->occluded;

@@ -3,7 +3,9 @@
  *
  * The path of one sample, in this order:
  *
- *   uint8 CHW pixels (0..255)
+ *   uint8 CHW pixels (0..255) as stored
+ *     -> resized to the batch's side (the same filter the readers use), grey
+ *        replicated to colour when the batch asks for 3 channels
  *     -> augmentation (training only): zero padding by `pad`, a random crop
  *        back to the side, a random horizontal flip; all keyed by
  *        (seed, epoch, global sample index), so the same whatever the ranks
@@ -195,7 +197,10 @@ typedef struct {
     SamplerOptions sampler;
     SamplerPos start;    /* first batch to serve (resume) */
     int64_t max_epochs;  /* loader_next reports the end after this many epochs; 0: endless */
-    int background;      /* 1: a thread prepares the next batch; 0: on demand in loader_next */
+    int background;      /* 1: a thread prepares the next batches; 0: on demand in loader_next */
+    int side, channels;  /* what batches hold (0: the data set's stored side / channels): a stored
+                            image is resized (image_resize, per channel) and a grey one
+                            replicated to colour first; mean[0] / std[0] then serve every channel */
 } LoaderOptions;
 
 /* A training default: train split, expression labels, pad 4 + flip, vr band

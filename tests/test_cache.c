@@ -180,6 +180,63 @@ static void test_source_change(const char *cache)
           "missing source accepted: %s", err);
 }
 
+/* A FER+ cache for a 96 px colour job stores the faces as FER+ has them,
+ * 48 x 48 grey; the loader resizes and replicates them, giving the very
+ * batches a load without cache (decoded at 96 px colour) gives. */
+static void test_source_resolution(const char *cache)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/fer96", root);
+    write_fer(dir, 33);
+    DataOptions o;
+    data_options_default(&o);
+    o.source = SOURCE_FERPLUS;
+    snprintf(o.path, sizeof o.path, "%s", dir);
+    o.side = 96;
+    o.channels = 3;
+    Dataset c, m;
+    char err[1024] = "";
+    CHECK(dataset_load(&o, cache, NULL, &c, err, sizeof err) == 0, "cached load: %s", err);
+    CHECK(dataset_load(&o, NULL, NULL, &m, err, sizeof err) == 0, "load without cache: %s", err);
+    CHECK(c.side == 48 && c.channels == 1, "the cache stores %d x %d x %d, expected FER+'s own 1 x 48 x 48", c.channels,
+          c.side, c.side);
+    CHECK(m.side == 96 && m.channels == 3, "without a cache: %d x %d x %d", m.channels, m.side, m.side);
+    struct stat st;
+    CHECK(stat(c.cache_path, &st) == 0 && st.st_size < 3 * 96 * 96 * c.n, "cache of %lld bytes is not at 48 px grey",
+          (long long)st.st_size);
+    int cap = 0, cc = 0;
+    o.cache_side = 40; /* a cap below the source's side */
+    data_stored_geometry(&o, &cap, &cc);
+    CHECK(cap == 40 && cc == 1, "cache_side 40: stored %d px x %d", cap, cc);
+    for (int split = SPLIT_TRAIN; split <= SPLIT_TEST; split++) {
+        LoaderOptions lo = loader_options_default();
+        lo.split = (Split)split;
+        lo.sampler.global_batch = 1;
+        lo.background = 0;
+        lo.aug.pad = 6;
+        Loader *a = NULL, *b = NULL;
+        LoaderOptions la = lo;
+        la.side = 96;
+        la.channels = 3;
+        CHECK(loader_create(&c, &la, &a, err, sizeof err) == 0 && loader_create(&m, &lo, &b, err, sizeof err) == 0,
+              "loaders: %s", err);
+        Batch x, y;
+        if (a && b && loader_next(a, &x, err, sizeof err) == LOADER_OK && loader_next(b, &y, err, sizeof err) == LOADER_OK) {
+            size_t n = (size_t)3 * 96 * 96;
+            CHECK(x.side == 96 && x.channels == 3 && x.n == 1 && y.n == 1, "batch of %d x %d x %d", x.channels, x.side,
+                  x.side);
+            CHECK(memcmp(x.clean, y.clean, n * sizeof(float)) == 0 && memcmp(x.occluded, y.occluded, n * sizeof(float)) == 0,
+                  "%s split: resizing while loading differs from resizing while decoding", split_name((Split)split));
+        } else {
+            CHECK(0, "no batch: %s", err);
+        }
+        loader_destroy(a);
+        loader_destroy(b);
+    }
+    dataset_free(&c);
+    dataset_free(&m);
+}
+
 /* ------------------------------------------- three ranks as processes */
 
 typedef struct {
@@ -333,6 +390,7 @@ int main(void)
     snprintf(cache, sizeof cache, "%s/cache", root);
     test_round_trip(cache);
     test_source_change(cache);
+    test_source_resolution(cache);
     test_parallel_build(cache);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

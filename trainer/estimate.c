@@ -44,8 +44,10 @@ void job_print_estimate(const Job *job, int ranks, FILE *f)
         const TaskSpec *ts = &job->tasks[t];
         const DataOptions *o = &ts->data;
         int64_t n = dataset_size_estimate(o);
-        double sample = (double)o->channels * o->side * o->side;
-        double cache = (double)n * sample;
+        int ss, sc;
+        data_stored_geometry(o, &ss, &sc);
+        double sample = (double)o->channels * o->side * o->side, stored = (double)sc * ss * ss;
+        double cache = (double)n * stored;
         int shared = 0; /* tasks reading the same cache count once */
         char a[1100], b[1100];
         for (int u = 0; u < t && dataset_cache_path(o, job->cache, a, sizeof a) == 0; u++)
@@ -74,11 +76,11 @@ void job_print_estimate(const Job *job, int ranks, FILE *f)
         worst_data = data > worst_data ? data : worst_data;
         if (n > 0)
             fprintf(f, "  task %-12s cache %.0f MiB on disk (%lld faces of %dx%dx%d bytes)%s, data memory %.1f MiB per rank%s\n",
-                    ts->name, mib(cache), (long long)n, o->channels, o->side, o->side, shared ? ", shared" : "",
+                    ts->name, mib(cache), (long long)n, sc, ss, ss, shared ? ", shared" : "",
                     mib(data), o->in_memory ? " (in memory)" : " (streamed)");
         else
             fprintf(f, "  task %-12s cache: %d x %d x %d bytes per image (the folder's count decides)\n", ts->name,
-                    o->channels, o->side, o->side);
+                    sc, ss, ss);
     }
     fprintf(f, "  largest cell %s: %.0f MiB per rank (networks, optimiser, activations)\n", worst_name,
             mib(worst_cell));

@@ -459,6 +459,8 @@ static LoaderOptions cell_loader(const Grid *g, int task, int model, Method meth
     o.aug = s.aug;
     o.augment = 1;
     o.occ = ts->occ;
+    o.side = ts->data.side; /* the cache may hold another resolution */
+    o.channels = ts->data.channels;
     for (int c = 0; c < 4; c++) {
         o.mean[c] = g->mean[task][c];
         o.std[c] = g->std[task][c] > 0 ? g->std[task][c] : 1.0f;

@@ -741,7 +741,7 @@ static const char *sources_for(Target t)
 enum {
     D_SOURCE = 1 << 0, D_PATH = 1 << 1, D_IMAGES = 1 << 2, D_SIDE = 1 << 3, D_CHANNELS = 1 << 4, D_LABELS = 1 << 5,
     D_VAL = 1 << 6, D_TEST = 1 << 7, D_SPLIT_SEED = 1 << 8, D_BAD = 1 << 9, D_COUNT = 1 << 10, D_SYNTH_SEED = 1 << 11,
-    D_LIMIT = 1 << 12, D_IN_MEMORY = 1 << 13
+    D_LIMIT = 1 << 12, D_IN_MEMORY = 1 << 13, D_CACHE_SIDE = 1 << 14
 };
 
 /* A key given for a source that does not read it is an error (it would be
@@ -795,6 +795,7 @@ static void parse_data(Ctx *c, const config_setting_t *g, const config_setting_t
         k_u64("synth_seed", &o->synth_seed, D_SYNTH_SEED),
         k_int("limit", &o->limit, R_NONNEG, D_LIMIT),
         k_bool("in_memory", &o->in_memory, D_IN_MEMORY),
+        k_int("cache_side", &o->cache_side, range(0, 4096), D_CACHE_SIDE),
     };
     unsigned seen = 0;
     if (g && parse_group(c, g, keys, COUNT(keys), &seen) && !config_setting_is_group(g))
