@@ -12,3 +12,10 @@ foreach(model vgg_f vgg_face resnet50)
                    --batch 4 --classes 7 --steps 2 --warmup 1 --threads 2)
   set_tests_properties(bench_${model} PROPERTIES TIMEOUT 120 LABELS unit)
 endforeach()
+
+# occkd_databench prints the loader's and the training's figures, streamed and in memory.
+add_test(NAME databench_smoke
+         COMMAND ${OCCKD_TEST_DIR}/databench_smoke.sh $<TARGET_FILE:occkd_databench> --model vgg_f --input 64 --channels 3
+                 --width 0.25 --fc 128 --batch 8 --faces 200 --steps 2 --threads 2
+                 --cache ${CMAKE_CURRENT_BINARY_DIR}/databench-cache)
+set_tests_properties(databench_smoke PROPERTIES TIMEOUT 120 LABELS unit)
