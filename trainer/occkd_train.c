@@ -83,9 +83,18 @@ int main(int argc, char **argv)
         /* every process validates the same file the same way; one prints */
         int rc = job_load_ex(path, sets, n_sets, no_paths ? JOB_NO_PATH_CHECK : 0, &job, err, sizeof err);
         if (launcher_rank() == 0) {
-            if (rc)
+            if (rc) {
                 fprintf(stderr, "%s\n", err);
-            else {
+                /* where only paths are missing (a job planned on another
+                 * machine), the estimate still helps */
+                Job j2;
+                char e2[256];
+                if (!no_paths && job_load_ex(path, sets, n_sets, JOB_NO_PATH_CHECK, &j2, e2, sizeof e2) == 0) {
+                    const char *r = getenv("OCCKD_RANKS");
+                    job_print_estimate(&j2, r && atoi(r) > 0 ? atoi(r) : 1, stdout);
+                    job_free(&j2);
+                }
+            } else {
                 job_print(&job, stdout);
                 const char *r = getenv("OCCKD_RANKS");
                 if (!r)
