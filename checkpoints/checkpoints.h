@@ -131,12 +131,13 @@ typedef struct {
     /* what the run cost, per world rank (NULL: not recorded): peak resident
      * memory (VmHWM) and pixel bytes read from data caches */
     const int64_t *peak_rss_bytes, *data_bytes_read;
+    const char *blas;        /* the BLAS kernels in use (attribute blas_kernels), or NULL */
 } ResultsInfo;
 
 /* Writes results.h5 from the cells, atomically:
  *   /job         group; attributes format, job_file (the job's text),
  *                job_path, occkd_version, ranks, start, end,
- *                peak_rss_max_bytes, data_bytes_read_total; datasets
+ *                peak_rss_max_bytes, data_bytes_read_total, blas_kernels; datasets
  *                peak_rss_bytes and data_bytes_read (int64, one per rank)
  *   /summary     compound table (task, model, method, seed, metric: strings of
  *                SUMMARY_STR bytes, NUL-terminated; value, p_value: doubles;

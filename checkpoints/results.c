@@ -413,6 +413,8 @@ static int write_job(hid_t f, const ResultsInfo *info, const char *file, char *e
         rc |= h5io_attr_i64(g, "ranks", info->ranks);
         rc |= h5io_attr_str(g, "start", info->start);
         rc |= h5io_attr_str(g, "end", info->end);
+        if (info->blas)
+            rc |= h5io_attr_str(g, "blas_kernels", info->blas);
         if (info->peak_rss_bytes && info->data_bytes_read && info->ranks > 0) {
             int64_t peak = 0, total = 0;
             for (int r = 0; r < info->ranks; r++) {

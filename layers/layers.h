@@ -251,4 +251,13 @@ void sgd_step(const SgdConfig *c, float lr, float *params, const float *grads, f
 void layers_set_threads(int n);
 int layers_get_threads(void);
 
+/* OpenBLAS's kernels (layers/blas_kernel.c). blas_kernel_select runs first
+ * in main, before MPI: where OpenBLAS fell back to kernels weaker than the
+ * CPU allows (and the user set no OPENBLAS_CORETYPE), it runs the program
+ * again with the right OPENBLAS_CORETYPE and does not return. Test switch:
+ * OCCKD_BLAS_TREAT_AS_FALLBACK=1. blas_kernel_describe: one line on the
+ * kernels in use, for printing and results.h5. */
+void blas_kernel_select(char **argv);
+const char *blas_kernel_describe(void);
+
 #endif

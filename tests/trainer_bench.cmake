@@ -19,3 +19,10 @@ add_test(NAME databench_smoke
                  --width 0.25 --fc 128 --batch 8 --faces 200 --steps 2 --threads 2
                  --cache ${CMAKE_CURRENT_BINARY_DIR}/databench-cache)
 set_tests_properties(databench_smoke PROPERTIES TIMEOUT 120 LABELS unit)
+
+# The OpenBLAS kernel check: a user's choice kept and warned about; the
+# automatic correction through its test switch, alone and under mpirun.
+add_test(NAME blas_kernel_check
+         COMMAND ${OCCKD_TEST_DIR}/test_blas_kernel.sh $<TARGET_FILE:occkd_bench> $<TARGET_FILE:occkd_train>
+                 ${OCCKD_TEST_DIR}/jobs/tiny.cfg ${CMAKE_CURRENT_BINARY_DIR}/blas_kernel)
+set_tests_properties(blas_kernel_check PROPERTIES TIMEOUT 120 LABELS "mpi;e2e")

@@ -76,6 +76,7 @@ static double sgemm_rate(int n, int threads)
 
 int main(int argc, char **argv)
 {
+    blas_kernel_select(argv); /* may run the program again with better kernels */
     NetSpec spec = netspec_default(ARCH_VGG_F);
     int batch = 0, steps = 10, warmup = 2, threads = 0, have_model = 0, have_input = 0;
     int fc = -1;
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
     printf("train_images_per_s: %.2f\n", ips);
     printf("train_gflops_per_s: %.1f\n", gflops);
     printf("sgemm_gflops_per_s: %.1f\n", sgemm);
+    printf("blas_core: %s\n", blas_kernel_describe());
     printf("peak_memory_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);
     printf("forward_gflop_per_image: %.3f\n", net_flops(net) / 1e9);
     printf("final_loss: %.4f\n", loss);

@@ -144,6 +144,7 @@ static double train_rate(Net *net, const Dataset *d, const LoaderOptions *o, int
 
 int main(int argc, char **argv)
 {
+    blas_kernel_select(argv);
     Args a;
     if (parse(argc, argv, &a))
         return 2;
@@ -180,8 +181,8 @@ int main(int argc, char **argv)
     lo.attr = ATTR_EXPRESSION;
     LoaderOptions same = loader_opts(&a, a.stored, 1); /* no resize */
     int steps = a.steps;
-    printf("workload %s %dpx x%d batch %d, faces stored at %dpx grey (%d faces), %d thread(s)\n", a.model, a.input,
-           a.channels, a.batch, a.stored, a.faces, a.threads);
+    printf("workload %s %dpx x%d batch %d, faces stored at %dpx grey (%d faces), %d thread(s); %s\n", a.model, a.input,
+           a.channels, a.batch, a.stored, a.faces, a.threads, blas_kernel_describe());
     lo.background = 0;
     same.background = 0;
     double load_resize = loader_rate(&d, &lo, steps * 4), load_plain = loader_rate(&d, &same, steps * 4);

@@ -38,6 +38,7 @@ static int launcher_rank(void)
 
 int main(int argc, char **argv)
 {
+    blas_kernel_select(argv); /* before MPI: may run the program again with better kernels */
     int check = 0, no_paths = 0, n_sets = 0;
     const char **sets = calloc((size_t)argc, sizeof(char *));
     const char *path = NULL;
@@ -139,7 +140,8 @@ int main(int argc, char **argv)
     if (comm.rank == 0) {
         char where[256];
         comm_describe(&comm, where, sizeof where);
-        printf("occkd %s: %s; %d compute thread(s) per rank\n", OCCKD_VERSION, where, threads);
+        printf("occkd %s: %s; %d compute thread(s) per rank; %s\n", OCCKD_VERSION, where, threads,
+               blas_kernel_describe());
         fflush(stdout);
     }
     grid_install_signals();
