@@ -74,3 +74,9 @@ add_test(NAME train_check_estimate
                         OCCKD_RANKS=2 '$<TARGET_FILE:occkd_train>' --check '${OCCKD_TEST_DIR}/jobs/stream-big.cfg'")
 set_tests_properties(train_check_estimate PROPERTIES TIMEOUT 60 LABELS unit
   PASS_REGULAR_EXPRESSION "task affectnet +cache 41868 MiB on disk.*largest cell [a-z_/+]+: [0-9]+ MiB per rank.*task gender +cache 938 MiB on disk \\(20000 faces of 3x128x128 bytes\\), data memory [0-9]+\\.[0-9] MiB per rank \\(streamed\\)")
+
+# A checkpoint of 2 ranks resumes on 1, then the grid finishes on 4.
+add_test(NAME grid_elastic_resume
+         COMMAND ${OCCKD_TEST_DIR}/test_elastic.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
+                 ${OCCKD_TEST_DIR}/jobs/resume.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_elastic)
+set_tests_properties(grid_elastic_resume PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")

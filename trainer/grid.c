@@ -551,13 +551,13 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
             memset(&m, 0, sizeof m);
             status = checkpoint_load(ckpt, net, st.velocity, st.best_params, st.best_state, &m, job->sha256, msg,
                                      sizeof msg);
-            if (!status && m.world != comm->group_size) {
-                snprintf(msg, sizeof msg,
-                         "%s was written by a group of %d ranks, this group has %d: the numbers would differ; "
-                         "run with the same ranks and groups, or delete the checkpoint",
-                         ckpt, m.world, comm->group_size);
-                status = -1;
-            }
+            /* the state is complete on every rank and the sampler position is
+             * global, so another rank count resumes the same steps; only the
+             * order of float sums (and batch-norm slices) differs from here on */
+            if (!status && m.world != comm->group_size && comm->group_rank == 0)
+                printf("[%s] %s was written by a group of %d rank(s); resuming on %d: the steps from here agree "
+                       "with an uninterrupted run to float rounding, not bit for bit\n",
+                       name, ckpt, m.world, comm->group_size);
             if (!status) {
                 st.step = m.step, st.epoch = m.epoch;
                 st.sampler.epoch = m.sampler_epoch, st.sampler.batch = m.sampler_batch;
@@ -1004,7 +1004,8 @@ static int assemble(const Job *job, int ranks, time_t started, const int64_t *pe
         iso_time(start, sizeof start, started);
         iso_time(end, sizeof end, time(NULL));
         ResultsInfo info = {.job_text = job->text, .job_path = job->path, .version = OCCKD_VERSION, .ranks = ranks,
-                            .start = start, .end = end, .peak_rss_bytes = peak, .data_bytes_read = bytes};
+                            .start = start, .end = end, .peak_rss_bytes = peak, .data_bytes_read = bytes,
+                            .blas = blas_kernel_describe()};
         rc = results_write(path, &info, cells, n, err, errlen);
         if (!rc)
             printf("occkd: wrote %s (%d cells)\n", path, n);
