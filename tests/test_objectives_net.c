@@ -142,6 +142,43 @@ static void check(const char *what, int use_kd, int use_triplet)
     free(g);
 }
 
+/* The training step runs the frozen teacher's forward between the student's
+ * forward and backward (trainer/train.c micro_step). Nothing the student's
+ * backward needs may change by it: the student's gradients must be the same
+ * bits with and without the teacher's forward in between, on one thread and
+ * on two (conv teams use per-network scratch). */
+static void check_teacher_between(int threads)
+{
+    layers_set_threads(threads);
+    size_t e = net_embedding_size(student), nk = (size_t)N * K;
+    float *d_out = malloc(nk * sizeof(float)), *g0 = malloc(student->n_params * sizeof(float));
+    int same = 1;
+    for (int with_teacher = 0; with_teacher < 2; with_teacher++) {
+        Pass p = {.n = N, .training = 1, .seed = 4, .step = 7};
+        const float *s = net_forward(student, &p, x_s);
+        loss_softmax_ce(s, labels, N, K, N, d_out);
+        if (with_teacher) {
+            Pass tp = {.n = N, .training = 0, .seed = 4, .step = 7};
+            net_forward(teacher, &tp, x_t);
+        }
+        float *d_emb = calloc(N * e, sizeof(float));
+        for (size_t j = 0; j < N * e; j++)
+            d_emb[j] = 0.01f * (float)((j % 7) - 3);
+        net_backward(student, &p, d_out, d_emb);
+        free(d_emb);
+        if (!with_teacher)
+            memcpy(g0, student->grads, student->n_params * sizeof(float));
+        else
+            same = memcmp(g0, student->grads, student->n_params * sizeof(float)) == 0;
+    }
+    printf("teacher forward between the student's forward and backward (%d thread(s)): gradients %s\n", threads,
+           same ? "unchanged" : "CHANGED");
+    CHECK(same, "the teacher's forward changed the student's gradients (%d threads)", threads);
+    free(d_out);
+    free(g0);
+    layers_set_threads(1);
+}
+
 int main(void)
 {
     layers_set_threads(1);
@@ -181,6 +218,8 @@ int main(void)
     check("kd", 1, 0);
     check("triplet", 0, 1);
     check("kd+triplet", 1, 1);
+    check_teacher_between(1);
+    check_teacher_between(2);
     net_free(student);
     net_free(teacher);
     free(x_s);
