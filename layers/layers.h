@@ -256,7 +256,8 @@ int layers_get_threads(void);
  * CPU allows (and the user set no OPENBLAS_CORETYPE), it runs the program
  * again with the right OPENBLAS_CORETYPE and does not return. Test switch:
  * OCCKD_BLAS_TREAT_AS_FALLBACK=1. blas_kernel_describe: one line on the
- * kernels in use, for printing and results.h5. */
+ * kernels in use, for printing and results.h5 (e.g. "OpenBLAS 0.3.21 core
+ * SkylakeX (chosen by OpenBLAS)"). */
 void blas_kernel_select(char **argv);
 const char *blas_kernel_describe(void);
 
