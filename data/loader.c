@@ -119,22 +119,6 @@ static void prepare_pair_from(const Dataset *d, const LoaderOptions *o, const ui
     normalise_image(occluded, C, S, o->mean, o->std);
 }
 
-int loader_prepare_pair(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch, int64_t id,
-                        float *clean, float *occluded, char *err, size_t errlen)
-{
-    int C, S;
-    batch_geometry(d, o, &S, &C);
-    uint8_t *src = malloc((size_t)d->channels * d->side * d->side), *sized = malloc((size_t)C * S * S);
-    int rc = !src || !sized ? -1 : dataset_read_sample(d, id, src, err, errlen);
-    if (!src || !sized)
-        snprintf(err, errlen, "loader: out of memory");
-    if (!rc)
-        prepare_pair_from(d, o, hidden, epoch, id, src, sized, clean, occluded);
-    free(src);
-    free(sized);
-    return rc;
-}
-
 static const char *sample_name(const Dataset *d, int64_t id)
 {
     return d->name && d->name[id] ? d->name[id] : "";

@@ -248,12 +248,4 @@ SamplerPos loader_tell(const Loader *l);
 int64_t loader_batches_per_epoch(const Loader *l);
 void loader_destroy(Loader *l);
 
-/* Prepares one sample pair in pixel->normalised order as described at the
- * top: clean and occluded (C, side, side). `hidden` is occlusion_mask's
- * output for the options (NULL when kind is none). Used by the loader and by
- * anyone who needs the exact same images. 0, or -1 + message (a cache read
- * failed). */
-int loader_prepare_pair(const Dataset *d, const LoaderOptions *o, const uint8_t *hidden, int64_t epoch, int64_t id,
-                        float *clean, float *occluded, char *err, size_t errlen);
-
 #endif
