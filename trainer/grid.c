@@ -15,6 +15,7 @@
  * A cell is finished once its result file exists (written last, atomically):
  * a rerun skips it; an unfinished cell continues from its checkpoint.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoints/checkpoints.h"
 #include "trainer/grid.h"
@@ -63,6 +65,28 @@ static void fault_after_cell(void)
         fflush(stderr);
         raise(SIGKILL);
     }
+}
+
+/* Fault injection for the preemption tests, driven by step counts rather
+ * than by timing: with OCCKD_FAULT_PAUSE_AT_STEP=N and
+ * OCCKD_FAULT_PAUSE_MARK=FILE, the first rank to reach step N of a cell while
+ * FILE does not exist creates it (exclusively, so one rank of one run does)
+ * and waits there, up to two minutes, for a stop signal. A test waits for
+ * FILE, then signals: the signal is sure to find a cell mid-training. */
+static void fault_pause_at_step(int64_t step)
+{
+    const char *v = getenv("OCCKD_FAULT_PAUSE_AT_STEP"), *mark = getenv("OCCKD_FAULT_PAUSE_MARK");
+    if (!v || !mark || step != atoll(v) || g_stop_signal)
+        return;
+    int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return;
+    close(fd);
+    printf("occkd: fault injection: paused at step %lld for a stop signal\n", (long long)step);
+    fflush(stdout);
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    for (int i = 0; i < 2400 && !g_stop_signal; i++)
+        nanosleep(&nap, NULL);
 }
 
 static int file_exists(const char *path)
@@ -392,6 +416,7 @@ static int after_step(void *user, const TrainState *s, int epoch_end, char *msg,
 {
     CkptCtx *c = user;
     const Job *job = c->g->job;
+    fault_pause_at_step(s->step);
     int stop = g_stop_signal != 0;
     int due = stop || (job->checkpoint_steps > 0 && s->step - c->last_step >= job->checkpoint_steps) ||
               (job->checkpoint_minutes > 0 && now() - c->last_save >= 60.0 * job->checkpoint_minutes);
