@@ -139,6 +139,9 @@ int comm_bcast_bytes(Comm *c, CommScope s, void *buf, size_t bytes, int root);
 /* The group leader's n floats to every rank of the group (initial weights). */
 int comm_bcast_floats(Comm *c, float *v, size_t n);
 
+/* Seconds on the monotonic clock (no MPI call: any thread, before comm_init). */
+double comm_now(void);
+
 /* 64-bit hash of the bytes of v (the same on every platform of one job). */
 uint64_t comm_hash_floats(const float *v, size_t n);
 

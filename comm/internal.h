@@ -32,9 +32,6 @@ struct CommImpl {
     Watchdog wd;
 };
 
-/* Monotonic clock in seconds. */
-double comm_now(void);
-
 /* Sets c->error and returns -1. comm_fail_mpi appends MPI's text for rc. */
 int comm_fail(Comm *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int comm_fail_mpi(Comm *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

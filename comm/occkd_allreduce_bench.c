@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "comm/comm.h"
 
@@ -24,17 +23,10 @@ typedef struct {
     int steps, layers;
 } BenchArgs;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void busy_wait(double seconds)
 {
-    double until = now_s() + seconds;
-    while (now_s() < until) {
+    double until = comm_now() + seconds;
+    while (comm_now() < until) {
     }
 }
 
@@ -81,7 +73,7 @@ static double one_step(Comm *c, GradSync *g, float *grads, size_t n, const Bench
     for (size_t i = 0; i < n; i++)
         grads[i] = (float)((c->rank + step + (int)(i & 7)) & 15);
     comm_set_step(c, step);
-    double t0 = now_s();
+    double t0 = comm_now();
     for (int l = 1; l <= a->layers; l++) {
         busy_wait(a->compute_ms * 1e-3 / a->layers);
         if (gradsync_ready(g, n / (size_t)a->layers * (size_t)l) != 0)
@@ -89,7 +81,7 @@ static double one_step(Comm *c, GradSync *g, float *grads, size_t n, const Bench
     }
     if (gradsync_finish(g) != 0)
         comm_abort_all(c, c->error);
-    return now_s() - t0;
+    return comm_now() - t0;
 }
 
 static void run_mode(Comm *c, float *grads, size_t n, const BenchArgs *a, int blocking)

@@ -15,17 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "data/data.h"
 #include "layers/layers.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     const char *model, *cache;
@@ -92,7 +84,7 @@ static double loader_rate(const Dataset *d, const LoaderOptions *o, int steps)
     }
     Batch b;
     loader_next(l, &b, err, sizeof err); /* the first batch: thread start-up */
-    double t = now();
+    double t = clock_seconds();
     int64_t n = 0;
     for (int s = 0; s < steps; s++) {
         if (loader_next(l, &b, err, sizeof err) != LOADER_OK) {
@@ -101,7 +93,7 @@ static double loader_rate(const Dataset *d, const LoaderOptions *o, int steps)
         }
         n += b.n;
     }
-    t = now() - t;
+    t = clock_seconds() - t;
     loader_destroy(l);
     return (double)n / t;
 }
@@ -120,7 +112,7 @@ static double train_rate(Net *net, const Dataset *d, const LoaderOptions *o, int
     double t = 0;
     int64_t n = 0;
     for (int s = -1; s < steps; s++) { /* step -1 warms up */
-        double t0 = now();
+        double t0 = clock_seconds();
         Batch b;
         if (loader_next(l, &b, err, sizeof err) != LOADER_OK) {
             fprintf(stderr, "occkd_databench: %s\n", err);
@@ -132,7 +124,7 @@ static double train_rate(Net *net, const Dataset *d, const LoaderOptions *o, int
         net_backward(net, &p, d_out, NULL);
         sgd_step(&sc, 0.001f, net->params, net->grads, vel, net->n_params);
         if (s >= 0) {
-            t += now() - t0;
+            t += clock_seconds() - t0;
             n += b.n;
         }
     }

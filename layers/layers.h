@@ -251,6 +251,10 @@ void sgd_step(const SgdConfig *c, float lr, float *params, const float *grads, f
 void layers_set_threads(int n);
 int layers_get_threads(void);
 
+/* Seconds on the monotonic clock (layers/clock.c): differences time a pass
+ * or a run; the origin means nothing. */
+double clock_seconds(void);
+
 /* OpenBLAS's kernels (layers/blas_kernel.c). blas_kernel_select runs first
  * in main, before MPI: where OpenBLAS fell back to kernels weaker than the
  * CPU allows (and the user set no OPENBLAS_CORETYPE), it runs the program

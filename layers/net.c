@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "layers.h"
 
@@ -381,13 +380,6 @@ void net_init(Net *net, uint64_t seed)
     }
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void net_profile(Net *net, int on)
 {
     free(net->time_fwd);
@@ -416,10 +408,10 @@ const float *net_forward(Net *net, Pass *p, const float *x)
         const float *xs[LAYER_MAX_INPUTS] = {0};
         for (int j = 0; j < l->n_in; j++)
             xs[j] = l->in[j] < 0 ? x : net->act[l->in[j]];
-        double t0 = net->time_fwd ? now() : 0;
+        double t0 = net->time_fwd ? clock_seconds() : 0;
         l->ops->forward(l, p, xs, net->act[i]);
         if (net->time_fwd)
-            net->time_fwd[i] += now() - t0;
+            net->time_fwd[i] += clock_seconds() - t0;
     }
     return net->act[net->n_layers - 1];
 }
@@ -475,10 +467,10 @@ void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embeddin
                 acc |= 1u << j;
             written[src] = 1;
         }
-        double t0 = net->time_bwd ? now() : 0;
+        double t0 = net->time_bwd ? clock_seconds() : 0;
         l->ops->backward(l, p, xs, net->act[i], d_y, dxs, acc);
         if (net->time_bwd)
-            net->time_bwd[i] += now() - t0;
+            net->time_bwd[i] += clock_seconds() - t0;
         if (p->grads_ready && net->ready_after[i] > reported) {
             reported = net->ready_after[i];
             p->grads_ready(p->user, reported);

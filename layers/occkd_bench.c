@@ -17,16 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "layers/layers.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -61,9 +53,9 @@ static double sgemm_rate(int n, int threads)
     }
     double best = 1e30;
     for (int r = 0; r < 4; r++) {
-        double t0 = now();
+        double t0 = clock_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double t = now() - t0;
+        double t = clock_seconds() - t0;
         if (r > 0 && t < best) /* the first call warms up threads and caches */
             best = t;
     }
@@ -170,7 +162,7 @@ int main(int argc, char **argv)
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             net_profile(net, 1);
-            t_start = now();
+            t_start = clock_seconds();
         }
         p.step = (uint64_t)s;
         const float *logits = net_forward(net, &p, x);
@@ -178,7 +170,7 @@ int main(int argc, char **argv)
         net_backward(net, &p, d_out, NULL);
         sgd_step(&opt, opt.lr, net->params, net->grads, velocity, net->n_params);
     }
-    double elapsed = now() - t_start;
+    double elapsed = clock_seconds() - t_start;
     double ips = (double)steps * batch / elapsed;
     double gflops = 3.0 * net_flops(net) * ips / 1e9;
     double sgemm = sgemm_rate(2048, layers_get_threads());
