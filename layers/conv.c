@@ -21,7 +21,7 @@
  * group summing its weight gradients into its own slot; the slots are added in
  * group order. Otherwise the pass is split over the team by images; each member
  * owns a contiguous block of images and its own scratch, and calls a
- * single-threaded sgemm (BlasSolo in internal.h), so OpenBLAS's workers never
+ * single-threaded sgemm (blas_one_thread in internal.h), so OpenBLAS's workers never
  * compete with the team for the cores. Member 0 sums weight gradients
  * straight into the gradient buffer, the others into private copies that are
  * added afterwards in member order: the same bits on every run with the same
@@ -40,10 +40,6 @@
 /* The dynamic split (ConvDyn) only where its groups keep GEMMs of at least
  * this many columns: narrower GEMMs lose more than the split gains. */
 #define CONV_DYN_MIN_COLS 1024
-
-/* Passes of fewer floating-point operations stay on the calling thread:
- * starting a team would cost more than it saves. */
-#define CONV_TEAM_MIN_FLOPS 2e6
 
 typedef struct {
     Layer base;
@@ -128,6 +124,13 @@ static ConvDyn conv_dyn_shape(const Conv *cv, int n, int threads)
     return (ConvDyn){threads, g, (n + g - 1) / g};
 }
 
+/* Images [*a, *b) of group i of the dynamic split of n images. */
+static void conv_dyn_group(ConvDyn d, int n, int i, int *a, int *b)
+{
+    *a = i * d.g;
+    *b = *a + d.g < n ? *a + d.g : n;
+}
+
 static size_t conv_dyn_floats(const Conv *cv, ConvDyn d)
 {
     return (size_t)d.threads * conv_group_floats(cv, d.g) +
@@ -147,17 +150,11 @@ static ConvDyn conv_dyn_plan(const Conv *cv, int n, size_t bytes, int max_thread
     return conv_dyn_floats(cv, d) * sizeof(float) <= bytes ? d : (ConvDyn){0, 0, 0};
 }
 
-/* Threads worth using for a batch of n. */
-static int conv_team(const Conv *cv, int n)
-{
-    return cv->base.flops * n < CONV_TEAM_MIN_FLOPS ? 1 : layer_team_size();
-}
-
 static size_t conv_workspace(const Layer *l, int n, size_t budget)
 {
     const Conv *cv = (const Conv *)l;
     n = n < 1 ? 1 : n;
-    const int team = conv_team(cv, n);
+    const int team = layer_team(&cv->base, n);
     ConvPlan pl = conv_plan(cv, n, budget, team);
     size_t bytes = (pl.threads ? conv_plan_floats(cv, pl.threads, pl.g) : conv_group_floats(cv, 1)) * sizeof(float);
     ConvDyn d = conv_dyn_plan(cv, n, budget, team);
@@ -167,7 +164,7 @@ static size_t conv_workspace(const Layer *l, int n, size_t budget)
 
 static ConvPlan conv_plan_for_pass(const Conv *cv, const Pass *p)
 {
-    ConvPlan pl = conv_plan(cv, p->n, p->work ? p->work_bytes : 0, conv_team(cv, p->n));
+    ConvPlan pl = conv_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (pl.threads < 1)
         layer_fatal(&cv->base, "scratch of %zu bytes is smaller than the %zu bytes one image needs", p->work_bytes,
                     conv_group_floats(cv, 1) * sizeof(float));
@@ -212,20 +209,20 @@ static void conv_forward_range(const Conv *cv, const float *xs, float *y, int a,
 static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
 {
     const Conv *cv = (const Conv *)l;
-    const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, conv_team(cv, p->n));
+    const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (d.threads) {
         const size_t per = conv_group_floats(cv, d.g);
-        BlasSolo solo = blas_solo_begin();
+        blas_one_thread();
 #pragma omp parallel num_threads(d.threads)
         {
             float *scratch = p->work + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(dynamic, 1)
             for (int i = 0; i < d.groups; i++) {
-                int a = i * d.g, b = a + d.g < p->n ? a + d.g : p->n;
+                int a, b;
+                conv_dyn_group(d, p->n, i, &a, &b);
                 conv_forward_range(cv, xs[0], y, a, b, d.g, scratch);
             }
         }
-        blas_solo_end(solo);
         return;
     }
     const ConvPlan pl = conv_plan_for_pass(cv, p);
@@ -234,13 +231,12 @@ static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float 
         return;
     }
     const size_t per = conv_group_floats(cv, pl.g);
-    BlasSolo solo = blas_solo_begin();
+    blas_one_thread();
 #pragma omp parallel num_threads(pl.threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         conv_forward_range(cv, xs[0], y, p->n * t / nt, p->n * (t + 1) / nt, pl.g, p->work + (size_t)t * per);
     }
-    blas_solo_end(solo);
 }
 
 /* Gradients accumulated by one member over its images. */
@@ -308,6 +304,20 @@ static void conv_backward_range(const Conv *cv, const float *xs, const float *y,
     }
 }
 
+/* Called by every member of a team: dst[j] = (acc ? dst[j] : 0) plus
+ * parts[i * len + j] for i = 0 .. n_parts-1, added in that order (the same
+ * bits on every run). The members share out j; the team's barrier ends it. */
+static void sum_parts(float *dst, int acc, const float *parts, int n_parts, size_t len)
+{
+#pragma omp for schedule(static)
+    for (size_t j = 0; j < len; j++) {
+        float s = acc ? dst[j] : 0.0f;
+        for (int i = 0; i < n_parts; i++)
+            s += parts[(size_t)i * len + j];
+        dst[j] = s;
+    }
+}
+
 /* The dynamic split of backward (ConvDyn): group i sums into slot i, then
  * the slots are added in group order. */
 static void conv_backward_dyn(const Conv *cv, const Pass *p, const float *x, const float *y, const float *d_y,
@@ -319,35 +329,22 @@ static void conv_backward_dyn(const Conv *cv, const Pass *p, const float *x, con
     const int oc = cv->oc, acc_p = p->accumulate_grads;
     float *slot_w = p->work + (size_t)d.threads * per;
     float *slot_b = slot_w + (size_t)d.groups * nw;
-    BlasSolo solo = blas_solo_begin();
+    blas_one_thread();
 #pragma omp parallel num_threads(d.threads)
     {
         float *scratch = p->work + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < d.groups; i++) {
-            int a = i * d.g, b = a + d.g < p->n ? a + d.g : p->n;
+            int a, b;
+            conv_dyn_group(d, p->n, i, &a, &b);
             ConvGrads gr = {slot_w + (size_t)i * nw, 0, d_b ? slot_b + (size_t)i * oc : NULL, 0, d_x, acc_x};
             conv_backward_range(cv, x, y, d_y, a, b, d.g, scratch, &gr);
         }
         /* the implicit barrier above: every slot is complete */
-#pragma omp for schedule(static)
-        for (size_t j = 0; j < nw; j++) {
-            float s = acc_p ? d_w[j] : 0.0f;
-            for (int i = 0; i < d.groups; i++)
-                s += slot_w[(size_t)i * nw + j];
-            d_w[j] = s;
-        }
-        if (d_b) {
-#pragma omp for schedule(static)
-            for (int o = 0; o < oc; o++) {
-                float s = acc_p ? d_b[o] : 0.0f;
-                for (int i = 0; i < d.groups; i++)
-                    s += slot_b[(size_t)i * oc + o];
-                d_b[o] = s;
-            }
-        }
+        sum_parts(d_w, acc_p, slot_w, d.groups, nw);
+        if (d_b)
+            sum_parts(d_b, acc_p, slot_b, d.groups, (size_t)oc);
     }
-    blas_solo_end(solo);
 }
 
 /* d_y (N,OC,OH,OW) -> d_x (N,C,H,W), d_weight (OC,C,K,K), d_bias (OC) */
@@ -359,7 +356,7 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
     float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
     float *d_x = d_xs ? d_xs[0] : NULL;
     const int acc_x = (int)(accumulate & 1u);
-    const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, conv_team(cv, p->n));
+    const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (d.threads) {
         conv_backward_dyn(cv, p, xs[0], y, d_y, d_x, acc_x, d);
         return;
@@ -375,7 +372,7 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
     float *part_w = p->work + (size_t)pl.threads * per;
     float *part_b = part_w + (size_t)(pl.threads - 1) * nw;
     const int oc = cv->oc;
-    BlasSolo solo = blas_solo_begin();
+    blas_one_thread();
 #pragma omp parallel num_threads(pl.threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -384,25 +381,12 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
         conv_backward_range(cv, xs[0], y, d_y, p->n * t / nt, p->n * (t + 1) / nt, pl.g,
                             p->work + (size_t)t * per, &gr);
 #pragma omp barrier
-        /* members' sums added in member order: the same bits every run */
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < nw; i++) {
-            float s = d_w[i];
-            for (int u = 1; u < nt; u++)
-                s += part_w[(size_t)(u - 1) * nw + i];
-            d_w[i] = s;
-        }
-        if (d_b) {
-#pragma omp for schedule(static)
-            for (int o = 0; o < oc; o++) {
-                float s = p->accumulate_grads ? d_b[o] : 0.0f;
-                for (int u = 0; u < nt; u++)
-                    s += part_b[(size_t)u * oc + o];
-                d_b[o] = s;
-            }
-        }
+        /* members' sums added in member order (member 0's weights are in
+         * d_w already): the same bits every run */
+        sum_parts(d_w, 1, part_w, nt - 1, nw);
+        if (d_b)
+            sum_parts(d_b, p->accumulate_grads, part_b, nt, (size_t)oc);
     }
-    blas_solo_end(solo);
 }
 
 const LayerOps conv_ops = {

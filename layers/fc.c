@@ -8,7 +8,7 @@
  * d_out, d_x (+)= d_out W.
  *
  * Large passes are split over an OpenMP team, each member calling a
- * single-threaded sgemm (see BlasSolo in internal.h): forward and d_W, d_b by
+ * single-threaded sgemm (see blas_one_thread in internal.h): forward and d_W, d_b by
  * output columns, d_x by input columns. No member adds into another's
  * numbers, so results are the same run to run.
  */
@@ -37,11 +37,6 @@ static size_t fc_workspace(const Layer *l, int n, size_t budget)
     return rows * row;
 }
 
-/* Passes of fewer floating-point operations stay on the calling thread. */
-#define FC_TEAM_MIN_FLOPS 2e6
-
-static int fc_team(const Fc *f, int n) { return f->base.flops * n < FC_TEAM_MIN_FLOPS ? 1 : layer_team_size(); }
-
 /* Output columns [o0, o1) of y (N, OUT): y = x W[o0:o1]^T + b, ReLU. */
 static void fc_forward_cols(const Fc *f, int n, const float *x, float *y, int o0, int o1)
 {
@@ -64,19 +59,18 @@ static void fc_forward_cols(const Fc *f, int n, const float *x, float *y, int o0
 static void fc_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
 {
     const Fc *f = (const Fc *)l;
-    const int team = fc_team(f, p->n);
+    const int team = layer_team(l, p->n);
     if (team == 1) {
         fc_forward_cols(f, p->n, xs[0], y, 0, f->out);
         return;
     }
-    BlasSolo solo = blas_solo_begin();
+    blas_one_thread();
 #pragma omp parallel num_threads(team)
     {
         int o0, o1;
         team_share(f->out, omp_get_thread_num(), omp_get_num_threads(), 16, &o0, &o1);
         fc_forward_cols(f, p->n, xs[0], y, o0, o1);
     }
-    blas_solo_end(solo);
 }
 
 /* Rows [n0, n0+m) of one backward pass, as one member of a team of nt (nt = 1:
@@ -136,13 +130,13 @@ static void fc_backward(Layer *l, const Pass *p, const float *const *xs, const f
             chunk = (int)fit;
     }
     float *d_x = d_xs ? d_xs[0] : NULL;
-    const int team = fc_team(f, p->n);
+    const int team = layer_team(l, p->n);
     if (team == 1) {
         for (int n0 = 0; n0 < p->n; n0 += chunk)
             fc_backward_rows(f, p, xs[0], y, d_y, d_x, accumulate, n0, p->n - n0 < chunk ? p->n - n0 : chunk, 1);
         return;
     }
-    BlasSolo solo = blas_solo_begin();
+    blas_one_thread();
 #pragma omp parallel num_threads(team)
     {
         const int nt = omp_get_num_threads();
@@ -151,7 +145,6 @@ static void fc_backward(Layer *l, const Pass *p, const float *const *xs, const f
 #pragma omp barrier
         }
     }
-    blas_solo_end(solo);
 }
 
 const LayerOps fc_ops = {

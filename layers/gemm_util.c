@@ -12,25 +12,22 @@
 
 #include "internal.h"
 
-int layer_team_size(void) { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+int layer_team(const Layer *l, int n)
+{
+    if (l->flops * n < LAYER_TEAM_MIN_FLOPS || omp_in_parallel())
+        return 1;
+    return omp_get_max_threads();
+}
 
 /* OpenBLAS built on OpenMP (openblas_get_parallel() == 2) already runs one
  * thread inside a parallel region, the sequential build has nothing to stop.
  * The pthreads build is switched to one thread and left there: switching it
  * back and forth reallocates its per-thread buffers, which costs more than a
  * small convolution. All parallelism of the GEMM layers comes from the team. */
-BlasSolo blas_solo_begin(void)
+void blas_one_thread(void)
 {
-    BlasSolo s = {0};
     if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1)
         openblas_set_num_threads(1);
-    return s;
-}
-
-void blas_solo_end(BlasSolo s)
-{
-    if (s.blas_threads > 0)
-        openblas_set_num_threads(s.blas_threads);
 }
 
 /* Output columns [lo, hi) of one kernel tap whose input column

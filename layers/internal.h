@@ -89,20 +89,20 @@ static inline void tensor_describe(Tensor *t, const char *name, int ndims, const
 #define LAYER_OMP_MIN_WORK ((size_t)1 << 15)
 #define OMP_WORTH(n) ((size_t)(n) >= LAYER_OMP_MIN_WORK)
 
-/* One pool of threads. OpenBLAS built with pthreads keeps its own workers,
- * which spin for a while after each call and then fight an OpenMP team for
- * the cores. The GEMM layers therefore split their work across an OpenMP
- * team and call a single-threaded sgemm from each member:
+/* One pool of threads: OpenMP's. OpenBLAS built with pthreads keeps its own
+ * workers, which spin for a while after each call and then fight an OpenMP
+ * team for the cores, so OpenBLAS runs on one thread throughout:
+ * layers_set_threads() (called by net_create, conv_create and fc_create)
+ * sets it to one and never raises it. The GEMM layers split their work
+ * across an OpenMP team and call the single-threaded sgemm from each member:
  *
- *     int team = layer_team_size();        // threads available here
- *     BlasSolo s = blas_solo_begin();      // OpenBLAS to one thread
+ *     int team = layer_team(l, p->n);      // 1 for a small pass
+ *     blas_one_thread();                   // in case a caller raised OpenBLAS's threads
  *     #pragma omp parallel num_threads(team)
  *     { ... cblas_sgemm on this thread's share ... }
- *     blas_solo_end(s);
  *
- * OpenBLAS stays at one thread afterwards (changing its thread count
- * reallocates its buffers, too slow to do per pass); layers_set_threads()
- * may raise it again, and the next team pass lowers it. */
+ * Nothing is restored afterwards: changing OpenBLAS's thread count
+ * reallocates its buffers, too slow to do per pass. */
 /* Member t of nt's share [*a, *b) of [0, total), cut at multiples of
  * `align` (vector width) except at the end. */
 static inline void team_share(int total, int t, int nt, int align, int *a, int *b)
@@ -114,12 +114,16 @@ static inline void team_share(int total, int t, int nt, int align, int *a, int *
     *b = (int)(hi > lo ? hi : lo);
 }
 
-typedef struct {
-    int blas_threads; /* OpenBLAS setting to restore; 0 = leave as is */
-} BlasSolo;
-int layer_team_size(void); /* 1 inside a parallel region, else omp_get_max_threads() */
-BlasSolo blas_solo_begin(void);
-void blas_solo_end(BlasSolo s);
+/* Passes of fewer floating-point operations than this stay on the calling
+ * thread: starting a team would cost more than it saves. */
+#define LAYER_TEAM_MIN_FLOPS 2e6
+
+/* Threads worth using for a pass of n samples through l: 1 below
+ * LAYER_TEAM_MIN_FLOPS or inside a parallel region, else
+ * omp_get_max_threads(). */
+int layer_team(const Layer *l, int n);
+/* OpenBLAS to one thread where it runs more (its pthreads build only). */
+void blas_one_thread(void);
 
 /* --------------------------------------------------- GEMM helpers (gemm_util.c) */
 

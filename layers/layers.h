@@ -247,7 +247,11 @@ void sgd_step(const SgdConfig *c, float lr, float *params, const float *grads, f
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads for OpenBLAS and the element-wise loops (0 = leave as is). */
+/* Threads of the layers' OpenMP teams and loops (n <= 0: leave OpenMP's
+ * setting as it is). OpenBLAS is set to one thread either way and stays
+ * there: the convolution and fully connected layers call its sgemm from
+ * each member of their own team (layers/threads.c). layers_get_threads:
+ * the threads a team would have now. */
 void layers_set_threads(int n);
 int layers_get_threads(void);
 
