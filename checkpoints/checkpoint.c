@@ -186,16 +186,16 @@ static int write_meta(hid_t f, const CheckpointMeta *m)
     rc |= h5io_attr_str(f, "config_sha256", m->config_sha256);
     rc |= h5io_attr_i64(f, "world", m->world);
     rc |= h5io_attr_u64(f, "seed", m->seed);
-    rc |= h5io_attr_i64(f, "step", m->step);
-    rc |= h5io_attr_i64(f, "epoch", m->epoch);
-    rc |= h5io_attr_i64(f, "sampler_epoch", m->sampler_epoch);
-    rc |= h5io_attr_i64(f, "sampler_batch", m->sampler_batch);
-    rc |= h5io_attr_f64(f, "best_metric", m->best_metric);
-    rc |= h5io_attr_i64(f, "best_epoch", m->best_epoch);
-    rc |= h5io_attr_f64(f, "seconds", m->seconds);
-    rc |= h5io_attr_f64(f, "epoch_loss_sum", m->epoch_loss_sum);
-    rc |= h5io_attr_f64(f, "epoch_seen", m->epoch_seen);
-    rc |= h5io_attr_i64(f, "epochs", m->epochs);
+    rc |= h5io_attr_i64(f, "step", m->run.step);
+    rc |= h5io_attr_i64(f, "epoch", m->run.epoch);
+    rc |= h5io_attr_i64(f, "sampler_epoch", m->run.sampler_epoch);
+    rc |= h5io_attr_i64(f, "sampler_batch", m->run.sampler_batch);
+    rc |= h5io_attr_f64(f, "best_metric", m->run.best_metric);
+    rc |= h5io_attr_i64(f, "best_epoch", m->run.best_epoch);
+    rc |= h5io_attr_f64(f, "seconds", m->run.seconds);
+    rc |= h5io_attr_f64(f, "epoch_loss_sum", m->run.epoch_loss_sum);
+    rc |= h5io_attr_f64(f, "epoch_seen", m->run.epoch_seen);
+    rc |= h5io_attr_i64(f, "epochs", m->history.n);
     return rc;
 }
 
@@ -205,23 +205,21 @@ static int read_meta(hid_t f, CheckpointMeta *m, const char *file, char *err, si
     if (h5io_get_str(f, "config_sha256", m->config_sha256, sizeof m->config_sha256, file, "/", err, errlen) ||
         h5io_get_i64(f, "world", &world, file, "/", err, errlen) ||
         h5io_get_u64(f, "seed", &m->seed, file, "/", err, errlen) ||
-        h5io_get_i64(f, "step", &m->step, file, "/", err, errlen) ||
-        h5io_get_i64(f, "epoch", &m->epoch, file, "/", err, errlen) ||
-        h5io_get_i64(f, "sampler_epoch", &m->sampler_epoch, file, "/", err, errlen) ||
-        h5io_get_i64(f, "sampler_batch", &m->sampler_batch, file, "/", err, errlen) ||
-        h5io_get_f64(f, "best_metric", &m->best_metric, file, "/", err, errlen) ||
-        h5io_get_i64(f, "best_epoch", &m->best_epoch, file, "/", err, errlen) ||
-        h5io_get_f64(f, "seconds", &m->seconds, file, "/", err, errlen) ||
-        h5io_get_f64(f, "epoch_loss_sum", &m->epoch_loss_sum, file, "/", err, errlen) ||
-        h5io_get_f64(f, "epoch_seen", &m->epoch_seen, file, "/", err, errlen) ||
+        h5io_get_i64(f, "step", &m->run.step, file, "/", err, errlen) ||
+        h5io_get_i64(f, "epoch", &m->run.epoch, file, "/", err, errlen) ||
+        h5io_get_i64(f, "sampler_epoch", &m->run.sampler_epoch, file, "/", err, errlen) ||
+        h5io_get_i64(f, "sampler_batch", &m->run.sampler_batch, file, "/", err, errlen) ||
+        h5io_get_f64(f, "best_metric", &m->run.best_metric, file, "/", err, errlen) ||
+        h5io_get_i64(f, "best_epoch", &m->run.best_epoch, file, "/", err, errlen) ||
+        h5io_get_f64(f, "seconds", &m->run.seconds, file, "/", err, errlen) ||
+        h5io_get_f64(f, "epoch_loss_sum", &m->run.epoch_loss_sum, file, "/", err, errlen) ||
+        h5io_get_f64(f, "epoch_seen", &m->run.epoch_seen, file, "/", err, errlen) ||
         h5io_get_i64(f, "epochs", &epochs, file, "/", err, errlen))
         return -1;
     m->world = (int)world;
-    int rows;
-    if (h5io_read_history(f, "history", &rows, &m->lr, &m->train_loss, &m->val_metric, &m->images_per_s,
-                          &m->wait_share, file, "/history", err, errlen))
+    if (h5io_read_history(f, "history", &m->history, file, "/history", err, errlen))
         return -1;
-    m->epochs = rows;
+    int rows = m->history.n;
     if (rows != epochs) {
         snprintf(err, errlen, "file %s: /history has %d rows but the attribute epochs says %lld", file, rows,
                  (long long)epochs);
@@ -270,8 +268,7 @@ int checkpoint_save(const char *path, const Net *net, const float *velocity, con
         (velocity && write_tensors(f, "optimizer", net, KIND_PARAMS, velocity, tmp, err, errlen)) ||
         (best_params && write_tensors(f, "best/params", net, KIND_PARAMS, best_params, tmp, err, errlen)) ||
         (best_state && write_tensors(f, "best/state", net, KIND_STATE, best_state, tmp, err, errlen)) ||
-        h5io_write_history(f, "history", meta->epochs, meta->lr, meta->train_loss, meta->val_metric,
-                           meta->images_per_s, meta->wait_share, tmp, err, errlen)) {
+        h5io_write_history(f, "history", &meta->history, tmp, err, errlen)) {
         h5io_abandon(f, tmp);
         goto out;
     }
@@ -369,13 +366,7 @@ void checkpoint_meta_free(CheckpointMeta *m)
 {
     if (!m)
         return;
-    free(m->lr);
-    free(m->train_loss);
-    free(m->val_metric);
-    free(m->images_per_s);
-    free(m->wait_share);
-    m->lr = m->train_loss = m->val_metric = m->images_per_s = m->wait_share = NULL;
-    m->epochs = 0;
+    history_free(&m->history);
 }
 
 /* ------------------------------------------------------------- weights */

@@ -24,23 +24,49 @@
 #define WEIGHTS_FORMAT "occkd-weights-1" /* weights_save and the PyTorch converter */
 #define CELL_FORMAT "occkd-cell-1"       /* cell_result_save */
 
+/* ------------------------------------------------------------ run state */
+
+/* One finished epoch of a cell's training: a row of the /history table of
+ * checkpoints and cell results, stored as it is (a compound of these fields). */
+typedef struct {
+    int64_t epoch;           /* 1-based */
+    double lr, train_loss, val_metric, images_per_s, wait_share;
+} EpochRecord;
+
+/* The finished epochs in order. It grows as epochs finish, so nothing is
+ * reserved for epochs not yet run. Zero-initialised is empty. */
+typedef struct {
+    EpochRecord *rows;       /* (n), malloc'ed */
+    int n, cap;
+} History;
+
+/* Appends a row; 0, or -1 when out of memory (h unchanged). */
+int history_append(History *h, const EpochRecord *row);
+void history_free(History *h);
+
+/* Where a cell's training stands, besides the network's and the optimiser's
+ * buffers and the history: what continuing it bit for bit needs. The
+ * trainer's state, checkpoints (as attributes of /) and nothing else hold it. */
+typedef struct {
+    int64_t step;            /* optimiser steps done */
+    int64_t epoch;           /* epochs done */
+    int64_t sampler_epoch, sampler_batch; /* the next micro-batch of the training loader */
+    double best_metric;      /* NaN until the first validation */
+    int64_t best_epoch;      /* 0-based; -1 before the first */
+    double seconds;          /* training time so far */
+    double epoch_loss_sum;   /* the unfinished epoch's sums, so its train loss survives a restart */
+    double epoch_seen;
+} RunState;
+
 /* --------------------------------------------------------- checkpoints */
 
-/* Everything besides the network's buffers that continuing a run bit for
- * bit needs. The per-epoch arrays have `epochs` entries. */
+/* A checkpoint's metadata: the run state and history, and whose it is. */
 typedef struct {
     char config_sha256[65];  /* the job's hash: a checkpoint of another job is refused */
     int world;               /* ranks of the group that trained it */
     uint64_t seed;
-    int64_t step, epoch;
-    int64_t sampler_epoch, sampler_batch;
-    double best_metric;
-    int64_t best_epoch;
-    double seconds;
-    double epoch_loss_sum;   /* the unfinished epoch's sums, so its train loss survives a restart */
-    double epoch_seen;
-    int epochs;
-    double *lr, *train_loss, *val_metric, *images_per_s, *wait_share; /* (epochs) */
+    RunState run;
+    History history;
 } CheckpointMeta;
 
 /* Writes net's params and state, the optimiser's velocity (n_params), the
@@ -50,8 +76,8 @@ typedef struct {
  *     /params/<layer>/<tensor>, /state/<layer>/<tensor>
  *     /optimizer/<layer>/<tensor>                 (velocity, shaped as params)
  *     /best/params/<layer>/<tensor>, /best/state/<layer>/<tensor>
- *     /history    compound table (epoch, lr, train_loss, val_metric,
- *                 images_per_s, wait_share), one row per epoch
+ *     /history    compound table of EpochRecord rows (epoch, lr,
+ *                 train_loss, val_metric, images_per_s, wait_share)
  *     attributes of /: format, config_sha256, world, seed, step, epoch,
  *                 sampler_epoch, sampler_batch, best_metric, best_epoch,
  *                 seconds, epochs, and the network's arch, input, channels,
@@ -63,7 +89,7 @@ int checkpoint_save(const char *path, const Net *net, const float *velocity, con
  * name and shape, and no tensor in /params or /state that net lacks) and the
  * buffers (same sizes as for saving; a NULL buffer is not read, a non-NULL
  * one must be in the file). meta (may be NULL) receives the attributes and
- * its arrays are allocated (free with checkpoint_meta_free). A file that
+ * the history (free with checkpoint_meta_free). A file that
  * fails its checksum, has another format, or whose config_sha256 differs
  * from expect_sha256 (when not NULL) is refused with a message. All or
  * nothing: on failure net and the buffers are unchanged. */
@@ -98,9 +124,8 @@ typedef struct {
     double p_value;          /* paired test against `student` on the same faces; NaN when not applicable */
     double p_value_occluded; /* teachers on occluded faces vs student; NaN otherwise */
     double seconds;
-    int epochs;              /* history rows */
     int best_epoch;
-    double *lr, *train_loss, *val_metric, *images_per_s, *wait_share; /* (epochs) */
+    History history;         /* the training's epochs (none for fusions) */
     int64_t n_test;
     int classes;             /* 0: regression */
     float *labels, *predictions;      /* (n_test) */

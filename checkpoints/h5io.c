@@ -511,51 +511,32 @@ int h5io_get_f64(hid_t obj, const char *name, double *out, const char *file, con
 
 hid_t h5io_history_type(void)
 {
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(HistoryRow));
-    H5Tinsert(t, "epoch", HOFFSET(HistoryRow, epoch), H5T_NATIVE_INT64);
-    H5Tinsert(t, "lr", HOFFSET(HistoryRow, lr), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "train_loss", HOFFSET(HistoryRow, train_loss), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "val_metric", HOFFSET(HistoryRow, val_metric), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "images_per_s", HOFFSET(HistoryRow, images_per_s), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "wait_share", HOFFSET(HistoryRow, wait_share), H5T_NATIVE_DOUBLE);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(EpochRecord));
+    H5Tinsert(t, "epoch", HOFFSET(EpochRecord, epoch), H5T_NATIVE_INT64);
+    H5Tinsert(t, "lr", HOFFSET(EpochRecord, lr), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "train_loss", HOFFSET(EpochRecord, train_loss), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "val_metric", HOFFSET(EpochRecord, val_metric), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "images_per_s", HOFFSET(EpochRecord, images_per_s), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "wait_share", HOFFSET(EpochRecord, wait_share), H5T_NATIVE_DOUBLE);
     return t;
 }
 
-static double at_or_nan(const double *v, int i) { return v ? v[i] : (double)NAN; }
-
-int h5io_write_history(hid_t loc, const char *name, int epochs, const double *lr, const double *train_loss,
-                       const double *val_metric, const double *images_per_s, const double *wait_share,
-                       const char *file, char *err, size_t errlen)
+int h5io_write_history(hid_t loc, const char *name, const History *h, const char *file, char *err, size_t errlen)
 {
-    if (epochs < 0) {
-        snprintf(err, errlen, "file %s: %s: negative epoch count %d", file, name, epochs);
-        return -1;
-    }
-    HistoryRow *rows = calloc(epochs ? (size_t)epochs : 1, sizeof(HistoryRow));
-    for (int i = 0; i < epochs; i++) {
-        rows[i].epoch = i + 1;
-        rows[i].lr = at_or_nan(lr, i);
-        rows[i].train_loss = at_or_nan(train_loss, i);
-        rows[i].val_metric = at_or_nan(val_metric, i);
-        rows[i].images_per_s = at_or_nan(images_per_s, i);
-        rows[i].wait_share = at_or_nan(wait_share, i);
-    }
+    EpochRecord none;
     hid_t t = h5io_history_type();
-    hsize_t dims[1] = {(hsize_t)epochs};
-    int rc = h5io_write(loc, name, t, 0, 1, dims, rows, file, err, errlen);
+    hsize_t dims[1] = {(hsize_t)h->n};
+    int rc = h5io_write(loc, name, t, 0, 1, dims, h->n ? h->rows : &none, file, err, errlen);
     H5Tclose(t);
-    free(rows);
     return rc;
 }
 
-int h5io_read_history(hid_t loc, const char *name, int *epochs, double **lr, double **train_loss,
-                      double **val_metric, double **images_per_s, double **wait_share, const char *file,
-                      const char *what, char *err, size_t errlen)
+int h5io_read_history(hid_t loc, const char *name, History *h, const char *file, const char *what, char *err,
+                      size_t errlen)
 {
     int nd;
     hsize_t dims[1];
-    *lr = *train_loss = *val_metric = *images_per_s = *wait_share = NULL;
-    *epochs = 0;
+    memset(h, 0, sizeof *h);
     if (h5io_shape(loc, name, 1, &nd, dims, file, what, err, errlen))
         return -1;
     if (nd != 1 || dims[0] > (1u << 30)) {
@@ -563,24 +544,18 @@ int h5io_read_history(hid_t loc, const char *name, int *epochs, double **lr, dou
         return -1;
     }
     int n = (int)dims[0];
-    HistoryRow *rows = calloc(n ? (size_t)n : 1, sizeof(HistoryRow));
+    EpochRecord *rows = malloc((n ? (size_t)n : 1) * sizeof *rows);
+    if (!rows) {
+        snprintf(err, errlen, "file %s: %s: out of memory for %d rows", file, what, n);
+        return -1;
+    }
     hid_t t = h5io_history_type();
     int rc = h5io_read(loc, name, t, 1, dims, rows, file, what, err, errlen);
     H5Tclose(t);
-    if (rc == 0 && n > 0) {
-        double **cols[5] = {lr, train_loss, val_metric, images_per_s, wait_share};
-        for (int c = 0; c < 5; c++)
-            *cols[c] = malloc((size_t)n * sizeof(double));
-        for (int i = 0; i < n; i++) {
-            (*lr)[i] = rows[i].lr;
-            (*train_loss)[i] = rows[i].train_loss;
-            (*val_metric)[i] = rows[i].val_metric;
-            (*images_per_s)[i] = rows[i].images_per_s;
-            (*wait_share)[i] = rows[i].wait_share;
-        }
+    if (rc) {
+        free(rows);
+        return -1;
     }
-    if (rc == 0)
-        *epochs = n;
-    free(rows);
-    return rc;
+    h->rows = rows, h->n = h->cap = n;
+    return 0;
 }

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoints/checkpoints.h"
+
 typedef struct {
     H5E_auto2_t func;
     void *data;
@@ -84,19 +86,11 @@ int h5io_get_u64(hid_t obj, const char *name, uint64_t *out, const char *file, c
 int h5io_get_f64(hid_t obj, const char *name, double *out, const char *file, const char *where, char *err,
                  size_t errlen);
 
-/* The per-epoch history table: a compound dataset of these rows. */
-typedef struct {
-    int64_t epoch; /* 1-based */
-    double lr, train_loss, val_metric, images_per_s, wait_share;
-} HistoryRow;
-
+/* The per-epoch history table: a compound dataset of EpochRecord rows. */
 hid_t h5io_history_type(void); /* close with H5Tclose */
-int h5io_write_history(hid_t loc, const char *name, int epochs, const double *lr, const double *train_loss,
-                       const double *val_metric, const double *images_per_s, const double *wait_share,
-                       const char *file, char *err, size_t errlen);
-/* Reads a history table; the five arrays are malloc'ed (NULL when empty). */
-int h5io_read_history(hid_t loc, const char *name, int *epochs, double **lr, double **train_loss,
-                      double **val_metric, double **images_per_s, double **wait_share, const char *file,
-                      const char *what, char *err, size_t errlen);
+int h5io_write_history(hid_t loc, const char *name, const History *h, const char *file, char *err, size_t errlen);
+/* Reads a history table into *h (empty first; free with history_free). */
+int h5io_read_history(hid_t loc, const char *name, History *h, const char *file, const char *what, char *err,
+                      size_t errlen);
 
 #endif

@@ -51,9 +51,7 @@ static int check_cell(const CellResult *r, const char *path, char *err, size_t e
         return -1;
     }
     const char *why = NULL;
-    if (r->epochs < 0)
-        why = "negative epoch count";
-    else if (r->n_test < 0 || r->classes < 0)
+    if (r->n_test < 0 || r->classes < 0)
         why = "negative test size or class count";
     else if (r->n_test > 0 && (!r->labels || !r->predictions))
         why = "test labels or predictions missing";
@@ -81,7 +79,7 @@ static int write_cell_attrs(hid_t g, const CellResult *r)
     rc |= h5io_attr_f64(g, "p_value", r->p_value);
     rc |= h5io_attr_f64(g, "p_value_occluded", r->p_value_occluded);
     rc |= h5io_attr_f64(g, "seconds", r->seconds);
-    rc |= h5io_attr_i64(g, "epochs", r->epochs);
+    rc |= h5io_attr_i64(g, "epochs", r->history.n);
     rc |= h5io_attr_i64(g, "best_epoch", r->best_epoch);
     rc |= h5io_attr_i64(g, "n_test", r->n_test);
     rc |= h5io_attr_i64(g, "classes", r->classes);
@@ -97,8 +95,7 @@ static int write_cell(hid_t g, const CellResult *r, const char *file, const char
     hsize_t n[1] = {(hsize_t)r->n_test}, nk[2] = {(hsize_t)r->n_test, (hsize_t)r->classes},
             kk[2] = {(hsize_t)r->classes, (hsize_t)r->classes};
     float none[1] = {0};
-    if (h5io_write_history(g, "history", r->epochs, r->lr, r->train_loss, r->val_metric, r->images_per_s,
-                           r->wait_share, file, err, errlen) ||
+    if (h5io_write_history(g, "history", &r->history, file, err, errlen) ||
         h5io_write(g, "test/labels", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, n, r->labels ? r->labels : none, file,
                    err, errlen) ||
         h5io_write(g, "test/predictions", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, n,
@@ -137,7 +134,8 @@ static int read_floats(hid_t g, const char *name, int ndims, const hsize_t *dims
     return h5io_read(g, name, H5T_NATIVE_FLOAT, ndims, dims, *out, file, what, err, errlen);
 }
 
-static int read_cell_attrs(hid_t g, CellResult *r, const char *file, const char *where, char *err, size_t errlen)
+static int read_cell_attrs(hid_t g, CellResult *r, int *n_epochs, const char *file, const char *where, char *err,
+                           size_t errlen)
 {
     int64_t epochs, best, classes;
     if (h5io_get_str(g, "task", r->task, sizeof r->task, file, where, err, errlen) ||
@@ -162,7 +160,7 @@ static int read_cell_attrs(hid_t g, CellResult *r, const char *file, const char 
                  (long long)classes);
         return -1;
     }
-    r->epochs = (int)epochs;
+    *n_epochs = (int)epochs;
     r->best_epoch = (int)best;
     r->classes = (int)classes;
     return 0;
@@ -172,15 +170,14 @@ static int read_cell(hid_t g, CellResult *r, const char *file, const char *where
 {
     memset(r, 0, sizeof *r);
     char what[600];
-    if (read_cell_attrs(g, r, file, where[0] ? where : "/", err, errlen))
+    int declared;
+    if (read_cell_attrs(g, r, &declared, file, where[0] ? where : "/", err, errlen))
         return -1;
-    int declared = r->epochs;
     snprintf(what, sizeof what, "%s/history", where);
-    if (h5io_read_history(g, "history", &r->epochs, &r->lr, &r->train_loss, &r->val_metric, &r->images_per_s,
-                          &r->wait_share, file, what, err, errlen))
+    if (h5io_read_history(g, "history", &r->history, file, what, err, errlen))
         return -1;
-    if (r->epochs != declared) {
-        snprintf(err, errlen, "file %s: %s has %d rows but the attribute epochs says %d", file, what, r->epochs,
+    if (r->history.n != declared) {
+        snprintf(err, errlen, "file %s: %s has %d rows but the attribute epochs says %d", file, what, r->history.n,
                  declared);
         return -1;
     }
@@ -260,20 +257,14 @@ void cell_result_free(CellResult *r)
 {
     if (!r)
         return;
-    free(r->lr);
-    free(r->train_loss);
-    free(r->val_metric);
-    free(r->images_per_s);
-    free(r->wait_share);
+    history_free(&r->history);
     free(r->labels);
     free(r->predictions);
     free(r->predictions_occluded);
     free(r->probabilities);
     free(r->confusion);
-    r->lr = r->train_loss = r->val_metric = r->images_per_s = r->wait_share = NULL;
     r->labels = r->predictions = r->predictions_occluded = r->probabilities = NULL;
     r->confusion = NULL;
-    r->epochs = 0;
     r->n_test = 0;
 }
 

@@ -90,12 +90,22 @@ static int same_doubles(const double *a, const double *b, int n)
     return n == 0 || memcmp(a, b, (size_t)n * sizeof(double)) == 0;
 }
 
-static double *dvec(int n, double base)
+/* A history of n epochs with distinct values in every column. */
+static History make_history(int n, double lr, double loss, double val, double ips, double wait)
 {
-    double *v = malloc((size_t)(n ? n : 1) * sizeof(double));
-    for (int i = 0; i < n; i++)
-        v[i] = base + 0.1 * i + 1e-9 * i * i;
-    return v;
+    History h = {0};
+    for (int i = 0; i < n; i++) {
+        double d = 0.1 * i + 1e-9 * i * i;
+        EpochRecord row = {i + 1, lr + d, loss + d, val + d, ips + d, wait + d};
+        history_append(&h, &row);
+    }
+    return h;
+}
+
+/* Rows bit for bit (NaN included). */
+static int same_history(const History *a, const History *b)
+{
+    return a->n == b->n && (a->n == 0 || memcmp(a->rows, b->rows, (size_t)a->n * sizeof *a->rows) == 0);
 }
 
 static CheckpointMeta make_meta(void)
@@ -105,33 +115,24 @@ static CheckpointMeta make_meta(void)
     m.config_sha256[3] = 'a';
     m.world = 3;
     m.seed = 0xfedcba9876543210ull;
-    m.step = 12345;
-    m.epoch = 4;
-    m.sampler_epoch = 4;
-    m.sampler_batch = 17;
-    m.best_metric = 0.6180339887;
-    m.best_epoch = 2;
-    m.seconds = 98.25;
-    m.epochs = 4;
-    m.lr = dvec(4, 0.1);
-    m.train_loss = dvec(4, 2.3);
-    m.val_metric = dvec(4, 0.4);
-    m.images_per_s = dvec(4, 800);
-    m.wait_share = dvec(4, 0.05);
-    m.wait_share[1] = NAN; /* NaN survives too */
+    m.run = (RunState){.step = 12345,
+                       .epoch = 4,
+                       .sampler_epoch = 4,
+                       .sampler_batch = 17,
+                       .best_metric = 0.6180339887,
+                       .best_epoch = 2,
+                       .seconds = 98.25,
+                       .epoch_loss_sum = 3.5,
+                       .epoch_seen = 96};
+    m.history = make_history(4, 0.1, 2.3, 0.4, 800, 0.05);
+    m.history.rows[1].wait_share = NAN; /* NaN survives too */
     return m;
 }
 
 static int same_meta(const CheckpointMeta *a, const CheckpointMeta *b)
 {
     return strcmp(a->config_sha256, b->config_sha256) == 0 && a->world == b->world && a->seed == b->seed &&
-           a->step == b->step && a->epoch == b->epoch && a->sampler_epoch == b->sampler_epoch &&
-           a->sampler_batch == b->sampler_batch && memcmp(&a->best_metric, &b->best_metric, sizeof(double)) == 0 &&
-           a->best_epoch == b->best_epoch && a->seconds == b->seconds && a->epochs == b->epochs &&
-           same_doubles(a->lr, b->lr, a->epochs) && same_doubles(a->train_loss, b->train_loss, a->epochs) &&
-           same_doubles(a->val_metric, b->val_metric, a->epochs) &&
-           same_doubles(a->images_per_s, b->images_per_s, a->epochs) &&
-           same_doubles(a->wait_share, b->wait_share, a->epochs);
+           memcmp(&a->run, &b->run, sizeof a->run) == 0 && same_history(&a->history, &b->history);
 }
 
 /* Flips one byte inside the first stored chunk of a dataset. */
@@ -255,12 +256,12 @@ static void test_stale_tmp(void)
     CHECK(checkpoint_load(path, b, NULL, NULL, NULL, NULL, m.config_sha256, err, sizeof err) == 0, "%s", err);
     CHECK(same_floats(a->params, b->params, a->n_params), "params differ beside a stale temporary file");
     net_init(a, 2);
-    m.step = 999;
+    m.run.step = 999;
     CHECK(checkpoint_save(path, a, NULL, NULL, NULL, &m, err, sizeof err) == 0, "save over a stale tmp: %s", err);
     CHECK(!file_exists(tmp), "the stale temporary file survived a save");
     CheckpointMeta m2 = {0};
     CHECK(checkpoint_load(path, b, NULL, NULL, NULL, &m2, NULL, err, sizeof err) == 0, "%s", err);
-    CHECK(m2.step == 999 && same_floats(a->params, b->params, a->n_params), "the new checkpoint was not loaded");
+    CHECK(m2.run.step == 999 && same_floats(a->params, b->params, a->n_params), "the new checkpoint was not loaded");
     checkpoint_meta_free(&m);
     checkpoint_meta_free(&m2);
     net_free(a);
@@ -470,13 +471,7 @@ static CellResult make_cell(const char *task, const char *model, const char *met
     r.p_value = strcmp(method, "student") == 0 ? NAN : 0.001 * (double)(key % 50);
     r.p_value_occluded = teacher ? 0.5 : NAN;
     r.seconds = 12.5;
-    r.epochs = 3;
-    r.best_epoch = 2;
-    r.lr = dvec(3, 0.01);
-    r.train_loss = dvec(3, 1.5);
-    r.val_metric = dvec(3, 0.3);
-    r.images_per_s = dvec(3, 500);
-    r.wait_share = dvec(3, 0.1);
+    r.history = make_history(3, 0.01, 1.5, 0.3, 500, 0.1);
     r.n_test = 10;
     r.classes = classes;
     r.labels = filled(10, key);
@@ -508,11 +503,7 @@ static int same_cell(const CellResult *a, const CellResult *b)
            strcmp(a->metric, b->metric) == 0 && same_f64(a->value, b->value) &&
            same_f64(a->value_occluded, b->value_occluded) && same_f64(a->p_value, b->p_value) &&
            same_f64(a->p_value_occluded, b->p_value_occluded) && a->seconds == b->seconds &&
-           a->epochs == b->epochs && a->best_epoch == b->best_epoch && same_doubles(a->lr, b->lr, a->epochs) &&
-           same_doubles(a->train_loss, b->train_loss, a->epochs) &&
-           same_doubles(a->val_metric, b->val_metric, a->epochs) &&
-           same_doubles(a->images_per_s, b->images_per_s, a->epochs) &&
-           same_doubles(a->wait_share, b->wait_share, a->epochs) && a->n_test == b->n_test &&
+           a->best_epoch == b->best_epoch && same_history(&a->history, &b->history) && a->n_test == b->n_test &&
            a->classes == b->classes && same_f32(a->labels, b->labels, a->n_test) &&
            same_f32(a->predictions, b->predictions, a->n_test) &&
            same_f32(a->predictions_occluded, b->predictions_occluded, a->n_test) &&
@@ -551,7 +542,7 @@ static void test_cell_result(void)
     CHECK(cell_result_load(path, &b, err, sizeof err) == 0, "%s", err);
     CHECK(b.labels && b.predictions && !b.predictions_occluded, "empty cell: test arrays");
     cell_result_free(&b); /* compare with the NULL arrays of e: */
-    CHECK(cell_result_load(path, &b, err, sizeof err) == 0 && b.epochs == 0 && b.n_test == 0 &&
+    CHECK(cell_result_load(path, &b, err, sizeof err) == 0 && b.history.n == 0 && b.n_test == 0 &&
               strcmp(b.message, e.message) == 0 && isnan(b.value),
           "empty cell differs after a round trip");
     cell_result_free(&b);

@@ -50,14 +50,15 @@ static Net *make_net(int batch)
 static void run(TrainConfig *c, Net *net, Net *teacher, const Dataset *d, const LoaderOptions *base)
 {
     TrainState st;
-    train_state_init(&st, net, c->epochs);
+    train_state_init(&st, net);
     TrainEnv env = {.comm = &comm, .log = comm.rank == 0 ? stdout : NULL};
     char err[1024];
     if (train_cell(c, &env, net, teacher, d, base, &st, err, sizeof err))
         comm_abort_all(&comm, err);
     if (comm.rank == 0)
         printf("[%s] %.1f images/s, allreduce wait %.1f%% of the time (last epoch), best epoch %lld\n", c->name,
-               st.images_per_s[c->epochs - 1], 100 * st.wait_share[c->epochs - 1], (long long)st.best_epoch + 1);
+               st.history.rows[st.history.n - 1].images_per_s, 100 * st.history.rows[st.history.n - 1].wait_share,
+               (long long)st.run.best_epoch + 1);
     train_state_free(&st);
 }
 

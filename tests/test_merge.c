@@ -42,19 +42,15 @@ static CellResult make_cell(const char *task, const char *method, uint64_t seed,
     c.p_value = teacher || !strcmp(method, "student") ? NAN : 0.001 * salt;
     c.p_value_occluded = teacher ? 0.002 * salt : NAN;
     c.seconds = 10.0 + salt;
-    c.epochs = 3;
     c.best_epoch = 2;
-    c.lr = malloc(3 * sizeof(double));
-    c.train_loss = malloc(3 * sizeof(double));
-    c.val_metric = malloc(3 * sizeof(double));
-    c.images_per_s = malloc(3 * sizeof(double));
-    c.wait_share = malloc(3 * sizeof(double));
     for (int e = 0; e < 3; e++) {
-        c.lr[e] = 0.1 / (e + 1);
-        c.train_loss[e] = 2.0 - 0.3 * e - 0.01 * salt;
-        c.val_metric[e] = 0.3 + 0.1 * e + 0.001 * salt;
-        c.images_per_s[e] = 100 + salt + e;
-        c.wait_share[e] = 0.05 * e;
+        EpochRecord row = {.epoch = e + 1,
+                           .lr = 0.1 / (e + 1),
+                           .train_loss = 2.0 - 0.3 * e - 0.01 * salt,
+                           .val_metric = 0.3 + 0.1 * e + 0.001 * salt,
+                           .images_per_s = 100 + salt + e,
+                           .wait_share = 0.05 * e};
+        history_append(&c.history, &row);
     }
     c.n_test = 7;
     c.classes = classes;
@@ -108,14 +104,6 @@ static int same_floats(const float *a, const float *b, size_t n)
     return memcmp(a, b, n * sizeof(float)) == 0;
 }
 
-static int same_doubles(const double *a, const double *b, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!same_double(a[i], b[i]))
-            return 0;
-    return 1;
-}
-
 /* Cell `want` read back from `path` equals it in every field. */
 static void check_cell(const char *path, const CellResult *want)
 {
@@ -132,13 +120,11 @@ static void check_cell(const char *path, const CellResult *want)
           want->task, id);
     CHECK(same_double(r.p_value, want->p_value) && same_double(r.p_value_occluded, want->p_value_occluded),
           "%s/%s: p-values differ", want->task, id);
-    CHECK(r.seconds == want->seconds && r.epochs == want->epochs && r.best_epoch == want->best_epoch,
+    CHECK(r.seconds == want->seconds && r.history.n == want->history.n && r.best_epoch == want->best_epoch,
           "%s/%s: seconds or epochs differ", want->task, id);
-    CHECK(r.epochs == want->epochs && same_doubles(r.lr, want->lr, r.epochs) &&
-              same_doubles(r.train_loss, want->train_loss, r.epochs) &&
-              same_doubles(r.val_metric, want->val_metric, r.epochs) &&
-              same_doubles(r.images_per_s, want->images_per_s, r.epochs) &&
-              same_doubles(r.wait_share, want->wait_share, r.epochs),
+    CHECK(r.history.n == want->history.n &&
+              (r.history.n == 0 ||
+               memcmp(r.history.rows, want->history.rows, (size_t)r.history.n * sizeof *r.history.rows) == 0),
           "%s/%s: history differs", want->task, id);
     CHECK(r.n_test == want->n_test && r.classes == want->classes, "%s/%s: n_test or classes", want->task, id);
     size_t n = (size_t)want->n_test;

@@ -305,20 +305,11 @@ static int write_results(const char *path, const FixCell *cells, int n)
         x->p_value = c->p_value;
         x->p_value_occluded = c->p_value_occluded;
         x->seconds = 1.0;
-        x->epochs = c->epochs;
         x->best_epoch = c->epochs;
-        if (c->epochs > 0) {
-            size_t k = (size_t)c->epochs;
-            x->lr = calloc(k, sizeof(double));
-            x->train_loss = calloc(k, sizeof(double));
-            x->val_metric = calloc(k, sizeof(double));
-            x->images_per_s = calloc(k, sizeof(double));
-            x->wait_share = calloc(k, sizeof(double));
-            for (int e = 0; e < c->epochs; e++) {
-                x->lr[e] = 0.01;
-                x->images_per_s[e] = 1000.0;
-                fixture_curve(c, e, &x->train_loss[e], &x->val_metric[e]);
-            }
+        for (int e = 0; e < c->epochs; e++) {
+            EpochRecord row = {.epoch = e + 1, .lr = 0.01, .images_per_s = 1000.0};
+            fixture_curve(c, e, &row.train_loss, &row.val_metric);
+            history_append(&x->history, &row);
         }
     }
     ResultsInfo info = {FIXTURE_JOB, "jobs/fixture.cfg", "0.1.0", 2, "2024-05-01T10:00:00Z", "2024-05-01T10:09:30Z"};

@@ -118,7 +118,7 @@ static float *train(Method m, const float *teacher_params, Net *teacher, const D
         net_init(net, 5);
     LoaderOptions base = base_options(d);
     TrainState st;
-    train_state_init(&st, net, c.epochs);
+    train_state_init(&st, net);
     char err[1024];
     TrainEnv e = {.comm = &comm, .log = NULL};
     if (!env)
@@ -275,7 +275,7 @@ typedef struct {
 static int inject_step(void *user, const TrainState *s, int epoch_end, char *msg, size_t len)
 {
     Inject *in = user;
-    if (comm.rank == in->rank && s->step == in->step) {
+    if (comm.rank == in->rank && s->run.step == in->step) {
         if (in->crash) {
             fprintf(stderr, "rank %d: dying at step %d without a word to MPI\n", comm.rank, in->step);
             fflush(stderr);

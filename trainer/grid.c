@@ -393,20 +393,10 @@ static int save_checkpoint(CkptCtx *c, const TrainState *s)
     memset(&m, 0, sizeof m);
     snprintf(m.config_sha256, sizeof m.config_sha256, "%s", job->sha256);
     m.world = c->g->comm->group_size;
-    m.step = s->step;
-    m.epoch = s->epoch;
-    m.sampler_epoch = s->sampler.epoch;
-    m.sampler_batch = s->sampler.batch;
-    m.best_metric = s->best_metric;
-    m.best_epoch = s->best_epoch;
-    m.seconds = s->seconds;
-    m.epoch_loss_sum = s->epoch_loss_sum;
-    m.epoch_seen = s->epoch_seen;
-    m.epochs = (int)s->epoch;
-    m.lr = s->lr, m.train_loss = s->train_loss, m.val_metric = s->val_metric;
-    m.images_per_s = s->images_per_s, m.wait_share = s->wait_share;
+    m.run = s->run;
+    m.history = s->history; /* borrowed for the write */
     c->last_save = now();
-    c->last_step = s->step;
+    c->last_step = s->run.step;
     return checkpoint_save(c->ckpt, c->net, s->velocity, s->best_params, s->best_state, &m, c->err, sizeof c->err);
 }
 
@@ -416,9 +406,9 @@ static int after_step(void *user, const TrainState *s, int epoch_end, char *msg,
 {
     CkptCtx *c = user;
     const Job *job = c->g->job;
-    fault_pause_at_step(s->step);
+    fault_pause_at_step(s->run.step);
     int stop = g_stop_signal != 0;
-    int due = stop || (job->checkpoint_steps > 0 && s->step - c->last_step >= job->checkpoint_steps) ||
+    int due = stop || (job->checkpoint_steps > 0 && s->run.step - c->last_step >= job->checkpoint_steps) ||
               (job->checkpoint_minutes > 0 && now() - c->last_save >= 60.0 * job->checkpoint_minutes);
     if (due && c->g->comm->group_rank == 0 && save_checkpoint(c, s)) {
         snprintf(msg, len, "writing checkpoint: %s", c->err);
@@ -562,7 +552,7 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
         status = !teacher || weights_load(teacher_mf, teacher, 0, NULL, msg, sizeof msg);
     }
     if (!status) {
-        status = train_state_init(&st, net, cfg.epochs);
+        status = train_state_init(&st, net);
         have_state = status == 0;
         if (status)
             snprintf(msg, sizeof msg, "out of memory for the training state");
@@ -584,14 +574,9 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
                        "with an uninterrupted run to float rounding, not bit for bit\n",
                        name, ckpt, m.world, comm->group_size);
             if (!status) {
-                st.step = m.step, st.epoch = m.epoch;
-                st.sampler.epoch = m.sampler_epoch, st.sampler.batch = m.sampler_batch;
-                st.best_metric = m.best_metric, st.best_epoch = m.best_epoch, st.seconds = m.seconds;
-                st.epoch_loss_sum = m.epoch_loss_sum, st.epoch_seen = m.epoch_seen;
-                for (int e = 0; e < m.epochs && e < cfg.epochs; e++) {
-                    st.lr[e] = m.lr[e], st.train_loss[e] = m.train_loss[e], st.val_metric[e] = m.val_metric[e];
-                    st.images_per_s[e] = m.images_per_s[e], st.wait_share[e] = m.wait_share[e];
-                }
+                st.run = m.run;
+                st.history = m.history; /* moved: the state frees it */
+                memset(&m.history, 0, sizeof m.history);
                 resumed = 1;
             }
             checkpoint_meta_free(&m);
@@ -615,14 +600,14 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
     }
     if (comm->group_rank == 0) {
         if (resumed)
-            printf("[%s] resuming at step %lld (epoch %lld) from %s\n", name, (long long)st.step,
-                   (long long)st.epoch, ckpt);
+            printf("[%s] resuming at step %lld (epoch %lld) from %s\n", name, (long long)st.run.step,
+                   (long long)st.run.epoch, ckpt);
         else
             printf("[%s] training: %d epochs, batch %d, lr %g, %d rank(s)\n", name, cfg.epochs, cfg.global_batch,
                    cfg.sgd.lr, comm->group_size);
         fflush(stdout);
     }
-    CkptCtx cc = {.g = g, .ckpt = ckpt, .net = net, .last_save = now(), .last_step = st.step};
+    CkptCtx cc = {.g = g, .ckpt = ckpt, .net = net, .last_save = now(), .last_step = st.run.step};
     TrainEnv env = {.comm = comm, .log = comm->group_rank == 0 ? stdout : NULL, .after_step = after_step, .user = &cc};
     rc = train_cell(&cfg, &env, net, teacher, d, &base, &st, msg, sizeof msg);
     if (rc == 1) /* stopped by a signal: the checkpoint is written */
@@ -664,11 +649,9 @@ static int run_cell(Grid *g, const Chain *ch, Method method, char *err, size_t e
             r.value_occluded = ev_occ.metric;
             r.predictions_occluded = ev_occ.pred;
         }
-        r.seconds = st.seconds;
-        r.epochs = (int)st.epoch;
-        r.best_epoch = (int)st.best_epoch + 1;
-        r.lr = st.lr, r.train_loss = st.train_loss, r.val_metric = st.val_metric;
-        r.images_per_s = st.images_per_s, r.wait_share = st.wait_share;
+        r.seconds = st.run.seconds;
+        r.best_epoch = (int)st.run.best_epoch + 1;
+        r.history = st.history; /* borrowed: freed with the state */
         status = cell_result_save(res, &r, msg, sizeof msg);
         fault_after_cell();
         if (cfg.regression)

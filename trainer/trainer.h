@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include "checkpoints/checkpoints.h"
 #include "comm/comm.h"
 #include "data/data.h"
 #include "layers/layers.h"
@@ -82,24 +83,18 @@ typedef struct {
 
 TrainConfig train_config_default(void);
 
-/* Where a cell's training stands: enough to continue it bit for bit. */
+/* Where a cell's training stands: enough to continue it bit for bit. The
+ * run state and the history are the very structs a checkpoint saves
+ * (checkpoints.h); the buffers are the optimiser's and the best epoch's. */
 typedef struct {
-    int64_t step;            /* optimiser steps done */
-    int64_t epoch;           /* epochs done */
-    SamplerPos sampler;      /* next micro-batch of the training loader */
+    RunState run;
+    History history;         /* the finished epochs */
     float *velocity;         /* (n_params) momentum */
     float *best_params;      /* (n_params) weights of the best validation epoch */
     float *best_state;       /* (n_state) their batch-norm statistics */
-    double best_metric;      /* NaN until the first validation */
-    int64_t best_epoch;
-    /* per epoch, `epochs` entries */
-    double *lr, *train_loss, *val_metric, *images_per_s, *wait_share;
-    double seconds;          /* training time so far */
-    double epoch_loss_sum;   /* the current epoch so far: summed step losses */
-    double epoch_seen;       /* and samples */
 } TrainState;
 
-int train_state_init(TrainState *s, const Net *net, int epochs);
+int train_state_init(TrainState *s, const Net *net);
 void train_state_free(TrainState *s);
 
 /* What the caller provides to the loop. */
