@@ -2,7 +2,8 @@
  * bytes, a changed source or a damaged file is rebuilt, other options get
  * another file, and a build shared by 3 ranks (processes joined by a
  * process-shared barrier standing in for MPI) equals the serial load. */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, usleep */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stb/stb_image_write.h>
@@ -150,22 +152,43 @@ static void write_fer(const char *dir, int pixel0)
     fclose(f);
 }
 
-static void test_source_change(const char *cache)
+/* Options reading the FER+ folder root/name at `side` px, written first
+ * with first pixel pixel0. */
+static DataOptions fer_options(const char *name, int pixel0, int side)
 {
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/fer", root);
-    write_fer(dir, 11);
     DataOptions o;
     data_options_default(&o);
     o.source = SOURCE_FERPLUS;
-    snprintf(o.path, sizeof o.path, "%s", dir);
-    o.side = 48;
+    snprintf(o.path, sizeof o.path, "%s/%s", root, name);
+    o.side = side;
+    write_fer(o.path, pixel0);
+    return o;
+}
+
+/* Sets the modification time of the two FER files in dir to `when` seconds,
+ * so that a rewrite differs in what the cache compares (size and mtime)
+ * whatever the file system's time resolution. */
+static void stamp_fer(const char *dir, time_t when)
+{
+    const char *files[2] = {"fer2013.csv", "fer2013new.csv"};
+    const struct timespec t[2] = {{when, 0}, {when, 0}};
+    for (int i = 0; i < 2; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        CHECK(utimensat(AT_FDCWD, p, t, 0) == 0, "cannot set the time of %s", p);
+    }
+}
+
+static void test_source_change(const char *cache)
+{
+    DataOptions o = fer_options("fer", 11, 48);
+    stamp_fer(o.path, 1000000000);
     Dataset a, b;
     char err[1024] = "";
     CHECK(dataset_load(&o, cache, NULL, &a, err, sizeof err) == 0 && a.from_cache == 0, "build: %s", err);
     CHECK(a.n == 3 && first_pixel(&a) == 11, "first pixel %d", first_pixel(&a));
-    usleep(20000);
-    write_fer(dir, 12); /* same size, new contents and time */
+    write_fer(o.path, 12); /* same size, new contents and a time 100 s later */
+    stamp_fer(o.path, 1000000100);
     CHECK(dataset_load(&o, cache, NULL, &b, err, sizeof err) == 0, "rebuild: %s", err);
     CHECK(b.from_cache == 0 && b.n == 3 && first_pixel(&b) == 12, "changed source not rebuilt (from_cache %d, pixel %d)",
           b.from_cache, first_pixel(&b));
@@ -185,14 +208,7 @@ static void test_source_change(const char *cache)
  * batches a load without cache (decoded at 96 px colour) gives. */
 static void test_source_resolution(const char *cache)
 {
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/fer96", root);
-    write_fer(dir, 33);
-    DataOptions o;
-    data_options_default(&o);
-    o.source = SOURCE_FERPLUS;
-    snprintf(o.path, sizeof o.path, "%s", dir);
-    o.side = 96;
+    DataOptions o = fer_options("fer96", 33, 96);
     o.channels = 3;
     Dataset c, m;
     char err[1024] = "";
