@@ -96,13 +96,10 @@ out:
 
 int affectnet_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char *err, size_t errlen)
 {
-    ImageList *l = image_list_new(1);
+    ImageList *l = image_list_begin("affectnet", meta, META_EXPRESSION, 1, err, errlen);
     int cap = 0;
-    if (!l || meta_init(meta, 1, 0, 0, 0, 0)) {
-        image_list_close(l);
-        data_err(err, errlen, "affectnet: out of memory");
+    if (!l)
         return -1;
-    }
     if (read_csv(o, "training.csv", SPLIT_TRAIN, meta, &cap, l, err, errlen) ||
         read_csv(o, "validation.csv", SPLIT_TEST, meta, &cap, l, err, errlen)) {
         image_list_close(l);
@@ -113,9 +110,6 @@ int affectnet_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, 
     if (verbose && meta->dropped)
         fprintf(stderr, "affectnet: %lld rows with expression 8-10 (none, uncertain, non-face) dropped\n",
                 (long long)meta->dropped);
-    r->ctx = l;
-    r->decode = image_list_decode;
-    r->close = image_list_close;
-    r->carve_val = 1;
+    *r = (Reader){.ctx = l, .decode = image_list_decode, .close = image_list_close, .carve_val = 1};
     return 0;
 }

@@ -76,18 +76,33 @@ int csv_split(char *line, char **field, int max)
     return n;
 }
 
-int parse_int(const char *s, long *v)
+/* s past its leading white space; NULL when nothing else is left. */
+static const char *number_start(const char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
-    if (!*s)
+    return *s ? s : NULL;
+}
+
+/* 1 when the number parsed up to `end` without errno set is all there is
+ * (trailing white space allowed). */
+static int number_whole(const char *end)
+{
+    if (errno)
+        return 0;
+    while (isspace((unsigned char)*end))
+        end++;
+    return *end == '\0';
+}
+
+int parse_int(const char *s, long *v)
+{
+    if (!(s = number_start(s)))
         return -1;
     char *end;
     errno = 0;
     long x = strtol(s, &end, 10);
-    while (isspace((unsigned char)*end))
-        end++;
-    if (errno || *end)
+    if (!number_whole(end))
         return -1;
     *v = x;
     return 0;
@@ -95,16 +110,12 @@ int parse_int(const char *s, long *v)
 
 int parse_double(const char *s, double *v)
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    if (!*s)
+    if (!(s = number_start(s)))
         return -1;
     char *end;
     errno = 0;
     double x = strtod(s, &end);
-    while (isspace((unsigned char)*end))
-        end++;
-    if (errno || *end || !isfinite(x))
+    if (!number_whole(end) || !isfinite(x))
         return -1;
     *v = x;
     return 0;
@@ -179,16 +190,16 @@ int has_image_ext(const char *name)
 
 /* -------------------------------------------------------------- listing */
 
-int meta_init(Dataset *d, int has_expression, int has_gender, int has_class, int has_age, int soft_k)
+int meta_init(Dataset *d, unsigned labels, int soft_k)
 {
     memset(d, 0, sizeof *d);
     const int cap = 64;
     int ok = 1;
-    int has[ATTR_COUNT] = {has_expression, has_gender, 0, has_class};
+    const unsigned has[ATTR_COUNT] = {labels & META_EXPRESSION, labels & META_GENDER, 0, labels & META_CLASS};
     for (int a = 0; a < ATTR_COUNT; a++)
         if (has[a])
             ok &= (d->attr_class[a] = malloc(sizeof(int) * cap)) != NULL;
-    if (has_age)
+    if (labels & META_AGE)
         ok &= (d->age = malloc(sizeof(float) * cap)) != NULL;
     if (soft_k) {
         d->soft_k = soft_k;

@@ -238,7 +238,7 @@ int ferplus_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, ch
     memset(&b, 0, sizeof b);
     FerCtx *c = calloc(1, sizeof *c);
     int rc = -1, mcap = 0;
-    if (!c || meta_init(meta, 1, 0, 0, 0, o->ferplus_distribution ? FERPLUS_CLASSES : 0)) {
+    if (!c || meta_init(meta, META_EXPRESSION, o->ferplus_distribution ? FERPLUS_CLASSES : 0)) {
         free(c);
         data_err(err, errlen, "ferplus: out of memory");
         return -1;
@@ -270,9 +270,7 @@ int ferplus_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, ch
     if (verbose && meta->dropped)
         fprintf(stderr, "ferplus: %lld rows dropped by the label rules (unknown, NF or no majority)\n",
                 (long long)meta->dropped);
-    r->ctx = c;
-    r->decode = fer_decode;
-    r->close = fer_close;
+    *r = (Reader){.ctx = c, .decode = fer_decode, .close = fer_close};
     rc = 0;
 out:
     lf_close(&a);

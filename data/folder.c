@@ -20,6 +20,18 @@ ImageList *image_list_new(int with_boxes)
     return l;
 }
 
+ImageList *image_list_begin(const char *who, Dataset *meta, unsigned labels, int with_boxes, char *err,
+                            size_t errlen)
+{
+    ImageList *l = image_list_new(with_boxes);
+    if (!l || meta_init(meta, labels, 0)) {
+        image_list_close(l);
+        data_err(err, errlen, "%s: out of memory", who);
+        return NULL;
+    }
+    return l;
+}
+
 int image_list_add(ImageList *l, const char *path, const int box[4])
 {
     if (l->n == l->cap) {
@@ -80,12 +92,9 @@ int folder_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, cha
 {
     char **classes = NULL;
     int n_classes = 0, rc = -1, cap = 0;
-    ImageList *l = image_list_new(0);
-    if (!l || meta_init(meta, 0, 0, 1, 0, 0)) {
-        image_list_close(l);
-        data_err(err, errlen, "folder: out of memory");
+    ImageList *l = image_list_begin("folder", meta, META_CLASS, 0, err, errlen);
+    if (!l)
         return -1;
-    }
     if (list_dir(o->path, 1, &classes, &n_classes, err, errlen))
         goto out;
     if (n_classes == 0) {
@@ -118,10 +127,7 @@ int folder_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, cha
     meta->class_name = classes;
     classes = NULL;
     snprintf(meta->source_desc, sizeof meta->source_desc, "image folders %.200s (%d classes)", o->path, n_classes);
-    r->ctx = l;
-    r->decode = image_list_decode;
-    r->close = image_list_close;
-    r->pool_split = 1;
+    *r = (Reader){.ctx = l, .decode = image_list_decode, .close = image_list_close, .pool_split = 1};
     rc = 0;
 out:
     free_names(classes, n_classes);

@@ -132,7 +132,7 @@ int idx_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char *
     uint32_t idim[2][3], ldim[2][3];
     char path[4][2200];
     int rc = -1;
-    if (!c || meta_init(meta, 0, 0, 1, 0, 0)) {
+    if (!c || meta_init(meta, META_CLASS, 0)) {
         free(c);
         data_err(err, errlen, "idx: out of memory");
         return -1;
@@ -183,10 +183,7 @@ int idx_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char *
         }
     meta->n_classes[ATTR_CLASS] = classes;
     snprintf(meta->source_desc, sizeof meta->source_desc, "IDX %.200s (%d classes)", o->path, classes);
-    r->ctx = c;
-    r->decode = idx_decode;
-    r->close = idx_close;
-    r->carve_val = 1;
+    *r = (Reader){.ctx = c, .decode = idx_decode, .close = idx_close, .carve_val = 1};
     rc = 0;
 out:
     free(lab[0]);

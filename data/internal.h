@@ -49,8 +49,11 @@ int utkface_parse_name(const char *name, int *age, int *gender, int *race);
 
 /* --------------------------------------------------------------- listing */
 
-/* Starts a listing: allocates the arrays a source provides. */
-int meta_init(Dataset *d, int has_expression, int has_gender, int has_class, int has_age, int soft_k);
+/* The labels a source provides, for meta_init. */
+enum { META_EXPRESSION = 1, META_GENDER = 2, META_CLASS = 4, META_AGE = 8 };
+/* Starts a listing: allocates the arrays of the labels in `labels` (META_*
+ * bits) and, soft_k > 0, of soft_k target shares per sample. */
+int meta_init(Dataset *d, unsigned labels, int soft_k);
 /* Appends one sample (labels -1 / NaN, split SPLIT_NONE, name NULL); returns
  * its index or -1 when out of memory. *cap tracks the allocation. */
 int meta_push(Dataset *d, int *cap);
@@ -83,6 +86,11 @@ typedef struct {
 } ImageList;
 
 ImageList *image_list_new(int with_boxes);
+/* The start of the readers of image files: meta's arrays for `labels`
+ * (meta_init) and an empty list, with face boxes or not. NULL with "<who>:
+ * out of memory" in err when either allocation fails. */
+ImageList *image_list_begin(const char *who, Dataset *meta, unsigned labels, int with_boxes, char *err,
+                            size_t errlen);
 int image_list_add(ImageList *l, const char *path, const int box[4]);
 int image_list_decode(void *ctx, const DataOptions *o, int64_t i, uint8_t *pixels, char *err, size_t errlen);
 void image_list_close(void *ctx);

@@ -431,7 +431,7 @@ int synth_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char
         return -1;
     }
     SynthCtx *c = malloc(sizeof *c);
-    if (!c || meta_init(meta, 1, 1, 0, 1, 0)) {
+    if (!c || meta_init(meta, META_EXPRESSION | META_GENDER | META_AGE, 0)) {
         free(c);
         data_err(err, errlen, "synth: out of memory");
         return -1;
@@ -456,9 +456,6 @@ int synth_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char
     meta->n_classes[ATTR_GENDER] = 2;
     snprintf(meta->source_desc, sizeof meta->source_desc, "synthetic faces (seed %llu, %d faces)",
              (unsigned long long)o->synth_seed, o->synth_count);
-    r->ctx = c;
-    r->decode = synth_decode;
-    r->close = synth_close;
-    r->pool_split = 1;
+    *r = (Reader){.ctx = c, .decode = synth_decode, .close = synth_close, .pool_split = 1};
     return 0;
 }

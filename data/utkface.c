@@ -56,12 +56,9 @@ int utkface_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, ch
 {
     char **files = NULL;
     int nf = 0, rc = -1, cap = 0;
-    ImageList *l = image_list_new(0);
-    if (!l || meta_init(meta, 0, 1, 0, 1, 0)) {
-        image_list_close(l);
-        data_err(err, errlen, "utkface: out of memory");
+    ImageList *l = image_list_begin("utkface", meta, META_GENDER | META_AGE, 0, err, errlen);
+    if (!l)
         return -1;
-    }
     if (list_dir(o->path, 0, &files, &nf, err, errlen))
         goto out;
     char p[4200];
@@ -97,10 +94,7 @@ int utkface_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, ch
     }
     meta->n_classes[ATTR_GENDER] = 2;
     snprintf(meta->source_desc, sizeof meta->source_desc, "UTKFace %.200s", o->path);
-    r->ctx = l;
-    r->decode = image_list_decode;
-    r->close = image_list_close;
-    r->pool_split = 1;
+    *r = (Reader){.ctx = l, .decode = image_list_decode, .close = image_list_close, .pool_split = 1};
     rc = 0;
 out:
     free_names(files, nf);
