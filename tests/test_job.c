@@ -307,7 +307,8 @@ static void test_overrides(void)
     CHECK(s.epochs == 9 && s.batch == 32 && s.sgd.lr == 0.5f, "age/deep/kd: later overrides win: %d", s.epochs);
     s = job_settings(&j, 0, 1, METHOD_KD);
     CHECK(s.epochs == 3 && s.batch == 64, "expression/deep/kd: %d", s.epochs);
-    CHECK(j.n_overrides == 4 && j.overrides[1].set == (JOB_OV_EPOCHS | JOB_OV_LR | JOB_OV_FLIP), "override bits %x",
+    CHECK(j.n_overrides == 4 && j.overrides[1].set == (job_override_bit("epochs") | job_override_bit("lr") |
+                                                             job_override_bit("augment.flip")), "override bits %x",
           j.n_overrides == 4 ? j.overrides[1].set : 0u);
     char sha_plain[65];
     memcpy(sha_plain, j.sha256, sizeof sha_plain);

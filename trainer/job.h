@@ -2,7 +2,9 @@
  * (private to trainer/). Parsed once into plain structs and enums; nothing
  * downstream looks at strings again.
  *
- * Every key, its type, range and default is documented in jobs/README.md.
+ * Every key is one row of a table (trainer/job_keys.c) with its type, range,
+ * default and meaning; jobs/README.md's key reference is generated from it
+ * (job_keys_markdown).
  * The whole file is validated before anything runs: syntax, unknown keys
  * (with the nearest known key suggested), types, ranges, enum names, names
  * that must be unique, references between sections (overrides, fusions) and,
@@ -58,19 +60,15 @@ typedef struct {
                                  max(1, epochs / 3)) */
     AugmentOptions aug;
     int eval_batch;
+    int spare;                /* read by nothing: where the key row of the JOB_TEST_EXTRA_KEY test build lands */
 } TrainSettings;
 /* sgd.warmup_steps, total_steps and step_size are left 0 here: they depend on
  * the steps per epoch, which the trainer knows once the data is loaded. */
 
 /* An override applies to the cells whose task, model and method match
- * ("*" or "" matches any); later overrides win. `set` flags which fields it
- * carries (bit per field, JOB_OV_*). */
-enum {
-    JOB_OV_EPOCHS = 1 << 0, JOB_OV_BATCH = 1 << 1, JOB_OV_LR = 1 << 2, JOB_OV_SCHEDULE = 1 << 3,
-    JOB_OV_MOMENTUM = 1 << 4, JOB_OV_WEIGHT_DECAY = 1 << 5, JOB_OV_WARMUP = 1 << 6, JOB_OV_ACCUM = 1 << 7,
-    JOB_OV_NESTEROV = 1 << 8, JOB_OV_DECOUPLED = 1 << 9, JOB_OV_STEP_EPOCHS = 1 << 10, JOB_OV_GAMMA = 1 << 11,
-    JOB_OV_MIN_LR = 1 << 12, JOB_OV_EVAL_BATCH = 1 << 13, JOB_OV_PAD = 1 << 14, JOB_OV_FLIP = 1 << 15
-};
+ * ("*" or "" matches any); later overrides win. `set` flags the train keys
+ * it carries, a bit per key (job_override_bit). */
+unsigned job_override_bit(const char *key); /* "lr", "augment.flip"; 0 for a key overrides cannot set */
 
 typedef struct {
     char task[JOB_NAME_MAX], model[JOB_NAME_MAX], method[JOB_NAME_MAX];
@@ -96,7 +94,8 @@ typedef struct {
 
 typedef struct {
     int groups;               /* rank groups training cells side by side */
-    size_t bucket_bytes;      /* from bucket_mb (MiB) */
+    float bucket_mb;          /* as given (MiB), then as bucket_bytes holds it */
+    size_t bucket_bytes;      /* from bucket_mb */
     int overlap;              /* 0: one blocking allreduce per step */
     int threads;              /* per rank; 0: from the node */
     double watchdog_seconds;  /* as CommOptions: > 0 limit; < 0 off (the job file's 0 means off) */
@@ -175,6 +174,11 @@ NetSpec job_netspec(const Job *job, int task, int model);
  * methods and fusions, every cell with its settings, and the distillation,
  * parallel and checkpoint settings. */
 void job_print(const Job *job, FILE *f);
+
+/* The key reference of jobs/README.md from the key tables: for each group, a
+ * markdown table between the lines "<!-- keys <group> begin -->" and
+ * "<!-- keys <group> end -->". */
+void job_keys_markdown(FILE *f);
 
 /* SHA-256 (FIPS 180-4) of bytes as 64 lower-case hex characters and a NUL. */
 void sha256_hex(const void *data, size_t len, char out[65]);
