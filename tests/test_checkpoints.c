@@ -85,11 +85,6 @@ static float *dup_floats(const float *src, size_t n)
 
 static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
-static int same_doubles(const double *a, const double *b, int n)
-{
-    return n == 0 || memcmp(a, b, (size_t)n * sizeof(double)) == 0;
-}
-
 /* A history of n epochs with distinct values in every column. */
 static History make_history(int n, double lr, double loss, double val, double ips, double wait)
 {

@@ -19,6 +19,7 @@
  * stop, agreed over the group).
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,8 +217,14 @@ typedef struct {
     size_t errlen;
 } Loop;
 
-static int loop_fail(Loop *L, const char *what)
+/* "<cell>: step <k>: <what>" into the caller's buffer; returns -1. */
+static int loop_fail(Loop *L, const char *fmt, ...)
 {
+    char what[COMM_MSG_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     snprintf(L->err, L->errlen, "%s: step %lld: %s", L->cfg->name, (long long)L->st->run.step, what);
     return -1;
 }
@@ -316,7 +323,7 @@ static int loop_step(Loop *L)
         Batch b;
         int lr_rc = loader_next(L->ld, &b, msg, sizeof msg);
         if (comm_agree(comm, COMM_SCOPE_GROUP, lr_rc != LOADER_OK, msg, sizeof msg, NULL))
-            return loop_fail(L, lr_rc == LOADER_END ? "the loader ended early" : msg);
+            return loop_fail(L, "%s", lr_rc == LOADER_END ? "the loader ended early" : msg);
         Pass p = {.n = b.n, .training = 1, .seed = cfg->seed, .step = (uint64_t)st->run.step, .sample_id = b.ids,
                   .accumulate_grads = m > 0};
         if (m == L->accum - 1) {
@@ -324,19 +331,18 @@ static int loop_step(Loop *L)
             p.user = L->gs;
         }
         if (micro_step(cfg, comm, net, L->teacher, &b, &p, norm, 1.0 / L->accum, &L->w, &t, msg, sizeof msg))
-            return loop_fail(L, msg);
+            return loop_fail(L, "%s", msg);
         if (!local_fail && !isfinite(t.task + t.kd + t.triplet)) {
             local_fail = 1;
             describe_nonfinite(net, b.n, st->run.step, &t, msg, sizeof msg);
         }
     }
     if (gradsync_finish(L->gs)) {
-        snprintf(msg, sizeof msg, "gradient allreduce: %s", comm->error);
-        return loop_fail(L, msg);
+        return loop_fail(L, "gradient allreduce: %s", comm->error);
     }
     double sums[5] = {t.task, t.kd, t.triplet, t.correct, (double)local_fail};
     if (comm_sum_f64(comm, COMM_SCOPE_GROUP, sums, 5))
-        return loop_fail(L, comm->error);
+        return loop_fail(L, "%s", comm->error);
     if (sums[4] > 0) { /* someone saw a NaN: everyone learns whose message */
         comm_agree(comm, COMM_SCOPE_GROUP, local_fail, msg, sizeof msg, NULL);
         snprintf(L->err, L->errlen, "%s: %s", cfg->name, msg);
@@ -346,8 +352,7 @@ static int loop_step(Loop *L)
     /* batch-norm statistics come from each rank's slice: average them so
      * that every rank holds the same state (and a checkpoint all of it) */
     if (L->state_sync && (gradsync_ready(L->state_sync, net->n_state) || gradsync_finish(L->state_sync))) {
-        snprintf(msg, sizeof msg, "averaging batch-norm statistics: %s", comm->error);
-        return loop_fail(L, msg);
+        return loop_fail(L, "averaging batch-norm statistics: %s", comm->error);
     }
     double loss = sums[0] + sums[1] + sums[2], wait = gradsync_wait_seconds(L->gs);
     Interval *iv[2] = {&L->log, &L->epoch};
@@ -451,10 +456,10 @@ static int loop_after_step(Loop *L, int epoch_end)
     int r = env->after_step(env->user, L->st, epoch_end, msg, sizeof msg);
     int64_t flags[2] = {r == 1, r < 0};
     if (comm_sum_i64(L->comm, COMM_SCOPE_GROUP, flags, 2))
-        return loop_fail(L, L->comm->error);
+        return loop_fail(L, "%s", L->comm->error);
     if (flags[1] > 0) {
         comm_agree(L->comm, COMM_SCOPE_GROUP, r < 0, msg, sizeof msg, NULL);
-        return loop_fail(L, msg);
+        return loop_fail(L, "%s", msg);
     }
     return flags[0] > 0 ? 1 : 0;
 }
