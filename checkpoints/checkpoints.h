@@ -196,10 +196,55 @@ typedef struct {
     char status[SUMMARY_STR];
 } SummaryRow;
 
-/* Reads /summary of a results.h5 (for occkd_report); *rows is malloc'ed. */
+/* Reading a results.h5 (results_read.c). Every reader first checks that
+ * path is a regular HDF5 file whose "format" attribute (on / or, in files
+ * written by other tools, on /job) is RESULTS_FORMAT; messages name the
+ * file and the object: "file <path>: no such file", "...: not an HDF5
+ * file", "...: not an occkd results file (no 'format' attribute ...)",
+ * "...: /summary has no field 'p_value' ...". Fields are found by name, so
+ * files written by hand in the layout above (other field orders, string
+ * sizes and numeric types) read as well. */
+
+/* Reads /summary; *rows is malloc'ed. */
 int results_read_summary(const char *path, SummaryRow **rows, int *n_rows, char *err, size_t errlen);
+
+/* Whether a /summary row stands for a stored cell: its seed is a number
+ * (not "mean" or "std") and it is not a teacher's second row ("teacher
+ * (occluded)"). *seed gets the seed. */
+int summary_row_is_cell(const SummaryRow *row, uint64_t *seed);
+
 /* Reads one cell's group of a results.h5 into r (free with cell_result_free). */
 int results_read_cell(const char *path, const char *task, const char *model, const char *method, uint64_t seed,
                       CellResult *r, char *err, size_t errlen);
+
+/* How much of each cell results_read_cells reads. */
+typedef enum {
+    RESULTS_CELLS_FULL,  /* the whole group, as results_read_cell; a listed cell without one is refused */
+    RESULTS_CELLS_BRIEF  /* what a report shows: /summary's task, model, method, seed, metric, status,
+                          * value and p_value, and from the group (when there is one) the message and
+                          * the history; no test arrays. Absent parts stay empty. */
+} ResultsCellsMode;
+
+/* Reads every cell that /summary lists (summary_row_is_cell), in its order;
+ * *cells is malloc'ed (free with results_cells_free). */
+int results_read_cells(const char *path, ResultsCellsMode mode, CellResult **cells, int *n_cells, char *err,
+                       size_t errlen);
+void results_cells_free(CellResult *cells, int n_cells);
+
+/* /job of a results.h5 as read back: the fields of ResultsInfo, malloc'ed.
+ * A string the file lacks is NULL, a number -1 (a file without /job gives
+ * only those); the per-rank datasets, when present, have n_rank_values
+ * entries each. */
+typedef struct {
+    char *job_text;          /* attribute job_file */
+    char *job_path, *version, *start, *end, *blas;
+    int64_t ranks;
+    int64_t peak_rss_max_bytes, data_bytes_read_total;
+    int n_rank_values;       /* 0: not recorded */
+    int64_t *peak_rss_bytes, *data_bytes_read;
+} ResultsJob;
+
+int results_read_job(const char *path, ResultsJob *job, char *err, size_t errlen);
+void results_job_free(ResultsJob *job);
 
 #endif

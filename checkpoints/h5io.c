@@ -424,35 +424,31 @@ int h5io_get_str_alloc(hid_t obj, const char *name, char **out, const char *file
     hid_t a = attr_open(obj, name, file, where, err, errlen);
     if (a < 0)
         return -1;
-    hid_t ft = H5Aget_type(a);
+    hid_t ft = H5Aget_type(a), space = H5Aget_space(a);
     int rc = -1;
-    if (H5Tget_class(ft) != H5T_STRING) {
+    if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(space) != 1) {
         snprintf(err, errlen, "file %s: attribute %s of %s is not a string", file, name, where);
-    } else if (H5Tis_variable_str(ft) > 0) {
-        hid_t mt = vlen_str_type();
-        char *s = NULL;
-        if (H5Aread(a, mt, &s) >= 0) {
-            *out = strdup(s ? s : "");
-            H5free_memory(s);
-            rc = 0;
-        } else {
-            read_failure(file, where, err, errlen);
-        }
-        H5Tclose(mt);
     } else {
-        size_t sz = H5Tget_size(ft);
+        /* the file's character set: HDF5 converts no strings between ASCII and UTF-8 */
         hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, sz + 1);
-        char *s = calloc(sz + 2, 1);
-        if (H5Aread(a, mt, s) >= 0) {
-            *out = s;
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        int vlen = H5Tis_variable_str(ft) > 0;
+        size_t sz = vlen ? 0 : H5Tget_size(ft);
+        char *fixed = vlen ? NULL : calloc(sz + 2, 1), *s = NULL;
+        H5Tset_size(mt, vlen ? H5T_VARIABLE : sz + 1);
+        if (H5Aread(a, mt, vlen ? (void *)&s : (void *)fixed) >= 0) {
+            *out = vlen ? strdup(s ? s : "") : fixed;
+            fixed = NULL;
             rc = 0;
         } else {
             read_failure(file, where, err, errlen);
-            free(s);
         }
+        if (s)
+            H5free_memory(s);
+        free(fixed);
         H5Tclose(mt);
     }
+    H5Sclose(space);
     H5Tclose(ft);
     H5Aclose(a);
     return rc;
@@ -507,19 +503,203 @@ int h5io_get_f64(hid_t obj, const char *name, double *out, const char *file, con
     return attr_read_num(obj, name, H5T_NATIVE_DOUBLE, out, file, where, err, errlen);
 }
 
-/* ------------------------------------------------------------- history */
+/* ------------------------------------------------------------- formats */
 
-hid_t h5io_history_type(void)
+int h5io_check_format(hid_t obj, const char *accept1, const char *accept2, const char *kind, const char *file,
+                      char *err, size_t errlen)
 {
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(EpochRecord));
-    H5Tinsert(t, "epoch", HOFFSET(EpochRecord, epoch), H5T_NATIVE_INT64);
-    H5Tinsert(t, "lr", HOFFSET(EpochRecord, lr), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "train_loss", HOFFSET(EpochRecord, train_loss), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "val_metric", HOFFSET(EpochRecord, val_metric), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "images_per_s", HOFFSET(EpochRecord, images_per_s), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "wait_share", HOFFSET(EpochRecord, wait_share), H5T_NATIVE_DOUBLE);
+    char *fmt = NULL;
+    int present = H5Aexists(obj, "format") > 0;
+    if (present && h5io_get_str_alloc(obj, "format", &fmt, file, "/", err, errlen) == 0 &&
+        (strcmp(fmt, accept1) == 0 || (accept2 && strcmp(fmt, accept2) == 0))) {
+        free(fmt);
+        return 0;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    char also[160] = "";
+    if (accept2)
+        snprintf(also, sizeof also, " or '%s'", accept2);
+    if (!present)
+        snprintf(err, errlen, "file %s: not an occkd %s (no 'format' attribute; expected '%s'%s)", file, kind, accept1,
+                 also);
+    else if (!fmt)
+        snprintf(err, errlen, "file %s: the 'format' attribute is not a readable string (expected '%s'%s)", file,
+                 accept1, also);
+    else
+        snprintf(err, errlen, "file %s: not an occkd %s of this version (format '%s', expected '%s'%s)", file, kind,
+                 fmt, accept1, also);
+    free(fmt);
+    return -1;
+}
+
+/* ------------------------------------------------------------- whole files */
+
+int h5io_save(const char *path, H5ioFill fill, const void *ctx, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    char tmp[4096];
+    int rc = -1;
+    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
+    if (f >= 0 && fill(f, tmp, ctx, err, errlen))
+        h5io_abandon(f, tmp);
+    else if (f >= 0)
+        rc = h5io_commit(f, tmp, path, err, errlen);
+    h5io_loud(&q);
+    return rc;
+}
+
+int h5io_load(const char *path, H5ioReader read, void *ctx, char *err, size_t errlen)
+{
+    H5Quiet q;
+    h5io_quiet(&q);
+    int rc = -1;
+    hid_t f = h5io_open(path, err, errlen);
+    if (f >= 0) {
+        rc = read(f, path, ctx, err, errlen) ? -1 : 0;
+        H5Fclose(f);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    h5io_loud(&q);
+    return rc;
+}
+
+/* ------------------------------------------------------------- tables */
+
+static hid_t fixed_str_type(size_t size, H5T_cset_t cset)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, size);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_cset(t, cset);
     return t;
 }
+
+static hid_t field_type(const H5ioField *f, H5T_cset_t cset)
+{
+    return f->kind == H5IO_STR ? fixed_str_type(f->size, cset)
+                               : H5Tcopy(f->kind == H5IO_I64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE);
+}
+
+hid_t h5io_table_type(const H5ioField *fields, int n, size_t record)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, record);
+    for (int i = 0; i < n; i++) {
+        hid_t m = field_type(&fields[i], H5T_CSET_ASCII);
+        H5Tinsert(t, fields[i].name, fields[i].offset, m);
+        H5Tclose(m);
+    }
+    return t;
+}
+
+/* The memory type for reading `fields` from a table of file type ft: each
+ * field that ft has must be of a matching class (strings: fixed-length, read
+ * in the file's character set); a field ft lacks is refused unless optional,
+ * and then marked in absent[]. */
+static hid_t table_read_type(hid_t ft, const H5ioField *fields, int n, size_t record, char *absent,
+                             const char *file, const char *what, char *err, size_t errlen)
+{
+    if (H5Tget_class(ft) != H5T_COMPOUND) {
+        snprintf(err, errlen, "file %s: %s is not a compound table", file, what);
+        return -1;
+    }
+    hid_t mt = H5Tcreate(H5T_COMPOUND, record);
+    for (int i = 0; i < n; i++) {
+        const H5ioField *f = &fields[i];
+        int idx = H5Tget_member_index(ft, f->name);
+        absent[i] = idx < 0;
+        if (idx < 0 && f->optional)
+            continue;
+        if (idx < 0) {
+            snprintf(err, errlen, "file %s: %s has no field '%s'", file, what, f->name);
+            H5Tclose(mt);
+            return -1;
+        }
+        H5T_class_t c = H5Tget_member_class(ft, (unsigned)idx);
+        hid_t member = H5Tget_member_type(ft, (unsigned)idx);
+        int vlen = c == H5T_STRING && H5Tis_variable_str(member) > 0;
+        H5T_cset_t cset = c == H5T_STRING ? H5Tget_cset(member) : H5T_CSET_ASCII;
+        H5Tclose(member);
+        if (f->kind == H5IO_STR ? (c != H5T_STRING || vlen) : (c != H5T_FLOAT && c != H5T_INTEGER)) {
+            snprintf(err, errlen, "file %s: %s: field '%s' should be %s", file, what, f->name,
+                     f->kind == H5IO_STR ? "a fixed-length string" : "a number");
+            H5Tclose(mt);
+            return -1;
+        }
+        hid_t m = field_type(f, cset);
+        H5Tinsert(mt, f->name, f->offset, m);
+        H5Tclose(m);
+    }
+    return mt;
+}
+
+/* Optional fields the file lacks: NaN, 0 or "" in every row. */
+static void fill_absent(const H5ioField *fields, int n, const char *absent, char *rows, int n_rows, size_t record)
+{
+    for (int i = 0; i < n; i++)
+        for (int r = 0; absent[i] && r < n_rows; r++) {
+            char *at = rows + (size_t)r * record + fields[i].offset;
+            if (fields[i].kind == H5IO_F64)
+                *(double *)at = NAN;
+            else
+                memset(at, 0, fields[i].kind == H5IO_I64 ? sizeof(int64_t) : fields[i].size);
+        }
+}
+
+int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_fields, size_t record, void **rows,
+                    int *n_rows, const char *file, const char *what, char *err, size_t errlen)
+{
+    *rows = NULL;
+    *n_rows = 0;
+    int nd;
+    hsize_t dims[8];
+    if (h5io_shape(loc, name, 8, &nd, dims, file, what, err, errlen))
+        return -1;
+    if (nd != 1 || dims[0] > (1u << 30)) {
+        snprintf(err, errlen, "file %s: %s is not a 1-D table", file, what);
+        return -1;
+    }
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t ft = H5Dget_type(ds);
+    char absent[64];
+    int rc = -1, n = (int)dims[0];
+    hid_t mt = n_fields <= 64 ? table_read_type(ft, fields, n_fields, record, absent, file, what, err, errlen) : -1;
+    char *buf = mt >= 0 ? calloc(n ? (size_t)n : 1, record) : NULL;
+    if (mt >= 0 && !buf)
+        snprintf(err, errlen, "file %s: %s: out of memory for %d rows", file, what, n);
+    else if (buf && n > 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        read_failure(file, what, err, errlen); /* before H5Dclose clears the error stack */
+    else if (buf)
+        rc = 0;
+    if (rc == 0) {
+        fill_absent(fields, n_fields, absent, buf, n, record);
+        *rows = buf;
+        *n_rows = n;
+    } else {
+        free(buf);
+    }
+    if (mt >= 0)
+        H5Tclose(mt);
+    H5Tclose(ft);
+    H5Dclose(ds);
+    return rc;
+}
+
+/* ------------------------------------------------------------- history */
+
+/* The history table's fields; the first three are what a curve needs, the
+ * others read NaN where a file lacks them. */
+static const H5ioField HISTORY_FIELDS[] = {
+    {"epoch", H5IO_I64, offsetof(EpochRecord, epoch), sizeof(int64_t), 0},
+    {"lr", H5IO_F64, offsetof(EpochRecord, lr), sizeof(double), 1},
+    {"train_loss", H5IO_F64, offsetof(EpochRecord, train_loss), sizeof(double), 0},
+    {"val_metric", H5IO_F64, offsetof(EpochRecord, val_metric), sizeof(double), 0},
+    {"images_per_s", H5IO_F64, offsetof(EpochRecord, images_per_s), sizeof(double), 1},
+    {"wait_share", H5IO_F64, offsetof(EpochRecord, wait_share), sizeof(double), 1},
+};
+#define N_HISTORY_FIELDS ((int)(sizeof HISTORY_FIELDS / sizeof HISTORY_FIELDS[0]))
+
+hid_t h5io_history_type(void) { return h5io_table_type(HISTORY_FIELDS, N_HISTORY_FIELDS, sizeof(EpochRecord)); }
 
 int h5io_write_history(hid_t loc, const char *name, const History *h, const char *file, char *err, size_t errlen)
 {
@@ -534,28 +714,47 @@ int h5io_write_history(hid_t loc, const char *name, const History *h, const char
 int h5io_read_history(hid_t loc, const char *name, History *h, const char *file, const char *what, char *err,
                       size_t errlen)
 {
-    int nd;
-    hsize_t dims[1];
     memset(h, 0, sizeof *h);
-    if (h5io_shape(loc, name, 1, &nd, dims, file, what, err, errlen))
+    void *rows;
+    int n;
+    if (h5io_read_table(loc, name, HISTORY_FIELDS, N_HISTORY_FIELDS, sizeof(EpochRecord), &rows, &n, file, what, err,
+                        errlen))
         return -1;
-    if (nd != 1 || dims[0] > (1u << 30)) {
-        snprintf(err, errlen, "file %s: %s is not a 1-D table", file, what);
-        return -1;
-    }
-    int n = (int)dims[0];
-    EpochRecord *rows = malloc((n ? (size_t)n : 1) * sizeof *rows);
-    if (!rows) {
-        snprintf(err, errlen, "file %s: %s: out of memory for %d rows", file, what, n);
-        return -1;
-    }
-    hid_t t = h5io_history_type();
-    int rc = h5io_read(loc, name, t, 1, dims, rows, file, what, err, errlen);
-    H5Tclose(t);
-    if (rc) {
-        free(rows);
-        return -1;
-    }
     h->rows = rows, h->n = h->cap = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------- summary */
+
+#define SUMMARY_FIELD(f, kind, size) {#f, kind, offsetof(SummaryRow, f), size, 0}
+static const H5ioField SUMMARY_FIELDS[] = {
+    SUMMARY_FIELD(task, H5IO_STR, SUMMARY_STR),   SUMMARY_FIELD(model, H5IO_STR, SUMMARY_STR),
+    SUMMARY_FIELD(method, H5IO_STR, SUMMARY_STR), SUMMARY_FIELD(seed, H5IO_STR, SUMMARY_STR),
+    SUMMARY_FIELD(metric, H5IO_STR, SUMMARY_STR), SUMMARY_FIELD(value, H5IO_F64, sizeof(double)),
+    SUMMARY_FIELD(p_value, H5IO_F64, sizeof(double)), SUMMARY_FIELD(status, H5IO_STR, SUMMARY_STR),
+};
+#undef SUMMARY_FIELD
+#define N_SUMMARY_FIELDS ((int)(sizeof SUMMARY_FIELDS / sizeof SUMMARY_FIELDS[0]))
+
+hid_t h5io_summary_type(void) { return h5io_table_type(SUMMARY_FIELDS, N_SUMMARY_FIELDS, sizeof(SummaryRow)); }
+
+int h5io_read_summary(hid_t f, SummaryRow **rows, int *n_rows, const char *file, char *err, size_t errlen)
+{
+    void *r;
+    *rows = NULL;
+    *n_rows = 0;
+    if (!h5io_exists(f, "summary")) {
+        snprintf(err, errlen, "file %s: /summary is missing (the job has not finished a cell yet, or the file is damaged)",
+                 file);
+        return -1;
+    }
+    if (h5io_read_table(f, "summary", SUMMARY_FIELDS, N_SUMMARY_FIELDS, sizeof(SummaryRow), &r, n_rows, file,
+                        "/summary", err, errlen)) {
+        if (strstr(err, "has no field"))
+            snprintf(err + strlen(err), errlen - strlen(err),
+                     " (expected task, model, method, seed, metric, value, p_value, status)");
+        return -1;
+    }
+    *rows = r;
     return 0;
 }

@@ -1,5 +1,5 @@
-/* h5io.h - HDF5 helpers shared by checkpoint.c and results.c (private to
- * checkpoints/).
+/* h5io.h - HDF5 helpers shared by the files of checkpoints/ (private to
+ * that folder).
  *
  * Writing: h5io_create makes the parent folders, creates "<path>.tmp" and
  * h5io_commit flushes, closes, fsyncs and renames it over <path>, then fsyncs
@@ -86,11 +86,62 @@ int h5io_get_u64(hid_t obj, const char *name, uint64_t *out, const char *file, c
 int h5io_get_f64(hid_t obj, const char *name, double *out, const char *file, const char *where, char *err,
                  size_t errlen);
 
-/* The per-epoch history table: a compound dataset of EpochRecord rows. */
+/* Checks obj's "format" attribute: accept1, or accept2 when not NULL. The
+ * message names the file and `kind` ("results file", "checkpoint", ...):
+ * "not an occkd <kind> (no 'format' attribute; expected '...')", "the
+ * 'format' attribute is not a readable string", "not an occkd <kind> of
+ * this version (format '...', expected '...')". */
+int h5io_check_format(hid_t obj, const char *accept1, const char *accept2, const char *kind, const char *file,
+                      char *err, size_t errlen);
+
+/* A whole file written or read in one call, with HDF5's own messages off.
+ * h5io_save creates "<path>.tmp", calls fill (tmp names the file being
+ * written, for messages) and commits it, or abandons it when fill fails.
+ * h5io_load opens path read-only, calls read, closes the file and clears
+ * HDF5's error stack. Both return 0 or -1 with err set. */
+typedef int (*H5ioFill)(hid_t f, const char *tmp, const void *ctx, char *err, size_t errlen);
+typedef int (*H5ioReader)(hid_t f, const char *path, void *ctx, char *err, size_t errlen);
+int h5io_save(const char *path, H5ioFill fill, const void *ctx, char *err, size_t errlen);
+int h5io_load(const char *path, H5ioReader read, void *ctx, char *err, size_t errlen);
+
+/* Compound tables (rows of a C struct), described once by their fields:
+ * the same list gives the type for writing and finds the fields by name
+ * when reading, whatever their order, string sizes or numeric types in the
+ * file. */
+typedef enum { H5IO_STR, H5IO_F64, H5IO_I64 } H5ioKind; /* fixed-length string, double, int64_t */
+typedef struct {
+    const char *name;
+    H5ioKind kind;
+    size_t offset, size;     /* in the row struct; size: the string's bytes (NUL included) */
+    int optional;            /* when reading: a file without it gives NaN, 0 or "" */
+} H5ioField;
+
+/* The native compound type of the fields (close with H5Tclose). */
+hid_t h5io_table_type(const H5ioField *fields, int n, size_t record);
+/* Reads the 1-D table loc/name into *rows (malloc'ed, *n_rows of `record`
+ * bytes). Refused, naming the file, `what` and the field: a missing table,
+ * a missing required field, a field of another class (a number where a
+ * string is wanted, a variable-length string), more dimensions. */
+int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_fields, size_t record, void **rows,
+                    int *n_rows, const char *file, const char *what, char *err, size_t errlen);
+
+/* The per-epoch history table: a compound dataset of EpochRecord rows
+ * (lr, images_per_s and wait_share are NaN when a file lacks them). */
 hid_t h5io_history_type(void); /* close with H5Tclose */
 int h5io_write_history(hid_t loc, const char *name, const History *h, const char *file, char *err, size_t errlen);
 /* Reads a history table into *h (empty first; free with history_free). */
 int h5io_read_history(hid_t loc, const char *name, History *h, const char *file, const char *what, char *err,
                       size_t errlen);
+
+
+/* The /summary table of results.h5: SummaryRow's fields. */
+hid_t h5io_summary_type(void); /* close with H5Tclose */
+/* Reads f's /summary into *rows (malloc'ed); a missing table or field is
+ * refused with a message naming it. */
+int h5io_read_summary(hid_t f, SummaryRow **rows, int *n_rows, const char *file, char *err, size_t errlen);
+
+/* The group of a cell in results.h5: "<task>/<model>/<method>/seed-<seed>"
+ * (results.c). */
+void results_group_name(const char *task, const char *model, const char *method, uint64_t seed, char *buf, size_t n);
 
 #endif

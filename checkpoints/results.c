@@ -1,5 +1,6 @@
-/* results.c - one cell's outcome (a small file per cell) and the job's
- * results.h5, assembled from the cells by world rank 0.
+/* results.c - writing one cell's outcome (a small file per cell) and the
+ * job's results.h5, assembled from the cells by world rank 0
+ * (results_read.c reads them).
  *
  * A cell's group (the root of a cell file, /<task>/<model>/<method>/seed-<n>
  * in results.h5) holds
@@ -22,8 +23,6 @@
 
 #include "checkpoints.h"
 #include "h5io.h"
-
-#define PATH_MAX_LEN 4096
 
 /* ------------------------------------------------------------- checks */
 
@@ -114,143 +113,20 @@ static int write_cell(hid_t g, const CellResult *r, const char *file, const char
     return 0;
 }
 
-/* Reads an optional float dataset of the given shape; NULL when absent. */
-static int read_floats(hid_t g, const char *name, int ndims, const hsize_t *dims, int required, float **out,
-                       const char *file, const char *where, char *err, size_t errlen)
+static int fill_cell_file(hid_t f, const char *tmp, const void *ctx, char *err, size_t errlen)
 {
-    char what[600];
-    snprintf(what, sizeof what, "%s/%s", where, name);
-    *out = NULL;
-    if (!h5io_exists(g, name)) {
-        if (!required)
-            return 0;
-        snprintf(err, errlen, "file %s: dataset %s is missing", file, what);
+    if (h5io_attr_str(f, "format", CELL_FORMAT)) {
+        snprintf(err, errlen, "file %s: cannot write the attribute format", tmp);
         return -1;
     }
-    size_t count = 1;
-    for (int i = 0; i < ndims; i++)
-        count *= (size_t)dims[i];
-    *out = malloc((count ? count : 1) * sizeof(float));
-    return h5io_read(g, name, H5T_NATIVE_FLOAT, ndims, dims, *out, file, what, err, errlen);
-}
-
-static int read_cell_attrs(hid_t g, CellResult *r, int *n_epochs, const char *file, const char *where, char *err,
-                           size_t errlen)
-{
-    int64_t epochs, best, classes;
-    if (h5io_get_str(g, "task", r->task, sizeof r->task, file, where, err, errlen) ||
-        h5io_get_str(g, "model", r->model, sizeof r->model, file, where, err, errlen) ||
-        h5io_get_str(g, "method", r->method, sizeof r->method, file, where, err, errlen) ||
-        h5io_get_u64(g, "seed", &r->seed, file, where, err, errlen) ||
-        h5io_get_str(g, "status", r->status, sizeof r->status, file, where, err, errlen) ||
-        h5io_get_str(g, "message", r->message, sizeof r->message, file, where, err, errlen) ||
-        h5io_get_str(g, "metric", r->metric, sizeof r->metric, file, where, err, errlen) ||
-        h5io_get_f64(g, "value", &r->value, file, where, err, errlen) ||
-        h5io_get_f64(g, "value_occluded", &r->value_occluded, file, where, err, errlen) ||
-        h5io_get_f64(g, "p_value", &r->p_value, file, where, err, errlen) ||
-        h5io_get_f64(g, "p_value_occluded", &r->p_value_occluded, file, where, err, errlen) ||
-        h5io_get_f64(g, "seconds", &r->seconds, file, where, err, errlen) ||
-        h5io_get_i64(g, "epochs", &epochs, file, where, err, errlen) ||
-        h5io_get_i64(g, "best_epoch", &best, file, where, err, errlen) ||
-        h5io_get_i64(g, "n_test", &r->n_test, file, where, err, errlen) ||
-        h5io_get_i64(g, "classes", &classes, file, where, err, errlen))
-        return -1;
-    if (r->n_test < 0 || classes < 0 || classes > (1 << 20)) {
-        snprintf(err, errlen, "file %s: %s: invalid n_test %lld or classes %lld", file, where, (long long)r->n_test,
-                 (long long)classes);
-        return -1;
-    }
-    *n_epochs = (int)epochs;
-    r->best_epoch = (int)best;
-    r->classes = (int)classes;
-    return 0;
-}
-
-static int read_cell(hid_t g, CellResult *r, const char *file, const char *where, char *err, size_t errlen)
-{
-    memset(r, 0, sizeof *r);
-    char what[600];
-    int declared;
-    if (read_cell_attrs(g, r, &declared, file, where[0] ? where : "/", err, errlen))
-        return -1;
-    snprintf(what, sizeof what, "%s/history", where);
-    if (h5io_read_history(g, "history", &r->history, file, what, err, errlen))
-        return -1;
-    if (r->history.n != declared) {
-        snprintf(err, errlen, "file %s: %s has %d rows but the attribute epochs says %d", file, what, r->history.n,
-                 declared);
-        return -1;
-    }
-    hsize_t n[1] = {(hsize_t)r->n_test}, nk[2] = {(hsize_t)r->n_test, (hsize_t)r->classes},
-            kk[2] = {(hsize_t)r->classes, (hsize_t)r->classes};
-    if (read_floats(g, "test/labels", 1, n, 1, &r->labels, file, where, err, errlen) ||
-        read_floats(g, "test/predictions", 1, n, 1, &r->predictions, file, where, err, errlen) ||
-        read_floats(g, "test/predictions_occluded", 1, n, 0, &r->predictions_occluded, file, where, err, errlen) ||
-        read_floats(g, "test/probabilities", 2, nk, 0, &r->probabilities, file, where, err, errlen))
-        return -1;
-    if (h5io_exists(g, "test/confusion")) {
-        snprintf(what, sizeof what, "%s/test/confusion", where);
-        r->confusion = malloc((size_t)(r->classes ? r->classes * r->classes : 1) * sizeof(int64_t));
-        if (h5io_read(g, "test/confusion", H5T_NATIVE_INT64, 2, kk, r->confusion, file, what, err, errlen))
-            return -1;
-    }
-    return 0;
+    return write_cell(f, ctx, tmp, "/", err, errlen);
 }
 
 int cell_result_save(const char *path, const CellResult *r, char *err, size_t errlen)
 {
     if (check_cell(r, path, err, errlen))
         return -1;
-    H5Quiet q;
-    h5io_quiet(&q);
-    char tmp[PATH_MAX_LEN];
-    int rc = -1;
-    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
-    if (f < 0)
-        goto out;
-    if (h5io_attr_str(f, "format", CELL_FORMAT)) {
-        snprintf(err, errlen, "file %s: cannot write the attribute format", tmp);
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    if (write_cell(f, r, tmp, "/", err, errlen)) {
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    rc = h5io_commit(f, tmp, path, err, errlen);
-out:
-    h5io_loud(&q);
-    return rc;
-}
-
-static int check_format(hid_t f, const char *want, const char *path, char *err, size_t errlen)
-{
-    char fmt[128];
-    if (h5io_get_str(f, "format", fmt, sizeof fmt, path, "/", err, errlen))
-        return -1;
-    if (strcmp(fmt, want) != 0) {
-        snprintf(err, errlen, "file %s: format \"%s\", expected \"%s\"", path, fmt, want);
-        return -1;
-    }
-    return 0;
-}
-
-int cell_result_load(const char *path, CellResult *r, char *err, size_t errlen)
-{
-    H5Quiet q;
-    h5io_quiet(&q);
-    memset(r, 0, sizeof *r);
-    int rc = -1;
-    hid_t f = h5io_open(path, err, errlen);
-    if (f >= 0) {
-        rc = check_format(f, CELL_FORMAT, path, err, errlen) || read_cell(f, r, path, "", err, errlen) ? -1 : 0;
-        H5Fclose(f);
-    }
-    if (rc)
-        cell_result_free(r);
-    H5Eclear2(H5E_DEFAULT);
-    h5io_loud(&q);
-    return rc;
+    return h5io_save(path, fill_cell_file, r, err, errlen);
 }
 
 void cell_result_free(CellResult *r)
@@ -269,24 +145,6 @@ void cell_result_free(CellResult *r)
 }
 
 /* ------------------------------------------------------------- summary */
-
-static hid_t summary_type(void)
-{
-    hid_t s = H5Tcopy(H5T_C_S1);
-    H5Tset_size(s, SUMMARY_STR);
-    H5Tset_strpad(s, H5T_STR_NULLTERM);
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(SummaryRow));
-    H5Tinsert(t, "task", HOFFSET(SummaryRow, task), s);
-    H5Tinsert(t, "model", HOFFSET(SummaryRow, model), s);
-    H5Tinsert(t, "method", HOFFSET(SummaryRow, method), s);
-    H5Tinsert(t, "seed", HOFFSET(SummaryRow, seed), s);
-    H5Tinsert(t, "metric", HOFFSET(SummaryRow, metric), s);
-    H5Tinsert(t, "value", HOFFSET(SummaryRow, value), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "p_value", HOFFSET(SummaryRow, p_value), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "status", HOFFSET(SummaryRow, status), s);
-    H5Tclose(s);
-    return t;
-}
 
 static int is_teacher(const CellResult *c) { return strcmp(c->method, "teacher") == 0; }
 
@@ -428,9 +286,9 @@ static int write_job(hid_t f, const ResultsInfo *info, const char *file, char *e
     return rc ? -1 : 0;
 }
 
-static void cell_group_name(const CellResult *c, char *buf, size_t n)
+void results_group_name(const char *task, const char *model, const char *method, uint64_t seed, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s/%s/%s/seed-%llu", c->task, c->model, c->method, (unsigned long long)c->seed);
+    snprintf(buf, n, "%s/%s/%s/seed-%llu", task, model, method, (unsigned long long)seed);
 }
 
 static int check_cells(const CellResult *cells, int n, const char *path, char *err, size_t errlen)
@@ -456,7 +314,7 @@ static int write_cells(hid_t f, const CellResult *cells, int n, const char *file
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char name[300], where[310];
-        cell_group_name(&cells[i], name, sizeof name);
+        results_group_name(cells[i].task, cells[i].model, cells[i].method, cells[i].seed, name, sizeof name);
         snprintf(where, sizeof where, "/%s", name);
         hid_t g = H5Gcreate2(f, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
         if (g < 0) {
@@ -473,107 +331,36 @@ static int write_cells(hid_t f, const CellResult *cells, int n, const char *file
     return rc;
 }
 
+typedef struct {
+    const ResultsInfo *info;
+    const CellResult *cells;
+    int n_cells;
+    const SummaryRow *rows;
+    int n_rows;
+} ResultsParts;
+
+static int fill_results(hid_t f, const char *tmp, const void *ctx, char *err, size_t errlen)
+{
+    const ResultsParts *p = ctx;
+    hid_t t = h5io_summary_type();
+    hsize_t dims[1] = {(hsize_t)p->n_rows};
+    int bad = write_job(f, p->info, tmp, err, errlen) ||
+              h5io_write(f, "summary", t, 0, 1, dims, p->rows, tmp, err, errlen) ||
+              write_cells(f, p->cells, p->n_cells, tmp, err, errlen);
+    H5Tclose(t);
+    return bad ? -1 : 0;
+}
+
 int results_write(const char *path, const ResultsInfo *info, const CellResult *cells, int n_cells, char *err,
                   size_t errlen)
 {
     if (check_cells(cells, n_cells, path, err, errlen))
         return -1;
-    H5Quiet q;
-    h5io_quiet(&q);
-    char tmp[PATH_MAX_LEN];
-    int rc = -1;
-    SummaryRow *rows = NULL;
-    int nr = build_summary(cells, n_cells, &rows);
-    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
-    if (f < 0)
-        goto out;
-    hid_t t = summary_type();
-    hsize_t dims[1] = {(hsize_t)nr};
-    int bad = write_job(f, info, tmp, err, errlen) || h5io_write(f, "summary", t, 0, 1, dims, rows, tmp, err, errlen) ||
-              write_cells(f, cells, n_cells, tmp, err, errlen);
-    H5Tclose(t);
-    if (bad) {
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    rc = h5io_commit(f, tmp, path, err, errlen);
-out:
+    ResultsParts p = {info, cells, n_cells, NULL, 0};
+    SummaryRow *rows;
+    p.n_rows = build_summary(cells, n_cells, &rows);
+    p.rows = rows;
+    int rc = h5io_save(path, fill_results, &p, err, errlen);
     free(rows);
-    h5io_loud(&q);
-    return rc;
-}
-
-int results_read_summary(const char *path, SummaryRow **rows, int *n_rows, char *err, size_t errlen)
-{
-    H5Quiet q;
-    h5io_quiet(&q);
-    *rows = NULL;
-    *n_rows = 0;
-    int rc = -1, nd;
-    hsize_t dims[1];
-    hid_t f = h5io_open(path, err, errlen);
-    if (f < 0)
-        goto out;
-    if (check_format(f, RESULTS_FORMAT, path, err, errlen) ||
-        h5io_shape(f, "summary", 1, &nd, dims, path, "/summary", err, errlen))
-        goto close;
-    if (nd != 1) {
-        snprintf(err, errlen, "file %s: /summary is not a 1-D table", path);
-        goto close;
-    }
-    SummaryRow *r = calloc(dims[0] ? (size_t)dims[0] : 1, sizeof(SummaryRow));
-    hid_t t = summary_type();
-    rc = h5io_read(f, "summary", t, 1, dims, r, path, "/summary", err, errlen);
-    H5Tclose(t);
-    if (rc == 0) {
-        *rows = r;
-        *n_rows = (int)dims[0];
-    } else {
-        free(r);
-    }
-close:
-    H5Fclose(f);
-out:
-    H5Eclear2(H5E_DEFAULT);
-    h5io_loud(&q);
-    return rc;
-}
-
-int results_read_cell(const char *path, const char *task, const char *model, const char *method, uint64_t seed,
-                      CellResult *r, char *err, size_t errlen)
-{
-    H5Quiet q;
-    h5io_quiet(&q);
-    memset(r, 0, sizeof *r);
-    int rc = -1;
-    char name[300], where[310];
-    snprintf(name, sizeof name, "%s/%s/%s/seed-%llu", task, model, method, (unsigned long long)seed);
-    snprintf(where, sizeof where, "/%s", name);
-    hid_t f = h5io_open(path, err, errlen);
-    if (f < 0)
-        goto out;
-    if (check_format(f, RESULTS_FORMAT, path, err, errlen))
-        goto close;
-    if (!h5io_exists(f, name)) {
-        snprintf(err, errlen, "file %s: no cell %s", path, where);
-        goto close;
-    }
-    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
-    if (g < 0) {
-        char why[256];
-        int sum = h5io_last_error(why, sizeof why);
-        snprintf(err, errlen, "file %s: %s %s%s", path, sum ? "checksum mismatch in" : "cannot open", where,
-                 sum ? " (the file is corrupted)" : "");
-        goto close;
-    }
-    rc = read_cell(g, r, path, where, err, errlen);
-    H5Gclose(g);
-close:
-    H5Fclose(f);
-out:
-    if (rc)
-        cell_result_free(r);
-    H5Eclear2(H5E_DEFAULT);
-    h5io_loud(&q);
     return rc;
 }
