@@ -49,11 +49,11 @@ static void relu_backward(Layer *l, const Pass *p, const float *const *x, const 
     }
 }
 
-const LayerOps relu_ops = {"relu", relu_forward, relu_backward, NULL, NULL};
+const LayerOps relu_ops = {.type = "relu", .forward = relu_forward, .backward = relu_backward};
 
-Layer *relu_create(const char *name, Shape in)
+Layer *relu_create(const char *name, Shape in, char *err, size_t errlen)
 {
-    Layer *l = layer_alloc(sizeof(Layer), &relu_ops, name, in);
+    Layer *l = layer_alloc(sizeof(Layer), &relu_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     l->out = in;
@@ -138,15 +138,19 @@ static void dropout_backward(Layer *l, const Pass *p, const float *const *x, con
     }
 }
 
-const LayerOps dropout_ops = {"dropout", dropout_forward, dropout_backward, NULL, NULL};
-
-Layer *dropout_create(const char *name, Shape in, float rate)
+static void dropout_describe(const Layer *l, char *buf, size_t len)
 {
-    if (!(rate >= 0.0f && rate < 1.0f)) {
-        fprintf(stderr, "dropout layer %s: rate %g must be in [0, 1)\n", name ? name : "(null)", rate);
-        return NULL;
-    }
-    Layer *l = layer_alloc(sizeof(Dropout), &dropout_ops, name, in);
+    snprintf(buf, len, "rate %g", ((const Dropout *)l)->rate);
+}
+
+const LayerOps dropout_ops = {.type = "dropout", .forward = dropout_forward, .backward = dropout_backward,
+                              .describe = dropout_describe};
+
+Layer *dropout_create(const char *name, Shape in, float rate, char *err, size_t errlen)
+{
+    if (!(rate >= 0.0f && rate < 1.0f))
+        return layer_refuse(&dropout_ops, name, err, errlen, "rate %g must be in [0, 1)", rate);
+    Layer *l = layer_alloc(sizeof(Dropout), &dropout_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     ((Dropout *)l)->rate = rate;

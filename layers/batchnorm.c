@@ -234,17 +234,21 @@ static void bn_destroy(Layer *l)
     free(bn->invstd);
 }
 
-const LayerOps batchnorm_ops = {"batchnorm", bn_forward, bn_backward, NULL, bn_destroy};
-
-Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu)
+static void bn_describe(const Layer *l, char *buf, size_t len)
 {
-    const char *nm = name ? name : "(null)";
-    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
-        fprintf(stderr, "batchnorm layer %s: expected eps > 0 and momentum in [0, 1] (got %g, %g)\n", nm, eps,
-                momentum);
-        return NULL;
-    }
-    Layer *l = layer_alloc(sizeof(BatchNorm), &batchnorm_ops, name, in);
+    const BatchNorm *bn = (const BatchNorm *)l;
+    snprintf(buf, len, "eps %g, momentum %g%s", bn->eps, bn->momentum, bn->relu ? ", relu" : "");
+}
+
+const LayerOps batchnorm_ops = {.type = "batchnorm", .forward = bn_forward, .backward = bn_backward,
+                                .destroy = bn_destroy, .describe = bn_describe};
+
+Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu, char *err, size_t errlen)
+{
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return layer_refuse(&batchnorm_ops, name, err, errlen,
+                            "expected eps > 0 and momentum in [0, 1] (got %g, %g)", eps, momentum);
+    Layer *l = layer_alloc(sizeof(BatchNorm), &batchnorm_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     BatchNorm *bn = (BatchNorm *)l;
@@ -254,9 +258,8 @@ Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, i
     bn->mean = calloc((size_t)in.c, sizeof(double));
     bn->invstd = calloc((size_t)in.c, sizeof(double));
     if (!bn->mean || !bn->invstd) {
-        fprintf(stderr, "batchnorm layer %s: out of memory\n", nm);
         layer_destroy(l);
-        return NULL;
+        return layer_refuse(&batchnorm_ops, name, err, errlen, "out of memory");
     }
     for (int c = 0; c < in.c; c++)
         bn->invstd[c] = 1.0;

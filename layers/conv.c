@@ -389,35 +389,37 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
     }
 }
 
+static void conv_describe(const Layer *l, char *buf, size_t len)
+{
+    const Conv *cv = (const Conv *)l;
+    snprintf(buf, len, "%d out, kernel %d, stride %d, pad %d%s%s", cv->oc, cv->geom.k, cv->geom.stride, cv->geom.pad,
+             cv->has_bias ? ", bias" : "", cv->relu ? ", relu" : "");
+}
+
 const LayerOps conv_ops = {
     .type = "conv",
     .forward = conv_forward,
     .backward = conv_backward,
     .workspace = conv_workspace,
-    .destroy = NULL,
+    .describe = conv_describe,
 };
 
-Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu)
+Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu, char *err,
+                   size_t errlen)
 {
     layers_set_threads(0); /* GEMMs run single-threaded inside OpenMP teams (see threads.c) */
-    const char *nm = name ? name : "(null)";
-    if (out_c <= 0 || k <= 0 || stride <= 0 || pad < 0) {
-        fprintf(stderr, "conv layer %s: out_c %d, kernel %d and stride %d must be positive, padding %d >= 0\n", nm,
-                out_c, k, stride, pad);
-        return NULL;
-    }
-    if (in.c <= 0 || in.h <= 0 || in.w <= 0 || k > in.h + 2 * pad || k > in.w + 2 * pad) {
-        fprintf(stderr, "conv layer %s: kernel %d does not fit the input (%d,%d,%d) padded by %d\n", nm, k, in.c,
-                in.h, in.w, pad);
-        return NULL;
-    }
+    if (out_c <= 0 || k <= 0 || stride <= 0 || pad < 0)
+        return layer_refuse(&conv_ops, name, err, errlen,
+                            "out_c %d, kernel %d and stride %d must be positive, padding %d >= 0", out_c, k, stride,
+                            pad);
+    if (in.c <= 0 || in.h <= 0 || in.w <= 0 || k > in.h + 2 * pad || k > in.w + 2 * pad)
+        return layer_refuse(&conv_ops, name, err, errlen, "kernel %d does not fit the input (%d,%d,%d) padded by %d",
+                            k, in.c, in.h, in.w, pad);
     ConvGeom gm = {in.c, in.h, in.w, k, stride, pad, (in.h + 2 * pad - k) / stride + 1,
                    (in.w + 2 * pad - k) / stride + 1};
-    if ((double)in.c * k * k > 2147483647.0 || (double)out_c * gm.oh * gm.ow > 2147483647.0) {
-        fprintf(stderr, "conv layer %s: sizes exceed the range of a GEMM dimension\n", nm);
-        return NULL;
-    }
-    Layer *l = layer_alloc(sizeof(Conv), &conv_ops, name, in);
+    if ((double)in.c * k * k > 2147483647.0 || (double)out_c * gm.oh * gm.ow > 2147483647.0)
+        return layer_refuse(&conv_ops, name, err, errlen, "sizes exceed the range of a GEMM dimension");
+    Layer *l = layer_alloc(sizeof(Conv), &conv_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     Conv *cv = (Conv *)l;

@@ -147,24 +147,28 @@ static void fc_backward(Layer *l, const Pass *p, const float *const *xs, const f
     }
 }
 
+static void fc_describe(const Layer *l, char *buf, size_t len)
+{
+    const Fc *f = (const Fc *)l;
+    snprintf(buf, len, "%d out%s", f->out, f->relu ? ", relu" : "");
+}
+
 const LayerOps fc_ops = {
     .type = "fc",
     .forward = fc_forward,
     .backward = fc_backward,
     .workspace = fc_workspace,
-    .destroy = NULL,
+    .describe = fc_describe,
 };
 
-Layer *fc_create(const char *name, Shape in, int out, int relu)
+Layer *fc_create(const char *name, Shape in, int out, int relu, char *err, size_t errlen)
 {
     layers_set_threads(0); /* GEMMs run single-threaded inside OpenMP teams (see threads.c) */
     size_t n_in = shape_size(in);
-    if (out <= 0 || in.c <= 0 || in.h <= 0 || in.w <= 0 || n_in > 2147483647u) {
-        fprintf(stderr, "fc layer %s: input (%d,%d,%d) and %d outputs must be positive and fit an int\n",
-                name ? name : "(null)", in.c, in.h, in.w, out);
-        return NULL;
-    }
-    Layer *l = layer_alloc(sizeof(Fc), &fc_ops, name, in);
+    if (out <= 0 || in.c <= 0 || in.h <= 0 || in.w <= 0 || n_in > 2147483647u)
+        return layer_refuse(&fc_ops, name, err, errlen, "input (%d,%d,%d) and %d outputs must be positive and fit an int",
+                            in.c, in.h, in.w, out);
+    Layer *l = layer_alloc(sizeof(Fc), &fc_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     Fc *f = (Fc *)l;

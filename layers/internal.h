@@ -35,27 +35,42 @@ static inline void layer_fatal(const Layer *l, const char *fmt, ...)
     abort();
 }
 
+/* The failure of a constructor: writes "<type> layer <name>: <message>"
+ * into err (nothing when err is NULL) and returns NULL. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static inline Layer *layer_refuse(const LayerOps *ops, const char *name, char *err, size_t errlen, const char *fmt,
+                                  ...)
+{
+    if (!err || !errlen)
+        return NULL;
+    int n = snprintf(err, errlen, "%s layer %s: ", ops->type, name ? name : "(null)");
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return NULL;
+}
+
 /* Allocates (calloc) a layer struct of `size` bytes whose first member is a
  * Layer, and fills the common fields: ops, name, one input of shape `in`
  * produced by layer -1 (the network sets the real producer). Returns NULL
- * with a message on stderr when the name is NULL, empty or too long for
- * Layer.name, or when `in` has a non-positive dimension. */
-static inline Layer *layer_alloc(size_t size, const LayerOps *ops, const char *name, Shape in)
+ * with a message in err (layer_refuse) when the name is NULL, empty or too
+ * long for Layer.name, or when `in` has a non-positive dimension. */
+static inline Layer *layer_alloc(size_t size, const LayerOps *ops, const char *name, Shape in, char *err,
+                                 size_t errlen)
 {
-    if (!name || !name[0] || strlen(name) >= sizeof(((Layer *)0)->name)) {
-        fprintf(stderr, "%s layer: name \"%s\" must have 1 to %zu characters\n", ops->type, name ? name : "(null)",
-                sizeof(((Layer *)0)->name) - 1);
-        return NULL;
-    }
-    if (in.c <= 0 || in.h <= 0 || in.w <= 0) {
-        fprintf(stderr, "%s layer %s: input shape (%d,%d,%d) must be positive\n", ops->type, name, in.c, in.h, in.w);
-        return NULL;
-    }
+    if (!name || !name[0] || strlen(name) >= sizeof(((Layer *)0)->name))
+        return layer_refuse(ops, name && name[0] ? name : "(unnamed)", err, errlen, "the name must have 1 to %zu characters",
+                            sizeof(((Layer *)0)->name) - 1);
+    if (in.c <= 0 || in.h <= 0 || in.w <= 0)
+        return layer_refuse(ops, name, err, errlen, "input shape (%d,%d,%d) must be positive", in.c, in.h, in.w);
     Layer *l = calloc(1, size < sizeof(Layer) ? sizeof(Layer) : size);
-    if (!l) {
-        fprintf(stderr, "%s layer %s: out of memory\n", ops->type, name);
-        return NULL;
-    }
+    if (!l)
+        return layer_refuse(ops, name, err, errlen, "out of memory");
     l->ops = ops;
     memcpy(l->name, name, strlen(name) + 1);
     l->n_in = 1;

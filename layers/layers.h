@@ -80,6 +80,9 @@ typedef struct {
     /* Scratch bytes for a batch of n within a budget (NULL: none). */
     size_t (*workspace)(const Layer *l, int n, size_t budget);
     void (*destroy)(Layer *l); /* frees what the type added (NULL: nothing) */
+    /* The type's own settings as text, e.g. "64 out, kernel 11, stride 4,
+     * pad 0, bias, relu" (NULL: none to tell). */
+    void (*describe)(const Layer *l, char *buf, size_t len);
 } LayerOps;
 
 struct Layer {
@@ -99,31 +102,61 @@ struct Layer {
 };
 
 /* Constructors. Each returns a layer whose in_shape/out are set and whose
- * tensors have sizes but no storage yet; NULL on invalid arguments. `relu`
+ * tensors have sizes but no storage yet; on invalid arguments NULL, with
+ * "<type> layer <name>: <what is wrong>" in err (err may be NULL). `relu`
  * fuses a ReLU on the output. */
-Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu);
-Layer *fc_create(const char *name, Shape in, int out, int relu);   /* flattens its input */
+Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu, char *err,
+                   size_t errlen);
+Layer *fc_create(const char *name, Shape in, int out, int relu, char *err, size_t errlen); /* flattens its input */
 typedef enum { POOL_MAX, POOL_AVG } PoolKind;
 /* Padding may be asymmetric (top, bottom, left, right); ceil_mode adds the
  * bottom/right padding needed to cover the input (as PyTorch's ceil_mode). Avg
  * pooling divides by the window area inside the padded input minus padding. */
 Layer *pool_create(const char *name, Shape in, PoolKind kind, int k, int stride, int pad_t, int pad_b,
-                   int pad_l, int pad_r, int ceil_mode);
+                   int pad_l, int pad_r, int ceil_mode, char *err, size_t errlen);
 /* Across-channel LRN: y = x / (k + alpha/size * sum_{window} x^2)^beta (PyTorch's form). */
-Layer *lrn_create(const char *name, Shape in, int size, float alpha, float beta, float k);
-Layer *relu_create(const char *name, Shape in);
-Layer *dropout_create(const char *name, Shape in, float rate);
+Layer *lrn_create(const char *name, Shape in, int size, float alpha, float beta, float k, char *err, size_t errlen);
+Layer *relu_create(const char *name, Shape in, char *err, size_t errlen);
+Layer *dropout_create(const char *name, Shape in, float rate, char *err, size_t errlen);
 /* Batch normalisation over (N,H,W) per channel; momentum as PyTorch (0.1). */
-Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu);
-Layer *gap_create(const char *name, Shape in);                     /* global average pool */
-Layer *add_create(const char *name, Shape in, int relu);           /* y = x0 + x1 */
-Layer *flatten_create(const char *name, Shape in);
+Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu, char *err, size_t errlen);
+Layer *gap_create(const char *name, Shape in, char *err, size_t errlen);           /* global average pool */
+Layer *add_create(const char *name, Shape in, int relu, char *err, size_t errlen); /* y = x0 + x1 */
+Layer *flatten_create(const char *name, Shape in, char *err, size_t errlen);
 
 void layer_destroy(Layer *l);
 
-/* The registry: type names to descriptions, for errors and `describe`. */
-const LayerOps *layer_ops_find(const char *type);
-const char *layer_type_names(void); /* "conv, fc, pool, ..." */
+/* "conv1 conv (3,224,224) -> (64,54,54): 64 out, kernel 11, stride 4, pad 0,
+ * bias, relu": the name, type, shapes and the type's settings. */
+void layer_describe(const Layer *l, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- registry
+ * Type names ("conv", "pool", ...) to operation tables and constructors,
+ * for building layers from names (the network builder of net.c). */
+
+/* The settings of any layer type by name. Each type reads the fields it
+ * uses and ignores the others, so a designated initialiser names exactly
+ * the settings of one layer: (LayerArgs){.out = 64, .k = 3, .pad = {1, 1, 1, 1}}. */
+typedef struct {
+    int out;               /* conv: output channels; fc: outputs */
+    int k, stride;         /* conv, pool: square window and its step (stride 0 means 1) */
+    int pad[4];            /* conv, pool: top, bottom, left, right (conv: all four equal) */
+    int bias;              /* conv: add a bias */
+    int relu;              /* conv, fc, batchnorm, add: fuse a ReLU on the output */
+    PoolKind pool;         /* pool: max or average */
+    int ceil_mode;         /* pool */
+    int size;              /* lrn: channels in the window */
+    float alpha, beta, lrn_k; /* lrn */
+    float eps, momentum;   /* batchnorm */
+    float rate;            /* dropout */
+} LayerArgs;
+
+/* Builds a layer of the named type; NULL with a message in err when the
+ * type is unknown (the message lists the known ones) or the settings are
+ * invalid. a may be NULL for types without settings. */
+Layer *layer_create(const char *type, const char *name, Shape in, const LayerArgs *a, char *err, size_t errlen);
+const LayerOps *layer_ops_find(const char *type); /* NULL when unknown */
+const char *layer_type_names(void); /* "conv, fc, pool, ..." in registry order */
 
 /* ---------------------------------------------------------------- losses
  * Each returns sum over the batch of the per-sample loss divided by `norm`

@@ -172,18 +172,23 @@ static void lrn_backward(Layer *l, const Pass *p, const float *const *x, const f
     }
 }
 
-const LayerOps lrn_ops = {"lrn", lrn_forward, lrn_backward, lrn_workspace, NULL};
-
-Layer *lrn_create(const char *name, Shape in, int size, float alpha, float beta, float k)
+static void lrn_describe(const Layer *l, char *buf, size_t len)
 {
-    const char *nm = name ? name : "(null)";
+    const Lrn *ln = (const Lrn *)l;
+    snprintf(buf, len, "size %d, alpha %g, beta %g, k %g", ln->size, ln->alpha, ln->beta, ln->k);
+}
+
+const LayerOps lrn_ops = {.type = "lrn", .forward = lrn_forward, .backward = lrn_backward,
+                          .workspace = lrn_workspace, .describe = lrn_describe};
+
+Layer *lrn_create(const char *name, Shape in, int size, float alpha, float beta, float k, char *err, size_t errlen)
+{
     if (size < 1 || !(alpha >= 0.0f) || !(beta >= 0.0f) || !(k > 0.0f) || !isfinite(alpha) || !isfinite(beta) ||
-        !isfinite(k)) {
-        fprintf(stderr, "lrn layer %s: expected size >= 1, alpha >= 0, beta >= 0, k > 0 (got %d, %g, %g, %g)\n", nm,
-                size, alpha, beta, k);
-        return NULL;
-    }
-    Layer *l = layer_alloc(sizeof(Lrn), &lrn_ops, name, in);
+        !isfinite(k))
+        return layer_refuse(&lrn_ops, name, err, errlen,
+                            "expected size >= 1, alpha >= 0, beta >= 0, k > 0 (got %d, %g, %g, %g)", size, alpha,
+                            beta, k);
+    Layer *l = layer_alloc(sizeof(Lrn), &lrn_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     Lrn *ln = (Lrn *)l;

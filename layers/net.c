@@ -27,26 +27,32 @@ typedef struct {
     Layer **layers;
     int n, cap;
     int failed;
+    Shape input; /* the network's input */
     char *err;
     size_t errlen;
 } Builder;
 
-static int add_layer(Builder *b, Layer *l, int in0, int in1)
+/* Appends l, which reads layers in0 and in1 (-1: the network input, or no
+ * second input); its index, or -1 when l is NULL or anything failed before
+ * (the first message stays in b->err). */
+static int push(Builder *b, Layer *l, int in0, int in1)
 {
-    if (b->failed) {
-        if (l)
-            layer_destroy(l);
-        return -1;
-    }
-    if (!l) {
+    if (b->failed || !l) {
+        layer_destroy(l);
         b->failed = 1;
-        snprintf(b->err, b->errlen, "layer %d: invalid settings (the input became too small or a size is zero)",
-                 b->n);
         return -1;
     }
     if (b->n == b->cap) {
-        b->cap = b->cap ? 2 * b->cap : 64;
-        b->layers = realloc(b->layers, (size_t)b->cap * sizeof(Layer *));
+        int cap = b->cap ? 2 * b->cap : 64;
+        Layer **grown = realloc(b->layers, (size_t)cap * sizeof(Layer *));
+        if (!grown) {
+            snprintf(b->err, b->errlen, "out of memory for %d layers", cap);
+            layer_destroy(l);
+            b->failed = 1;
+            return -1;
+        }
+        b->layers = grown;
+        b->cap = cap;
     }
     l->index = b->n;
     l->in[0] = in0;
@@ -55,7 +61,24 @@ static int add_layer(Builder *b, Layer *l, int in0, int in1)
     return b->n++;
 }
 
-static Shape out_of(const Builder *b, int i, Shape input) { return i < 0 ? input : b->layers[i]->out; }
+static Shape out_of(const Builder *b, int i) { return i < 0 ? b->input : b->layers[i]->out; }
+
+/* Appends a layer of `type` (the registry's names) with settings a, reading
+ * layer x (-1: the network input), named by fmt. Its index, or -1. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static int add(Builder *b, const char *type, int x, LayerArgs a, const char *fmt, ...)
+{
+    if (b->failed)
+        return -1;
+    char name[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return push(b, layer_create(type, name, out_of(b, x), &a, b->err, b->errlen), x, -1);
+}
 
 static int scaled(int base, float width)
 {
@@ -63,116 +86,102 @@ static int scaled(int base, float width)
     return c < 1 ? 1 : c;
 }
 
-static void fmt_name(char *dst, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dst, n, fmt, ap);
-    va_end(ap);
-}
-
 /* ------------------------------------------------------------ architectures */
 
 /* VGG-f (CNN-F): 5 conv layers, LRN after the first two, 3 fully connected. */
-static int build_vgg_f(Builder *b, const NetSpec *s, Shape in)
+static int build_vgg_f(Builder *b, const NetSpec *s)
 {
-    int c64 = scaled(64, s->width), c256 = scaled(256, s->width);
+    const int c64 = scaled(64, s->width), c256 = scaled(256, s->width);
     /* LRN as in the published model: size 5, k 1, alpha 1e-4 per element (PyTorch's alpha/size form), beta 0.75 */
-    int x = add_layer(b, conv_create("conv1", in, c64, 11, 4, 0, 1, 1), -1, -1);
-    x = add_layer(b, lrn_create("norm1", out_of(b, x, in), 5, 5e-4f, 0.75f, 1.0f), x, -1);
-    x = add_layer(b, pool_create("pool1", out_of(b, x, in), POOL_MAX, 3, 2, 0, 1, 0, 1, 0), x, -1);
-    x = add_layer(b, conv_create("conv2", out_of(b, x, in), c256, 5, 1, 2, 1, 1), x, -1);
-    x = add_layer(b, lrn_create("norm2", out_of(b, x, in), 5, 5e-4f, 0.75f, 1.0f), x, -1);
-    x = add_layer(b, pool_create("pool2", out_of(b, x, in), POOL_MAX, 3, 2, 0, 0, 0, 0, 0), x, -1);
-    x = add_layer(b, conv_create("conv3", out_of(b, x, in), c256, 3, 1, 1, 1, 1), x, -1);
-    x = add_layer(b, conv_create("conv4", out_of(b, x, in), c256, 3, 1, 1, 1, 1), x, -1);
-    x = add_layer(b, conv_create("conv5", out_of(b, x, in), c256, 3, 1, 1, 1, 1), x, -1);
-    x = add_layer(b, pool_create("pool5", out_of(b, x, in), POOL_MAX, 3, 2, 0, 0, 0, 0, 0), x, -1);
-    return x;
+    const LayerArgs lrn = {.size = 5, .alpha = 5e-4f, .beta = 0.75f, .lrn_k = 1.0f};
+    const LayerArgs pool = {.pool = POOL_MAX, .k = 3, .stride = 2};
+    const LayerArgs conv3 = {.out = c256, .k = 3, .pad = {1, 1, 1, 1}, .bias = 1, .relu = 1};
+    int x = add(b, "conv", -1, (LayerArgs){.out = c64, .k = 11, .stride = 4, .bias = 1, .relu = 1}, "conv1");
+    x = add(b, "lrn", x, lrn, "norm1");
+    x = add(b, "pool", x, (LayerArgs){.pool = POOL_MAX, .k = 3, .stride = 2, .pad = {0, 1, 0, 1}}, "pool1");
+    x = add(b, "conv", x, (LayerArgs){.out = c256, .k = 5, .pad = {2, 2, 2, 2}, .bias = 1, .relu = 1}, "conv2");
+    x = add(b, "lrn", x, lrn, "norm2");
+    x = add(b, "pool", x, pool, "pool2");
+    x = add(b, "conv", x, conv3, "conv3");
+    x = add(b, "conv", x, conv3, "conv4");
+    x = add(b, "conv", x, conv3, "conv5");
+    return add(b, "pool", x, pool, "pool5");
 }
 
 /* VGG-face: the VGG-16 layout, 13 3x3 conv layers in 5 blocks. */
-static int build_vgg_face(Builder *b, const NetSpec *s, Shape in)
+static int build_vgg_face(Builder *b, const NetSpec *s)
 {
     static const int blocks[5] = {2, 2, 3, 3, 3};
     static const int width[5] = {64, 128, 256, 512, 512};
     int x = -1;
-    char name[40];
     for (int blk = 0; blk < 5; blk++) {
-        for (int j = 0; j < blocks[blk]; j++) {
-            fmt_name(name, sizeof name, "conv%d_%d", blk + 1, j + 1);
-            x = add_layer(b, conv_create(name, out_of(b, x, in), scaled(width[blk], s->width), 3, 1, 1, 1, 1), x,
-                          -1);
-        }
-        fmt_name(name, sizeof name, "pool%d", blk + 1);
-        x = add_layer(b, pool_create(name, out_of(b, x, in), POOL_MAX, 2, 2, 0, 0, 0, 0, 0), x, -1);
+        const LayerArgs conv = {.out = scaled(width[blk], s->width), .k = 3, .pad = {1, 1, 1, 1}, .bias = 1, .relu = 1};
+        for (int j = 0; j < blocks[blk]; j++)
+            x = add(b, "conv", x, conv, "conv%d_%d", blk + 1, j + 1);
+        x = add(b, "pool", x, (LayerArgs){.pool = POOL_MAX, .k = 2, .stride = 2}, "pool%d", blk + 1);
     }
     return x;
 }
 
 /* The two hidden fully connected layers of both VGG networks. */
-static int build_vgg_head(Builder *b, const NetSpec *s, Shape in, int x, int *embedding)
+static int build_vgg_head(Builder *b, const NetSpec *s, int x, int *embedding)
 {
-    x = add_layer(b, fc_create("fc6", out_of(b, x, in), s->fc, 1), x, -1);
+    const LayerArgs hidden = {.out = s->fc, .relu = 1}, drop = {.rate = s->dropout};
+    x = add(b, "fc", x, hidden, "fc6");
     if (s->dropout > 0)
-        x = add_layer(b, dropout_create("drop6", out_of(b, x, in), s->dropout), x, -1);
-    x = add_layer(b, fc_create("fc7", out_of(b, x, in), s->fc, 1), x, -1);
+        x = add(b, "dropout", x, drop, "drop6");
+    x = add(b, "fc", x, hidden, "fc7");
     *embedding = x;
     if (s->dropout > 0)
-        x = add_layer(b, dropout_create("drop7", out_of(b, x, in), s->dropout), x, -1);
-    return add_layer(b, fc_create("fc8", out_of(b, x, in), s->classes, 0), x, -1);
+        x = add(b, "dropout", x, drop, "drop7");
+    return add(b, "fc", x, (LayerArgs){.out = s->classes}, "fc8");
 }
 
 /* One bottleneck block (torchvision's layout: the stride sits on the 3x3). */
-static int bottleneck(Builder *b, Shape in, int x, const char *prefix, int planes, int stride, int downsample)
+static int bottleneck(Builder *b, int x, const char *prefix, int planes, int stride, int downsample)
 {
-    char name[40];
-    Shape sx = out_of(b, x, in);
-    fmt_name(name, sizeof name, "%s.conv1", prefix);
-    int y = add_layer(b, conv_create(name, sx, planes, 1, 1, 0, 0, 0), x, -1);
-    fmt_name(name, sizeof name, "%s.bn1", prefix);
-    y = add_layer(b, batchnorm_create(name, out_of(b, y, in), 1e-5f, 0.1f, 1), y, -1);
-    fmt_name(name, sizeof name, "%s.conv2", prefix);
-    y = add_layer(b, conv_create(name, out_of(b, y, in), planes, 3, stride, 1, 0, 0), y, -1);
-    fmt_name(name, sizeof name, "%s.bn2", prefix);
-    y = add_layer(b, batchnorm_create(name, out_of(b, y, in), 1e-5f, 0.1f, 1), y, -1);
-    fmt_name(name, sizeof name, "%s.conv3", prefix);
-    y = add_layer(b, conv_create(name, out_of(b, y, in), planes * 4, 1, 1, 0, 0, 0), y, -1);
-    fmt_name(name, sizeof name, "%s.bn3", prefix);
-    y = add_layer(b, batchnorm_create(name, out_of(b, y, in), 1e-5f, 0.1f, 0), y, -1);
+    const LayerArgs bn_relu = {.eps = 1e-5f, .momentum = 0.1f, .relu = 1}, bn = {.eps = 1e-5f, .momentum = 0.1f};
+    int y = add(b, "conv", x, (LayerArgs){.out = planes, .k = 1}, "%s.conv1", prefix);
+    y = add(b, "batchnorm", y, bn_relu, "%s.bn1", prefix);
+    y = add(b, "conv", y, (LayerArgs){.out = planes, .k = 3, .stride = stride, .pad = {1, 1, 1, 1}}, "%s.conv2",
+            prefix);
+    y = add(b, "batchnorm", y, bn_relu, "%s.bn2", prefix);
+    y = add(b, "conv", y, (LayerArgs){.out = planes * 4, .k = 1}, "%s.conv3", prefix);
+    y = add(b, "batchnorm", y, bn, "%s.bn3", prefix);
     int shortcut = x;
     if (downsample) {
-        fmt_name(name, sizeof name, "%s.downsample.0", prefix);
-        shortcut = add_layer(b, conv_create(name, sx, planes * 4, 1, stride, 0, 0, 0), x, -1);
-        fmt_name(name, sizeof name, "%s.downsample.1", prefix);
-        shortcut = add_layer(b, batchnorm_create(name, out_of(b, shortcut, in), 1e-5f, 0.1f, 0), shortcut, -1);
+        shortcut = add(b, "conv", x, (LayerArgs){.out = planes * 4, .k = 1, .stride = stride}, "%s.downsample.0",
+                       prefix);
+        shortcut = add(b, "batchnorm", shortcut, bn, "%s.downsample.1", prefix);
     }
-    fmt_name(name, sizeof name, "%s.add", prefix);
     if (b->failed)
         return -1;
-    return add_layer(b, add_create(name, out_of(b, y, in), 1), y, shortcut);
+    char name[64];
+    snprintf(name, sizeof name, "%s.add", prefix);
+    return push(b, add_create(name, out_of(b, y), 1, b->err, b->errlen), y, shortcut);
 }
 
-static int build_resnet50(Builder *b, const NetSpec *s, Shape in, int *embedding)
+static int build_resnet50(Builder *b, const NetSpec *s, int *embedding)
 {
     static const int blocks[4] = {3, 4, 6, 3};
-    int x = add_layer(b, conv_create("conv1", in, scaled(64, s->width), 7, 2, 3, 0, 0), -1, -1);
-    x = add_layer(b, batchnorm_create("bn1", out_of(b, x, in), 1e-5f, 0.1f, 1), x, -1);
-    x = add_layer(b, pool_create("maxpool", out_of(b, x, in), POOL_MAX, 3, 2, 1, 1, 1, 1, 0), x, -1);
+    int x = add(b, "conv", -1, (LayerArgs){.out = scaled(64, s->width), .k = 7, .stride = 2, .pad = {3, 3, 3, 3}},
+                "conv1");
+    x = add(b, "batchnorm", x, (LayerArgs){.eps = 1e-5f, .momentum = 0.1f, .relu = 1}, "bn1");
+    x = add(b, "pool", x, (LayerArgs){.pool = POOL_MAX, .k = 3, .stride = 2, .pad = {1, 1, 1, 1}}, "maxpool");
     char prefix[24];
     for (int stage = 0; stage < 4; stage++) {
         int planes = scaled(64 << stage, s->width);
         for (int j = 0; j < blocks[stage]; j++) {
-            fmt_name(prefix, sizeof prefix, "layer%d.%d", stage + 1, j);
+            snprintf(prefix, sizeof prefix, "layer%d.%d", stage + 1, j);
             int stride = (j == 0 && stage > 0) ? 2 : 1;
-            x = bottleneck(b, in, x, prefix, planes, stride, j == 0);
+            x = bottleneck(b, x, prefix, planes, stride, j == 0);
         }
     }
-    x = add_layer(b, gap_create("avgpool", out_of(b, x, in)), x, -1);
+    x = add(b, "gap", x, (LayerArgs){0}, "avgpool");
     if (s->fc > 0)
-        x = add_layer(b, fc_create("fc_hidden", out_of(b, x, in), s->fc, 1), x, -1);
+        x = add(b, "fc", x, (LayerArgs){.out = s->fc, .relu = 1}, "fc_hidden");
     *embedding = x;
-    return add_layer(b, fc_create("fc", out_of(b, x, in), s->classes, 0), x, -1);
+    return add(b, "fc", x, (LayerArgs){.out = s->classes}, "fc");
 }
 
 /* --------------------------------------------------------------- names */
@@ -276,17 +285,17 @@ Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *er
         return NULL;
     layers_set_threads(0); /* OpenBLAS on one thread: the layers bring their own */
     Shape in = {spec->channels, spec->input, spec->input};
-    Builder b = {.err = err, .errlen = errlen};
+    Builder b = {.input = in, .err = err, .errlen = errlen};
     int out = -1, embedding = -1;
     switch (spec->arch) {
     case ARCH_VGG_F:
-        out = build_vgg_head(&b, spec, in, build_vgg_f(&b, spec, in), &embedding);
+        out = build_vgg_head(&b, spec, build_vgg_f(&b, spec), &embedding);
         break;
     case ARCH_VGG_FACE:
-        out = build_vgg_head(&b, spec, in, build_vgg_face(&b, spec, in), &embedding);
+        out = build_vgg_head(&b, spec, build_vgg_face(&b, spec), &embedding);
         break;
     case ARCH_RESNET50:
-        out = build_resnet50(&b, spec, in, &embedding);
+        out = build_resnet50(&b, spec, &embedding);
         break;
     }
     if (b.failed || out < 0) {

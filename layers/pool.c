@@ -31,6 +31,7 @@ typedef struct {
     PoolKind kind;
     int k, stride;
     int pad_t, pad_b, pad_l, pad_r;
+    int ceil_mode; /* kept for describe: the output size already reflects it */
 } Pool;
 
 /* One window along an axis: input range [lo, hi) clipped to the input and the
@@ -177,38 +178,39 @@ static void pool_backward(Layer *l, const Pass *p, const float *const *x, const 
     }
 }
 
-const LayerOps pool_ops = {"pool", pool_forward, pool_backward, NULL, NULL};
+static void pool_describe(const Layer *l, char *buf, size_t len)
+{
+    const Pool *pl = (const Pool *)l;
+    snprintf(buf, len, "%s %dx%d, stride %d, pad (%d,%d,%d,%d)%s", pl->kind == POOL_MAX ? "max" : "avg", pl->k,
+             pl->k, pl->stride, pl->pad_t, pl->pad_b, pl->pad_l, pl->pad_r, pl->ceil_mode ? ", ceil" : "");
+}
+
+const LayerOps pool_ops = {.type = "pool", .forward = pool_forward, .backward = pool_backward,
+                           .describe = pool_describe};
 
 Layer *pool_create(const char *name, Shape in, PoolKind kind, int k, int stride, int pad_t, int pad_b,
-                   int pad_l, int pad_r, int ceil_mode)
+                   int pad_l, int pad_r, int ceil_mode, char *err, size_t errlen)
 {
-    const char *nm = name ? name : "(null)";
-    if (kind != POOL_MAX && kind != POOL_AVG) {
-        fprintf(stderr, "pool layer %s: kind %d is neither max nor avg\n", nm, (int)kind);
-        return NULL;
-    }
-    if (k < 1 || stride < 1) {
-        fprintf(stderr, "pool layer %s: kernel %d and stride %d must be >= 1\n", nm, k, stride);
-        return NULL;
-    }
+    if (kind != POOL_MAX && kind != POOL_AVG)
+        return layer_refuse(&pool_ops, name, err, errlen, "kind %d is neither max nor avg", (int)kind);
+    if (k < 1 || stride < 1)
+        return layer_refuse(&pool_ops, name, err, errlen, "kernel %d and stride %d must be >= 1", k, stride);
     int pads[4] = {pad_t, pad_b, pad_l, pad_r};
     for (int i = 0; i < 4; i++)
-        if (pads[i] < 0 || pads[i] > k / 2) {
-            fprintf(stderr, "pool layer %s: padding (%d,%d,%d,%d) must be between 0 and kernel/2 = %d\n", nm, pad_t,
-                    pad_b, pad_l, pad_r, k / 2);
-            return NULL;
-        }
+        if (pads[i] < 0 || pads[i] > k / 2)
+            return layer_refuse(&pool_ops, name, err, errlen,
+                                "padding (%d,%d,%d,%d) must be between 0 and kernel/2 = %d", pad_t, pad_b, pad_l,
+                                pad_r, k / 2);
     int oh = pool_out_size(in.h, k, stride, pad_t, pad_b, ceil_mode);
     int ow = pool_out_size(in.w, k, stride, pad_l, pad_r, ceil_mode);
-    if (in.h > 0 && in.w > 0 && (oh < 1 || ow < 1)) {
-        fprintf(stderr, "pool layer %s: kernel %d does not fit the padded input %dx%d\n", nm, k,
-                in.h + pad_t + pad_b, in.w + pad_l + pad_r);
-        return NULL;
-    }
-    Layer *l = layer_alloc(sizeof(Pool), &pool_ops, name, in);
+    if (in.h > 0 && in.w > 0 && (oh < 1 || ow < 1))
+        return layer_refuse(&pool_ops, name, err, errlen, "kernel %d does not fit the padded input %dx%d", k,
+                            in.h + pad_t + pad_b, in.w + pad_l + pad_r);
+    Layer *l = layer_alloc(sizeof(Pool), &pool_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     Pool *pl = (Pool *)l;
+    pl->ceil_mode = ceil_mode != 0;
     pl->kind = kind;
     pl->k = k;
     pl->stride = stride;

@@ -43,11 +43,11 @@ static void gap_backward(Layer *l, const Pass *p, const float *const *x, const f
     }
 }
 
-const LayerOps gap_ops = {"gap", gap_forward, gap_backward, NULL, NULL};
+const LayerOps gap_ops = {.type = "gap", .forward = gap_forward, .backward = gap_backward};
 
-Layer *gap_create(const char *name, Shape in)
+Layer *gap_create(const char *name, Shape in, char *err, size_t errlen)
 {
-    Layer *l = layer_alloc(sizeof(Layer), &gap_ops, name, in);
+    Layer *l = layer_alloc(sizeof(Layer), &gap_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     l->out = (Shape){in.c, 1, 1};
@@ -116,11 +116,16 @@ static void add_backward(Layer *l, const Pass *p, const float *const *x, const f
     pass_gradient(d_x[1], d_y, mask, n, (accumulate >> 1) & 1u);
 }
 
-const LayerOps add_ops = {"add", add_forward, add_backward, NULL, NULL};
-
-Layer *add_create(const char *name, Shape in, int relu)
+static void add_describe(const Layer *l, char *buf, size_t len)
 {
-    Layer *l = layer_alloc(sizeof(Add), &add_ops, name, in);
+    snprintf(buf, len, "%s", ((const Add *)l)->relu ? "relu" : "");
+}
+
+const LayerOps add_ops = {.type = "add", .forward = add_forward, .backward = add_backward, .describe = add_describe};
+
+Layer *add_create(const char *name, Shape in, int relu, char *err, size_t errlen)
+{
+    Layer *l = layer_alloc(sizeof(Add), &add_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     ((Add *)l)->relu = relu != 0;
@@ -148,11 +153,11 @@ static void flatten_backward(Layer *l, const Pass *p, const float *const *x, con
     pass_gradient(d_x[0], d_y, NULL, n, accumulate & 1u);
 }
 
-const LayerOps flatten_ops = {"flatten", flatten_forward, flatten_backward, NULL, NULL};
+const LayerOps flatten_ops = {.type = "flatten", .forward = flatten_forward, .backward = flatten_backward};
 
-Layer *flatten_create(const char *name, Shape in)
+Layer *flatten_create(const char *name, Shape in, char *err, size_t errlen)
 {
-    Layer *l = layer_alloc(sizeof(Layer), &flatten_ops, name, in);
+    Layer *l = layer_alloc(sizeof(Layer), &flatten_ops, name, in, err, errlen);
     if (!l)
         return NULL;
     l->out = (Shape){(int)shape_size(in), 1, 1};

@@ -78,7 +78,7 @@ typedef struct {
 static int fixture_init(Fixture *f, const ConvCase *cc, int n, int bias, int relu, uint64_t seed)
 {
     memset(f, 0, sizeof *f);
-    f->l = conv_create("conv_t", (Shape){cc->c, cc->h, cc->w}, cc->oc, cc->k, cc->stride, cc->pad, bias, relu);
+    f->l = conv_create("conv_t", (Shape){cc->c, cc->h, cc->w}, cc->oc, cc->k, cc->stride, cc->pad, bias, relu, NULL, 0);
     CHECK(f->l != NULL, "conv_create rejected a valid case c=%d h=%d w=%d k=%d", cc->c, cc->h, cc->w, cc->k);
     if (!f->l)
         return -1;
@@ -272,7 +272,7 @@ static void test_against_reference(void)
 /* Shapes, tensors, flops, argument checks. */
 static void test_create(void)
 {
-    Layer *l = conv_create("conv1", (Shape){3, 227, 227}, 64, 11, 4, 0, 1, 1);
+    Layer *l = conv_create("conv1", (Shape){3, 227, 227}, 64, 11, 4, 0, 1, 1, NULL, 0);
     CHECK(l != NULL, "VGG-f conv1 rejected");
     if (l) {
         CHECK(l->ops == &conv_ops && strcmp(l->ops->type, "conv") == 0, "wrong ops");
@@ -290,17 +290,17 @@ static void test_create(void)
         CHECK(l->flops == 2.0 * 64 * 3 * 121 * 55 * 55, "flops %g", l->flops);
         layer_destroy(l);
     }
-    l = conv_create("c", (Shape){16, 13, 9}, 8, 3, 2, 1, 0, 0);
+    l = conv_create("c", (Shape){16, 13, 9}, 8, 3, 2, 1, 0, 0, NULL, 0);
     CHECK(l && l->n_params == 1 && l->out.h == 7 && l->out.w == 5, "no-bias layer or non-square output wrong");
     layer_destroy(l);
-    CHECK(conv_create("c", (Shape){3, 8, 8}, 0, 3, 1, 1, 1, 0) == NULL, "out_c 0 accepted");
-    CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 0, 1, 1, 1, 0) == NULL, "kernel 0 accepted");
-    CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 3, 0, 1, 1, 0) == NULL, "stride 0 accepted");
-    CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 3, 1, -1, 1, 0) == NULL, "negative padding accepted");
-    CHECK(conv_create("c", (Shape){3, 4, 8}, 4, 7, 1, 1, 1, 0) == NULL, "kernel taller than the padded input accepted");
-    CHECK(conv_create("c", (Shape){0, 8, 8}, 4, 3, 1, 1, 1, 0) == NULL, "empty input accepted");
-    CHECK(conv_create(NULL, (Shape){3, 8, 8}, 4, 3, 1, 1, 1, 0) == NULL, "NULL name accepted");
-    CHECK(conv_create("a_name_that_is_far_too_long_for_the_layer_struct", (Shape){3, 8, 8}, 4, 3, 1, 1, 1, 0) ==
+    CHECK(conv_create("c", (Shape){3, 8, 8}, 0, 3, 1, 1, 1, 0, NULL, 0) == NULL, "out_c 0 accepted");
+    CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 0, 1, 1, 1, 0, NULL, 0) == NULL, "kernel 0 accepted");
+    CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 3, 0, 1, 1, 0, NULL, 0) == NULL, "stride 0 accepted");
+    CHECK(conv_create("c", (Shape){3, 8, 8}, 4, 3, 1, -1, 1, 0, NULL, 0) == NULL, "negative padding accepted");
+    CHECK(conv_create("c", (Shape){3, 4, 8}, 4, 7, 1, 1, 1, 0, NULL, 0) == NULL, "kernel taller than the padded input accepted");
+    CHECK(conv_create("c", (Shape){0, 8, 8}, 4, 3, 1, 1, 1, 0, NULL, 0) == NULL, "empty input accepted");
+    CHECK(conv_create(NULL, (Shape){3, 8, 8}, 4, 3, 1, 1, 1, 0, NULL, 0) == NULL, "NULL name accepted");
+    CHECK(conv_create("a_name_that_is_far_too_long_for_the_layer_struct", (Shape){3, 8, 8}, 4, 3, 1, 1, 1, 0, NULL, 0) ==
               NULL,
           "overlong name accepted");
 }
@@ -309,7 +309,7 @@ static void test_create(void)
  * grows with the budget up to the batch. */
 static void test_workspace(void)
 {
-    Layer *l = conv_create("c", (Shape){8, 12, 12}, 16, 3, 1, 1, 1, 1);
+    Layer *l = conv_create("c", (Shape){8, 12, 12}, 16, 3, 1, 1, 1, 1, NULL, 0);
     if (!l)
         return;
     size_t one = l->ops->workspace(l, 8, 0), prev = one;
@@ -382,7 +382,7 @@ static void test_gradcheck(void)
         {{2, 7, 6}, 2, 5, 2, 2, 1, 0, 1},
     };
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
-        Layer *l = conv_create("gc", g[i].in, g[i].oc, g[i].k, g[i].stride, g[i].pad, g[i].bias, g[i].relu);
+        Layer *l = conv_create("gc", g[i].in, g[i].oc, g[i].k, g[i].stride, g[i].pad, g[i].bias, g[i].relu, NULL, 0);
         if (!l)
             continue;
         int failed = gradcheck_layer(l, g[i].n, NULL, 500 + i);
@@ -411,7 +411,7 @@ static void bench_sgemm(void)
 
 static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pad, int n, size_t budget)
 {
-    Layer *l = conv_create(name, in, oc, k, s, pad, 1, 1);
+    Layer *l = conv_create(name, in, oc, k, s, pad, 1, 1, NULL, 0);
     if (!l)
         return;
     layer_bind(l, 3);
@@ -447,7 +447,7 @@ static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pa
 
 static void bench_fc(const char *name, Shape in, int out, int n)
 {
-    Layer *l = fc_create(name, in, out, 1);
+    Layer *l = fc_create(name, in, out, 1, NULL, 0);
     if (!l)
         return;
     layer_bind(l, 3);

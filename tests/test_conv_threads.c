@@ -26,7 +26,7 @@ int main(void)
 {
     int n = 6;
     Shape in = {8, 34, 34};
-    Layer *l = conv_create("c", in, 16, 3, 1, 1, 1, 1);
+    Layer *l = conv_create("c", in, 16, 3, 1, 1, 1, 1, NULL, 0);
     size_t nw = l->param[0].count, nb = l->param[1].count;
     float *par = malloc((nw + nb) * sizeof(float)), *g1 = malloc((nw + nb) * sizeof(float)),
           *g2 = malloc((nw + nb) * sizeof(float));

@@ -82,7 +82,7 @@ static void check_case(Shape in_shape, int out, int n, int relu, uint64_t seed)
 {
     char ctx[120];
     snprintf(ctx, sizeof ctx, "fc (%d,%d,%d) -> %d, n=%d relu=%d", in_shape.c, in_shape.h, in_shape.w, out, n, relu);
-    Layer *l = fc_create("fc_t", in_shape, out, relu);
+    Layer *l = fc_create("fc_t", in_shape, out, relu, NULL, 0);
     CHECK(l != NULL, "%s: rejected", ctx);
     if (!l)
         return;
@@ -163,7 +163,7 @@ static void check_case(Shape in_shape, int out, int n, int relu, uint64_t seed)
 
 static void test_create(void)
 {
-    Layer *l = fc_create("fc6", (Shape){256, 6, 6}, 4096, 1);
+    Layer *l = fc_create("fc6", (Shape){256, 6, 6}, 4096, 1, NULL, 0);
     CHECK(l != NULL, "VGG-f fc6 rejected");
     if (l) {
         CHECK(l->ops == &fc_ops && strcmp(l->ops->type, "fc") == 0, "wrong ops");
@@ -178,20 +178,20 @@ static void test_create(void)
         CHECK(l->flops == 2.0 * 9216 * 4096, "flops %g", l->flops);
         layer_destroy(l);
     }
-    CHECK(fc_create("f", (Shape){3, 2, 2}, 0, 0) == NULL, "0 outputs accepted");
-    CHECK(fc_create("f", (Shape){3, 0, 2}, 4, 0) == NULL, "empty input accepted");
-    CHECK(fc_create(NULL, (Shape){3, 2, 2}, 4, 0) == NULL, "NULL name accepted");
+    CHECK(fc_create("f", (Shape){3, 2, 2}, 0, 0, NULL, 0) == NULL, "0 outputs accepted");
+    CHECK(fc_create("f", (Shape){3, 0, 2}, 4, 0, NULL, 0) == NULL, "empty input accepted");
+    CHECK(fc_create(NULL, (Shape){3, 2, 2}, 4, 0, NULL, 0) == NULL, "NULL name accepted");
 }
 
 static void test_gradcheck(void)
 {
-    Layer *l = fc_create("gc", (Shape){3, 2, 2}, 5, 0);
+    Layer *l = fc_create("gc", (Shape){3, 2, 2}, 5, 0, NULL, 0);
     if (l) {
         int f = gradcheck_layer(l, 3, NULL, 21);
         CHECK(f == 0, "fc gradcheck: %d elements failed", f);
         layer_destroy(l);
     }
-    l = fc_create("gc_relu", (Shape){7, 1, 1}, 6, 1);
+    l = fc_create("gc_relu", (Shape){7, 1, 1}, 6, 1, NULL, 0);
     if (l) {
         int f = gradcheck_layer(l, 4, NULL, 22);
         CHECK(f == 0, "fc+relu gradcheck: %d elements failed", f);

@@ -89,29 +89,29 @@ static void test_gradchecks(void)
 {
     Shape s = {2, 5, 6};
     /* max pooling: symmetric, asymmetric padding, ceil mode */
-    expect_gradcheck(pool_create("mp", s, POOL_MAX, 3, 2, 0, 0, 0, 0, 0), 2, 1, 1, fill_spaced);
-    expect_gradcheck(pool_create("mp_asym", s, POOL_MAX, 3, 2, 0, 1, 1, 0, 0), 2, 1, 2, fill_spaced);
-    expect_gradcheck(pool_create("mp_ceil", s, POOL_MAX, 3, 2, 1, 0, 0, 1, 1), 2, 1, 3, fill_spaced);
-    expect_gradcheck(pool_create("mp_k2", s, POOL_MAX, 2, 1, 1, 1, 1, 1, 1), 2, 0, 4, fill_spaced);
+    expect_gradcheck(pool_create("mp", s, POOL_MAX, 3, 2, 0, 0, 0, 0, 0, NULL, 0), 2, 1, 1, fill_spaced);
+    expect_gradcheck(pool_create("mp_asym", s, POOL_MAX, 3, 2, 0, 1, 1, 0, 0, NULL, 0), 2, 1, 2, fill_spaced);
+    expect_gradcheck(pool_create("mp_ceil", s, POOL_MAX, 3, 2, 1, 0, 0, 1, 1, NULL, 0), 2, 1, 3, fill_spaced);
+    expect_gradcheck(pool_create("mp_k2", s, POOL_MAX, 2, 1, 1, 1, 1, 1, 1, NULL, 0), 2, 0, 4, fill_spaced);
     /* average pooling */
-    expect_gradcheck(pool_create("ap", s, POOL_AVG, 3, 2, 1, 1, 1, 1, 0), 2, 1, 5, NULL);
-    expect_gradcheck(pool_create("ap_asym", s, POOL_AVG, 3, 2, 0, 1, 1, 0, 1), 2, 1, 6, NULL);
-    expect_gradcheck(pool_create("ap_ceil", (Shape){3, 4, 7}, POOL_AVG, 2, 2, 0, 0, 1, 0, 1), 2, 1, 7, NULL);
+    expect_gradcheck(pool_create("ap", s, POOL_AVG, 3, 2, 1, 1, 1, 1, 0, NULL, 0), 2, 1, 5, NULL);
+    expect_gradcheck(pool_create("ap_asym", s, POOL_AVG, 3, 2, 0, 1, 1, 0, 1, NULL, 0), 2, 1, 6, NULL);
+    expect_gradcheck(pool_create("ap_ceil", (Shape){3, 4, 7}, POOL_AVG, 2, 2, 0, 0, 1, 0, 1, NULL, 0), 2, 1, 7, NULL);
     /* LRN: odd and even windows, large alpha so the cross-channel terms matter */
-    expect_gradcheck(lrn_create("lrn5", (Shape){7, 2, 3}, 5, 2.0f, 0.75f, 1.0f), 2, 1, 8, NULL);
-    expect_gradcheck(lrn_create("lrn4", (Shape){6, 2, 2}, 4, 1.5f, 0.6f, 2.0f), 2, 1, 9, NULL);
-    expect_gradcheck(relu_create("relu", (Shape){3, 4, 4}), 2, 1, 10, fill_away_from_zero);
-    expect_gradcheck(dropout_create("drop", (Shape){4, 3, 3}, 0.4f), 3, 1, 11, NULL);
-    expect_gradcheck(dropout_create("drop_inf", (Shape){4, 3, 3}, 0.4f), 3, 0, 12, NULL);
+    expect_gradcheck(lrn_create("lrn5", (Shape){7, 2, 3}, 5, 2.0f, 0.75f, 1.0f, NULL, 0), 2, 1, 8, NULL);
+    expect_gradcheck(lrn_create("lrn4", (Shape){6, 2, 2}, 4, 1.5f, 0.6f, 2.0f, NULL, 0), 2, 1, 9, NULL);
+    expect_gradcheck(relu_create("relu", (Shape){3, 4, 4}, NULL, 0), 2, 1, 10, fill_away_from_zero);
+    expect_gradcheck(dropout_create("drop", (Shape){4, 3, 3}, 0.4f, NULL, 0), 3, 1, 11, NULL);
+    expect_gradcheck(dropout_create("drop_inf", (Shape){4, 3, 3}, 0.4f, NULL, 0), 3, 0, 12, NULL);
     /* batch normalisation: training and inference, with and without ReLU */
-    expect_gradcheck(batchnorm_create("bn", (Shape){3, 3, 3}, 1e-5f, 0.1f, 0), 3, 1, 13, NULL);
-    expect_gradcheck(batchnorm_create("bn_relu", (Shape){3, 3, 3}, 1e-5f, 0.1f, 1), 3, 1, 14, NULL);
-    expect_gradcheck(batchnorm_create("bn_inf", (Shape){3, 3, 3}, 1e-5f, 0.1f, 0), 3, 0, 15, NULL);
-    expect_gradcheck(batchnorm_create("bn_inf_relu", (Shape){3, 3, 3}, 1e-5f, 0.1f, 1), 3, 0, 16, NULL);
-    expect_gradcheck(gap_create("gap", (Shape){3, 3, 4}), 2, 1, 17, NULL);
-    expect_gradcheck(add_create("add", (Shape){2, 3, 3}, 0), 2, 1, 18, NULL);
-    expect_gradcheck(add_create("add_relu", (Shape){2, 3, 3}, 1), 2, 1, 19, NULL);
-    expect_gradcheck(flatten_create("flat", (Shape){2, 3, 3}), 2, 1, 20, NULL);
+    expect_gradcheck(batchnorm_create("bn", (Shape){3, 3, 3}, 1e-5f, 0.1f, 0, NULL, 0), 3, 1, 13, NULL);
+    expect_gradcheck(batchnorm_create("bn_relu", (Shape){3, 3, 3}, 1e-5f, 0.1f, 1, NULL, 0), 3, 1, 14, NULL);
+    expect_gradcheck(batchnorm_create("bn_inf", (Shape){3, 3, 3}, 1e-5f, 0.1f, 0, NULL, 0), 3, 0, 15, NULL);
+    expect_gradcheck(batchnorm_create("bn_inf_relu", (Shape){3, 3, 3}, 1e-5f, 0.1f, 1, NULL, 0), 3, 0, 16, NULL);
+    expect_gradcheck(gap_create("gap", (Shape){3, 3, 4}, NULL, 0), 2, 1, 17, NULL);
+    expect_gradcheck(add_create("add", (Shape){2, 3, 3}, 0, NULL, 0), 2, 1, 18, NULL);
+    expect_gradcheck(add_create("add_relu", (Shape){2, 3, 3}, 1, NULL, 0), 2, 1, 19, NULL);
+    expect_gradcheck(flatten_create("flat", (Shape){2, 3, 3}, NULL, 0), 2, 1, 20, NULL);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -144,7 +144,7 @@ static void pool_reference(const float *x, Shape in, Shape out, PoolKind kind, i
 
 static Shape pool_shape(Shape in, int k, int s, int pt, int pb, int pl, int pr, int ceil_mode)
 {
-    Layer *l = pool_create("p", in, POOL_MAX, k, s, pt, pb, pl, pr, ceil_mode);
+    Layer *l = pool_create("p", in, POOL_MAX, k, s, pt, pb, pl, pr, ceil_mode, NULL, 0);
     Shape out = l ? l->out : (Shape){0, 0, 0};
     layer_destroy(l);
     return out;
@@ -179,9 +179,9 @@ static void test_pool_shapes(void)
     o = pool_shape((Shape){1, 5, 8}, 3, 2, 0, 1, 1, 0, 0);
     CHECK(o.h == 2 && o.w == 4, "asymmetric: got %dx%d", o.h, o.w);
     /* invalid settings are refused */
-    CHECK(pool_create("bad", (Shape){1, 2, 2}, POOL_MAX, 3, 1, 0, 0, 0, 0, 0) == NULL, "kernel larger than input");
-    CHECK(pool_create("bad", (Shape){1, 8, 8}, POOL_MAX, 3, 1, 2, 0, 0, 0, 0) == NULL, "padding above k/2");
-    CHECK(pool_create("bad", (Shape){1, 8, 8}, POOL_MAX, 3, 0, 0, 0, 0, 0, 0) == NULL, "stride 0");
+    CHECK(pool_create("bad", (Shape){1, 2, 2}, POOL_MAX, 3, 1, 0, 0, 0, 0, 0, NULL, 0) == NULL, "kernel larger than input");
+    CHECK(pool_create("bad", (Shape){1, 8, 8}, POOL_MAX, 3, 1, 2, 0, 0, 0, 0, NULL, 0) == NULL, "padding above k/2");
+    CHECK(pool_create("bad", (Shape){1, 8, 8}, POOL_MAX, 3, 0, 0, 0, 0, 0, 0, NULL, 0) == NULL, "stride 0");
 }
 
 /* x = 1..16 in a 4x4 plane; expected values from torch.nn.functional
@@ -205,7 +205,7 @@ static void test_pool_values(void)
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         int pd = cases[t].pad;
-        Layer *l = pool_create("p", in, cases[t].kind, cases[t].k, cases[t].s, pd, pd, pd, pd, cases[t].ceil_mode);
+        Layer *l = pool_create("p", in, cases[t].kind, cases[t].k, cases[t].s, pd, pd, pd, pd, cases[t].ceil_mode, NULL, 0);
         CHECK(l && l->out.h == cases[t].oh && l->out.w == cases[t].oh, "case %zu: output size", t);
         if (!l)
             continue;
@@ -218,7 +218,7 @@ static void test_pool_values(void)
     /* max pooling over negative values with padding: padding never wins */
     for (int i = 0; i < 16; i++)
         x[i] = -(float)(i + 1);
-    Layer *l = pool_create("p", in, POOL_MAX, 3, 2, 1, 1, 1, 1, 1);
+    Layer *l = pool_create("p", in, POOL_MAX, 3, 2, 1, 1, 1, 1, 1, NULL, 0);
     run_forward(l, 1, xs, y, 0);
     float want[9] = {-1, -2, -4, -5, -6, -8, -13, -14, -16};
     for (int i = 0; i < 9; i++)
@@ -240,7 +240,7 @@ static void test_pool_reference(void)
         for (int kind = 0; kind < 2; kind++) {
             Shape in = {3, g[t].h, g[t].w};
             Layer *l = pool_create("p", in, (PoolKind)kind, g[t].k, g[t].s, g[t].pt, g[t].pb, g[t].pl, g[t].pr,
-                                   g[t].ceil_mode);
+                                   g[t].ceil_mode, NULL, 0);
             CHECK(l != NULL, "geometry %zu", t);
             if (!l)
                 continue;
@@ -268,7 +268,7 @@ static void test_pool_reference(void)
 static void test_pool_ties(void)
 {
     float x[9] = {1, 5, 5, 2, 5, 0, 3, 3, 1}, y[1], dy[1] = {2.0f}, dx[9];
-    Layer *l = pool_create("p", (Shape){1, 3, 3}, POOL_MAX, 3, 1, 0, 0, 0, 0, 0);
+    Layer *l = pool_create("p", (Shape){1, 3, 3}, POOL_MAX, 3, 1, 0, 0, 0, 0, 0, NULL, 0);
     const float *xs[1] = {x};
     float *dxs[1] = {dx};
     run_forward(l, 1, xs, y, 1);
@@ -291,7 +291,7 @@ static void test_lrn_values(void)
     const float want2[5] = {0.50297338f, 0.64732236f, -0.60263878f, 0.53831190f, 0.08808942f};
     const float *xs[1] = {x};
     for (int size = 2; size <= 3; size++) {
-        Layer *l = lrn_create("lrn", (Shape){5, 1, 1}, size, 1.0f, 0.75f, 2.0f);
+        Layer *l = lrn_create("lrn", (Shape){5, 1, 1}, size, 1.0f, 0.75f, 2.0f, NULL, 0);
         run_forward(l, 1, xs, y, 1);
         const float *want = size == 3 ? want3 : want2;
         for (int c = 0; c < 5; c++)
@@ -299,13 +299,13 @@ static void test_lrn_values(void)
         layer_destroy(l);
     }
     /* by hand, a non-0.75 beta: c = 0 with size 3 sees channels 0 and 1 */
-    Layer *l = lrn_create("lrn", (Shape){5, 1, 1}, 3, 0.3f, 0.5f, 1.0f);
+    Layer *l = lrn_create("lrn", (Shape){5, 1, 1}, 3, 0.3f, 0.5f, 1.0f, NULL, 0);
     run_forward(l, 1, xs, y, 0);
     double s0 = 1.0 + 0.1 * (1.0 + 4.0), s2 = 1.0 + 0.1 * (4.0 + 9.0 + 16.0);
     CHECK(NEAR(y[0], 1.0 / sqrt(s0), 1e-6), "beta 0.5: y[0] = %g, want %g", y[0], 1.0 / sqrt(s0));
     CHECK(NEAR(y[2], -3.0 / sqrt(s2), 1e-6), "beta 0.5: y[2] = %g, want %g", y[2], -3.0 / sqrt(s2));
     layer_destroy(l);
-    CHECK(lrn_create("bad", (Shape){5, 1, 1}, 0, 1, 1, 1) == NULL, "size 0 refused");
+    CHECK(lrn_create("bad", (Shape){5, 1, 1}, 0, 1, 1, 1, NULL, 0) == NULL, "size 0 refused");
 }
 
 /* ---------------------------------------------------------- batch norm */
@@ -314,7 +314,7 @@ static void test_batchnorm_values(void)
 {
     /* x (N=2, C=2, 1, 2): channel 0 holds 1,2,3,4; channel 1 holds 10,10,10,14 */
     float x[8] = {1, 2, 10, 10, 3, 4, 10, 14}, y[8];
-    Layer *l = batchnorm_create("bn", (Shape){2, 1, 2}, 1e-5f, 0.1f, 0);
+    Layer *l = batchnorm_create("bn", (Shape){2, 1, 2}, 1e-5f, 0.1f, 0, NULL, 0);
     layer_bind(l, 1);
     float *gamma = l->param[0].data, *beta = l->param[1].data;
     gamma[0] = 2.0f, gamma[1] = 1.0f, beta[0] = 0.5f, beta[1] = -1.0f;
@@ -337,15 +337,15 @@ static void test_batchnorm_values(void)
     CHECK(NEAR(y[4], want, 1e-5), "inference y[4] = %g, want %g", y[4], want);
     layer_unbind(l);
     layer_destroy(l);
-    CHECK(batchnorm_create("bad", (Shape){2, 1, 1}, 0.0f, 0.1f, 0) == NULL, "eps 0 refused");
+    CHECK(batchnorm_create("bad", (Shape){2, 1, 1}, 0.0f, 0.1f, 0, NULL, 0) == NULL, "eps 0 refused");
 }
 
 /* Batch norm, pooling and LRN give bit-identical results on 1 and 2 threads. */
 static void test_thread_determinism(void)
 {
     Shape in = {8, 24, 24};
-    Layer *ls[3] = {batchnorm_create("bn", in, 1e-5f, 0.1f, 1), pool_create("mp", in, POOL_MAX, 3, 2, 1, 1, 1, 1, 0),
-                    lrn_create("lrn", in, 5, 1e-4f, 0.75f, 1.0f)};
+    Layer *ls[3] = {batchnorm_create("bn", in, 1e-5f, 0.1f, 1, NULL, 0), pool_create("mp", in, POOL_MAX, 3, 2, 1, 1, 1, 1, 0, NULL, 0),
+                    lrn_create("lrn", in, 5, 1e-4f, 0.75f, 1.0f, NULL, 0)};
     int n = 32, saved = omp_get_max_threads();
     size_t nx = n * shape_size(in);
     float *x = malloc(nx * sizeof(float)), *dx[2] = {malloc(nx * sizeof(float)), malloc(nx * sizeof(float))};
@@ -456,18 +456,18 @@ static void expect_accumulates(Layer *l, int n, int training)
 static void test_accumulate(void)
 {
     Shape s = {3, 5, 5};
-    expect_accumulates(pool_create("mp", s, POOL_MAX, 3, 2, 0, 1, 0, 1, 1), 2, 1);
-    expect_accumulates(pool_create("ap", s, POOL_AVG, 3, 2, 1, 0, 1, 0, 0), 2, 1);
-    expect_accumulates(lrn_create("lrn", s, 3, 1.0f, 0.75f, 1.0f), 2, 1);
-    expect_accumulates(relu_create("relu", s), 2, 1);
-    expect_accumulates(dropout_create("drop", s, 0.5f), 2, 1);
-    expect_accumulates(dropout_create("drop", s, 0.5f), 2, 0);
-    expect_accumulates(batchnorm_create("bn", s, 1e-5f, 0.1f, 1), 2, 1);
-    expect_accumulates(batchnorm_create("bn", s, 1e-5f, 0.1f, 0), 2, 0);
-    expect_accumulates(gap_create("gap", s), 2, 1);
-    expect_accumulates(add_create("add", s, 1), 2, 1);
-    expect_accumulates(add_create("add", s, 0), 2, 1);
-    expect_accumulates(flatten_create("flat", s), 2, 1);
+    expect_accumulates(pool_create("mp", s, POOL_MAX, 3, 2, 0, 1, 0, 1, 1, NULL, 0), 2, 1);
+    expect_accumulates(pool_create("ap", s, POOL_AVG, 3, 2, 1, 0, 1, 0, 0, NULL, 0), 2, 1);
+    expect_accumulates(lrn_create("lrn", s, 3, 1.0f, 0.75f, 1.0f, NULL, 0), 2, 1);
+    expect_accumulates(relu_create("relu", s, NULL, 0), 2, 1);
+    expect_accumulates(dropout_create("drop", s, 0.5f, NULL, 0), 2, 1);
+    expect_accumulates(dropout_create("drop", s, 0.5f, NULL, 0), 2, 0);
+    expect_accumulates(batchnorm_create("bn", s, 1e-5f, 0.1f, 1, NULL, 0), 2, 1);
+    expect_accumulates(batchnorm_create("bn", s, 1e-5f, 0.1f, 0, NULL, 0), 2, 0);
+    expect_accumulates(gap_create("gap", s, NULL, 0), 2, 1);
+    expect_accumulates(add_create("add", s, 1, NULL, 0), 2, 1);
+    expect_accumulates(add_create("add", s, 0, NULL, 0), 2, 1);
+    expect_accumulates(flatten_create("flat", s, NULL, 0), 2, 1);
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -484,7 +484,7 @@ static void test_dropout(void)
     Shape s = {10, 20, 10}; /* 2000 per sample */
     size_t per = shape_size(s);
     float rate = 0.3f;
-    Layer *l = dropout_create("drop", s, rate);
+    Layer *l = dropout_create("drop", s, rate, NULL, 0);
     l->index = 7;
     float *x = malloc(6 * per * sizeof(float)), *y = malloc(6 * per * sizeof(float));
     float *y2 = malloc(6 * per * sizeof(float));
@@ -528,7 +528,7 @@ static void test_dropout(void)
     /* inference is the identity */
     dropout_run(l, 6, ids, 5, 0, x, y);
     CHECK(memcmp(x, y, 6 * per * sizeof(float)) == 0, "inference changes the input");
-    CHECK(dropout_create("bad", s, 1.0f) == NULL && dropout_create("bad", s, -0.1f) == NULL, "rates outside [0,1)");
+    CHECK(dropout_create("bad", s, 1.0f, NULL, 0) == NULL && dropout_create("bad", s, -0.1f, NULL, 0) == NULL, "rates outside [0,1)");
     free(x);
     free(y);
     free(y2);
@@ -543,24 +543,24 @@ static void test_shape_ops(void)
     for (int i = 0; i < 12; i++)
         x[i] = (float)i, x1[i] = (float)(6 - 2 * i); /* x0 + x1 = 6 - i */
     const float *xs[2] = {x, x1};
-    Layer *l = gap_create("gap", (Shape){3, 2, 2});
+    Layer *l = gap_create("gap", (Shape){3, 2, 2}, NULL, 0);
     CHECK(l->out.c == 3 && l->out.h == 1 && l->out.w == 1, "gap shape");
     run_forward(l, 1, xs, y, 0);
     CHECK(y[0] == 1.5f && y[1] == 5.5f && y[2] == 9.5f, "gap values %g %g %g", y[0], y[1], y[2]);
     layer_destroy(l);
-    l = add_create("add", (Shape){3, 2, 2}, 1);
+    l = add_create("add", (Shape){3, 2, 2}, 1, NULL, 0);
     CHECK(l->n_in == 2, "add takes two inputs");
     run_forward(l, 1, xs, y, 0);
     CHECK(y[0] == 6.0f && y[5] == 1.0f && y[6] == 0.0f && y[11] == 0.0f, "add+relu values %g %g %g %g", y[0], y[5],
           y[6], y[11]);
     layer_destroy(l);
-    l = flatten_create("flat", (Shape){3, 2, 2});
+    l = flatten_create("flat", (Shape){3, 2, 2}, NULL, 0);
     CHECK(l->out.c == 12 && l->out.h == 1 && l->out.w == 1, "flatten shape");
     run_forward(l, 1, xs, y, 0);
     CHECK(memcmp(x, y, sizeof x) == 0, "flatten copies");
     layer_destroy(l);
-    CHECK(relu_create("", (Shape){1, 1, 1}) == NULL, "empty name refused");
-    CHECK(gap_create("g", (Shape){0, 1, 1}) == NULL, "empty shape refused");
+    CHECK(relu_create("", (Shape){1, 1, 1}, NULL, 0) == NULL, "empty name refused");
+    CHECK(gap_create("g", (Shape){0, 1, 1}, NULL, 0) == NULL, "empty shape refused");
 }
 
 static void test_registry(void)
@@ -577,10 +577,55 @@ static void test_registry(void)
     CHECK(layer_ops_find("pooling") == NULL && layer_ops_find("") == NULL && layer_ops_find(NULL) == NULL,
           "unknown names give NULL");
     /* every layer type keeps its ops in the registry */
-    Layer *l = batchnorm_create("bn", (Shape){2, 2, 2}, 1e-5f, 0.1f, 0);
+    Layer *l = batchnorm_create("bn", (Shape){2, 2, 2}, 1e-5f, 0.1f, 0, NULL, 0);
     CHECK(layer_ops_find(l->ops->type) == l->ops, "batchnorm ops registered");
     layer_destroy(l);
     layer_destroy(NULL);
+
+    /* layer_create builds by name what the typed constructor builds */
+    char err[256] = "", d[256];
+    l = layer_create("pool", "p1", (Shape){3, 8, 8},
+                     &(LayerArgs){.pool = POOL_MAX, .k = 3, .stride = 2, .pad = {0, 1, 0, 1}}, err, sizeof err);
+    Layer *ref = pool_create("p1", (Shape){3, 8, 8}, POOL_MAX, 3, 2, 0, 1, 0, 1, 0, NULL, 0);
+    CHECK(l && ref && l->ops == &pool_ops && l->out.h == ref->out.h && l->out.w == ref->out.w, "pool by name: %s",
+          err);
+    if (l) {
+        layer_describe(l, d, sizeof d);
+        CHECK(strcmp(d, "p1 pool (3,8,8) -> (3,4,4): max 3x3, stride 2, pad (0,1,0,1)") == 0, "describe: '%s'", d);
+    }
+    layer_destroy(l);
+    layer_destroy(ref);
+    l = layer_create("conv", "c1", (Shape){3, 9, 9},
+                     &(LayerArgs){.out = 4, .k = 3, .pad = {1, 1, 1, 1}, .bias = 1, .relu = 1}, err, sizeof err);
+    CHECK(l && l->n_params == 2 && l->out.c == 4 && l->out.h == 9, "conv by name: %s", err);
+    if (l) {
+        layer_describe(l, d, sizeof d);
+        CHECK(strcmp(d, "c1 conv (3,9,9) -> (4,9,9): 4 out, kernel 3, stride 1, pad 1, bias, relu") == 0,
+              "describe: '%s'", d);
+    }
+    layer_destroy(l);
+    l = layer_create("gap", "g", (Shape){3, 2, 2}, NULL, err, sizeof err);
+    CHECK(l && l->out.c == 3 && l->out.h == 1, "gap by name without settings: %s", err);
+    if (l) {
+        layer_describe(l, d, sizeof d);
+        CHECK(strcmp(d, "g gap (3,2,2) -> (3,1,1)") == 0, "describe: '%s'", d);
+    }
+    layer_destroy(l);
+    /* an unknown name is refused with the known ones listed */
+    CHECK(layer_create("pooling", "p2", (Shape){1, 4, 4}, NULL, err, sizeof err) == NULL &&
+              strstr(err, "\"pooling\"") && strstr(err, layer_type_names()),
+          "unknown type: '%s'", err);
+    /* invalid settings: NULL and a message naming the layer and the setting */
+    CHECK(layer_create("conv", "c2", (Shape){1, 4, 4}, &(LayerArgs){.out = 2, .k = 3, .pad = {1, 0, 1, 0}}, err,
+                       sizeof err) == NULL &&
+              strstr(err, "conv layer c2") && strstr(err, "padding"),
+          "uneven conv padding: '%s'", err);
+    CHECK(pool_create("bad", (Shape){1, 8, 8}, POOL_MAX, 3, 0, 0, 0, 0, 0, 0, err, sizeof err) == NULL &&
+              strstr(err, "pool layer bad") && strstr(err, "stride"),
+          "stride 0: '%s'", err);
+    CHECK(relu_create("", (Shape){1, 1, 1}, err, sizeof err) == NULL && strstr(err, "name"), "empty name: '%s'", err);
+    CHECK(dropout_create("dr", (Shape){1, 1, 1}, 1.0f, err, sizeof err) == NULL && strstr(err, "rate"),
+          "rate 1: '%s'", err);
 }
 
 int main(void)

@@ -82,6 +82,7 @@ static void test_bad_specs(void)
     Net *n = net_create(&s, 2, 0, err, sizeof err);
     CHECK(n == NULL && strstr(err, "vgg_f") != NULL, "vgg_f at input 32 should be refused with a message: '%s'",
           err);
+    CHECK(strstr(err, " layer ") != NULL, "the message names the layer that could not be built: '%s'", err);
     net_free(n);
     s = netspec_default(ARCH_RESNET50);
     s.width = 0;
