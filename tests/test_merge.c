@@ -6,7 +6,9 @@
  * them), are merged; every cell of the merged file must equal its source
  * cell field by field and array by array, /summary must hold every row of
  * both inputs, and occkd_report must read the merged file and show both
- * tasks. Then: two files holding different seeds of the same cells merge
+ * tasks. The merged /job sums the inputs' ranks, spans their times, lists
+ * their per-rank values and keeps the --job text (else the first input's).
+ * Then: two files holding different seeds of the same cells merge
  * into a file with mean and std rows; a cell present in two inputs, an
  * unreadable input and a missing -o are refused with messages and exit
  * statuses 1, 1 and 2.
@@ -85,12 +87,20 @@ static int make_task(CellResult *cells, const char *task, uint64_t seed, int cla
     return 4;
 }
 
-static int write_file(const char *path, CellResult *cells, int n)
+/* What an input's /job records (results_write's ResultsInfo). */
+static const ResultsInfo DEFAULT_INFO = {.job_text = "job = { name = \"part\"; };", .job_path = "part.cfg",
+                                         .version = "test", .ranks = 2, .start = "2026-01-01T00:00:00Z",
+                                         .end = "2026-01-01T01:00:00Z"};
+
+/* Writes WORKDIR/<name> from one task's cells (make_task); path gets its
+ * full name. info NULL: DEFAULT_INFO. */
+static int write_input(const char *name, CellResult *cells, int *n, const char *task, uint64_t seed, int classes,
+                       int salt, const ResultsInfo *info, char *path, size_t len)
 {
     char err[1024];
-    ResultsInfo info = {.job_text = "job = { name = \"part\"; };", .job_path = "part.cfg", .version = "test",
-                        .ranks = 2, .start = "2026-01-01T00:00:00Z", .end = "2026-01-01T01:00:00Z"};
-    int rc = results_write(path, &info, cells, n, err, sizeof err);
+    snprintf(path, len, "%s/%s", g_work, name);
+    *n = make_task(cells, task, seed, classes, salt);
+    int rc = results_write(path, info ? info : &DEFAULT_INFO, cells, *n, err, sizeof err);
     CHECK(rc == 0, "results_write %s: %s", path, err);
     return rc;
 }
@@ -189,16 +199,50 @@ static void free_cells(CellResult *c, int n)
         cell_result_free(&c[i]);
 }
 
+/* The merged /job of test_tasks: ranks summed, the earliest start and the
+ * latest end, per-rank values one input after the other, the --job text
+ * after the list of inputs. */
+static void check_tasks_job(const char *out, const char *job, const char *a, const char *b)
+{
+    ResultsJob j;
+    char err[1024];
+    if (results_read_job(out, &j, err, sizeof err)) {
+        CHECK(0, "results_read_job %s: %s", out, err);
+        return;
+    }
+    CHECK(j.ranks == 5, "merged ranks %lld, expected 2 + 3", (long long)j.ranks);
+    CHECK(j.start && !strcmp(j.start, "2025-12-31T23:00:00Z") && j.end && !strcmp(j.end, "2026-01-01T02:00:00Z"),
+          "merged start %s and end %s are not the earliest and latest", j.start, j.end);
+    static const int64_t peak[5] = {100, 300, 200, 50, 70}, bytes[5] = {10, 20, 1, 2, 3};
+    CHECK(j.n_rank_values == 5 && !memcmp(j.peak_rss_bytes, peak, sizeof peak) &&
+              !memcmp(j.data_bytes_read, bytes, sizeof bytes),
+          "merged per-rank values: %d of them", j.n_rank_values);
+    CHECK(j.peak_rss_max_bytes == 300 && j.data_bytes_read_total == 36, "merged peak %lld, bytes read %lld",
+          (long long)j.peak_rss_max_bytes, (long long)j.data_bytes_read_total);
+    CHECK(j.version && !strcmp(j.version, "test") && j.blas && !strcmp(j.blas, "OpenBLAS (test)"),
+          "merged version %s, BLAS kernels %s", j.version, j.blas);
+    CHECK(j.job_path && !strcmp(j.job_path, job), "merged job_path %s, expected %s", j.job_path, job);
+    CHECK(j.job_text && strstr(j.job_text, "# merged by occkd_merge from:\n") && strstr(j.job_text, a) &&
+              strstr(j.job_text, b) && strstr(j.job_text, "job = { name = \"slurmgrid\"; };"),
+          "merged job_file:\n%s", j.job_text);
+    results_job_free(&j);
+}
+
 /* Two tasks in two files -> one file with both; the report reads it. */
 static void test_tasks(void)
 {
     char a[4096], b[4096], out[4096], cmd[24576];
-    snprintf(a, sizeof a, "%s/expression/results.h5", g_work);
-    snprintf(b, sizeof b, "%s/age/results.h5", g_work);
     snprintf(out, sizeof out, "%s/merged.h5", g_work);
     CellResult ca[4], cb[4];
-    int na = make_task(ca, "expression", 1, 8, 1), nb = make_task(cb, "age", 1, 0, 5);
-    if (write_file(a, ca, na) || write_file(b, cb, nb))
+    int na = 0, nb = 0;
+    static const int64_t peak_a[2] = {100, 300}, bytes_a[2] = {10, 20}, peak_b[3] = {200, 50, 70},
+                         bytes_b[3] = {1, 2, 3};
+    ResultsInfo ia = DEFAULT_INFO, ib = DEFAULT_INFO;
+    ia.peak_rss_bytes = peak_a, ia.data_bytes_read = bytes_a, ia.blas = "OpenBLAS (test)";
+    ib.peak_rss_bytes = peak_b, ib.data_bytes_read = bytes_b, ib.blas = "OpenBLAS (test)";
+    ib.ranks = 3, ib.start = "2025-12-31T23:00:00Z", ib.end = "2026-01-01T02:00:00Z";
+    if (write_input("expression/results.h5", ca, &na, "expression", 1, 8, 1, &ia, a, sizeof a) ||
+        write_input("age/results.h5", cb, &nb, "age", 1, 0, 5, &ib, b, sizeof b))
         goto out;
     char job[4096];
     snprintf(job, sizeof job, "%s/grid.cfg", g_work);
@@ -218,11 +262,14 @@ static void test_tasks(void)
         check_cell(out, &ca[i]);
     for (int i = 0; i < nb; i++)
         check_cell(out, &cb[i]);
+    check_tasks_job(out, job, a, b);
     snprintf(cmd, sizeof cmd, "'%s' '%s'", g_report, out);
     st = run(cmd, "report.txt");
     CHECK(st == 0, "occkd_report on the merged file exited %d", st);
     CHECK(log_has("report.txt", "expression") && log_has("report.txt", "age"), "the report lacks a task");
     CHECK(log_has("report.txt", "job slurmgrid"), "the report does not name the job given with --job");
+    CHECK(log_has("report.txt", "5 ranks; started 2025-12-31T23:00:00Z, ended 2026-01-01T02:00:00Z"),
+          "the report does not show the merged ranks and times");
     /* a merged file merges again, here with itself as the output */
     snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s'", g_merge, out, out);
     CHECK(run(cmd, "remerge.log") == 0, "merging the merged file into itself failed");
@@ -233,16 +280,36 @@ out:
     free_cells(cb, nb);
 }
 
+/* The merged /job of test_seeds (no --job): the first input's job text and
+ * path, both versions, ranks summed, no per-rank values (not recorded). */
+static void check_seeds_job(const char *out)
+{
+    ResultsJob j;
+    char err[1024];
+    if (results_read_job(out, &j, err, sizeof err)) {
+        CHECK(0, "results_read_job %s: %s", out, err);
+        return;
+    }
+    CHECK(j.job_text && strstr(j.job_text, "seed1.h5") && strstr(j.job_text, "job = { name = \"part\"; };") &&
+              j.job_path && !strcmp(j.job_path, "part.cfg"),
+          "without --job the first input's job is kept: %s (%s)", j.job_text, j.job_path);
+    CHECK(j.version && !strcmp(j.version, "test, test2"), "versions that differ are listed: %s", j.version);
+    CHECK(j.ranks == 4 && j.n_rank_values == 0 && !j.blas, "ranks %lld, %d per-rank values, BLAS %s",
+          (long long)j.ranks, j.n_rank_values, j.blas);
+    results_job_free(&j);
+}
+
 /* Two seeds of the same cells: mean and std rows appear. */
 static void test_seeds(void)
 {
     char a[4096], b[4096], out[4096], cmd[24576];
-    snprintf(a, sizeof a, "%s/seed1.h5", g_work);
-    snprintf(b, sizeof b, "%s/seed2.h5", g_work);
     snprintf(out, sizeof out, "%s/seeds.h5", g_work);
     CellResult ca[4], cb[4];
-    int na = make_task(ca, "age", 1, 0, 1), nb = make_task(cb, "age", 2, 0, 9);
-    if (write_file(a, ca, na) || write_file(b, cb, nb))
+    int na = 0, nb = 0;
+    ResultsInfo ib = DEFAULT_INFO;
+    ib.version = "test2";
+    if (write_input("seed1.h5", ca, &na, "age", 1, 0, 1, NULL, a, sizeof a) ||
+        write_input("seed2.h5", cb, &nb, "age", 2, 0, 9, &ib, b, sizeof b))
         goto out;
     snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s' '%s'", g_merge, out, a, b);
     CHECK(run(cmd, "seeds.log") == 0, "merging two seeds failed");
@@ -263,6 +330,7 @@ static void test_seeds(void)
         free(rows);
     }
     check_cell(out, &cb[1]);
+    check_seeds_job(out);
 out:
     free_cells(ca, na);
     free_cells(cb, nb);

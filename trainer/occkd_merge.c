@@ -10,15 +10,30 @@
  *
  * Every cell (task, model, method, seed) of every input is copied as it is
  * stored (metrics, p-values, history, test predictions); a cell found in two
- * inputs is refused, naming both. The merged /job holds the job file's text
- * when --job names it (the report takes the job's name from it), preceded by
- * comment lines listing the inputs; ranks, start and end are left unknown
- * (0 and empty), since the inputs ran separately. The output is written to a
+ * inputs is refused, naming both.
+ *
+ * The merged /job describes the runs that made the inputs, as one run's
+ * /job describes its ranks:
+ *   job_file       comment lines listing the inputs, then the text of the
+ *                  job file --job names, else the first input's job text
+ *                  (the elements of an array job share one job file)
+ *   job_path       --job's path, else the first input's
+ *   occkd_version, blas_kernels
+ *                  the inputs' value when they agree, else their distinct
+ *                  values joined ("0.1.0, 0.2.0")
+ *   ranks          the sum of the inputs' ranks: every process that trained
+ *                  a merged cell
+ *   start, end     the earliest start and the latest end
+ *   peak_rss_bytes, data_bytes_read (per rank), and their maximum and total
+ *                  the inputs' per-rank values one after the other, when
+ *                  every input records them
+ * Values an input does not record add nothing. The output is written to a
  * temporary file and renamed, so it may also be one of the inputs.
  *
  * Exit status: 0 merged, 1 an input could not be read or the output not
  * written, 2 usage.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,48 +53,17 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: occkd_merge [--job job.cfg] -o merged.h5 results.h5 [results.h5 ...]\n"
                "  -o FILE     the merged results file (written atomically; may be one of the inputs)\n"
-               "  --job FILE  store this job file's text in the merged /job (occkd_report shows its name)\n");
+               "  --job FILE  store this job file's text in the merged /job (occkd_report shows its name);\n"
+               "              without it the first input's job text is kept\n"
+               "the merged /job: ranks summed, the earliest start and latest end, per-rank memory and\n"
+               "bytes read of every input one after the other, versions and BLAS kernels as the inputs say\n");
 }
 
 static void cells_free(CellList *l)
 {
-    for (int i = 0; i < l->n; i++)
-        cell_result_free(&l->cells[i]);
-    free(l->cells);
+    results_cells_free(l->cells, l->n);
     free(l->origin);
     memset(l, 0, sizeof *l);
-}
-
-static int cells_grow(CellList *l)
-{
-    if (l->n < l->cap)
-        return 0;
-    int cap = l->cap ? 2 * l->cap : 32;
-    CellResult *c = realloc(l->cells, (size_t)cap * sizeof *c);
-    if (!c)
-        return -1;
-    l->cells = c;
-    const char **o = realloc(l->origin, (size_t)cap * sizeof *o);
-    if (!o)
-        return -1;
-    l->origin = o;
-    l->cap = cap;
-    return 0;
-}
-
-/* A summary row that stands for a stored cell: not a seed aggregate ("mean",
- * "std") and not a teacher's second row ("teacher (occluded)": method names
- * hold no spaces). *seed gets the row's seed. */
-static int row_is_cell(const SummaryRow *r, uint64_t *seed)
-{
-    if (strchr(r->method, ' '))
-        return 0;
-    char *end;
-    unsigned long long v = strtoull(r->seed, &end, 10);
-    if (!r->seed[0] || *end || r->seed[0] == '-')
-        return 0;
-    *seed = (uint64_t)v;
-    return 1;
 }
 
 static int find_cell(const CellList *l, const CellResult *c)
@@ -91,43 +75,43 @@ static int find_cell(const CellList *l, const CellResult *c)
     return -1;
 }
 
-/* Appends every cell of results file `path` to l. */
+/* Appends every cell of results file `path` to l (which then owns them). */
 static int read_input(const char *path, CellList *l, char *err, size_t errlen)
 {
-    SummaryRow *rows = NULL;
-    int n_rows = 0, rc = 0, found = 0;
-    if (results_read_summary(path, &rows, &n_rows, err, errlen))
+    CellResult *cells;
+    int n, rc = 0, taken = 0;
+    if (results_read_cells(path, RESULTS_CELLS_FULL, &cells, &n, err, errlen))
         return -1;
-    for (int i = 0; i < n_rows && !rc; i++) {
-        uint64_t seed;
-        if (!row_is_cell(&rows[i], &seed))
-            continue;
-        if (cells_grow(l)) {
-            snprintf(err, errlen, "out of memory");
-            rc = -1;
-            break;
-        }
-        CellResult *c = &l->cells[l->n];
-        if (results_read_cell(path, rows[i].task, rows[i].model, rows[i].method, seed, c, err, errlen)) {
-            rc = -1;
-            break;
-        }
-        int k = find_cell(l, c);
-        if (k >= 0) {
-            snprintf(err, errlen, "cell %s/%s/%s seed %llu is in both %s and %s (merge each cell once)", c->task,
-                     c->model, c->method, (unsigned long long)c->seed, l->origin[k], path);
-            cell_result_free(c);
-            rc = -1;
-            break;
-        }
-        l->origin[l->n++] = path;
-        found++;
-    }
-    free(rows);
-    if (!rc && found == 0) {
+    if (n == 0) {
         snprintf(err, errlen, "file %s: /summary lists no cell", path);
         rc = -1;
     }
+    CellResult *grown = rc ? NULL : realloc(l->cells, (size_t)(l->n + n) * sizeof *grown);
+    const char **origin = grown ? realloc(l->origin, (size_t)(l->n + n) * sizeof *origin) : NULL;
+    if (grown)
+        l->cells = grown;
+    if (origin)
+        l->origin = origin;
+    if (!rc && (!grown || !origin)) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    for (; taken < n && !rc; taken++) {
+        int k = find_cell(l, &cells[taken]);
+        if (k >= 0) {
+            snprintf(err, errlen, "cell %s/%s/%s seed %llu is in both %s and %s (merge each cell once)",
+                     cells[taken].task, cells[taken].model, cells[taken].method,
+                     (unsigned long long)cells[taken].seed, l->origin[k], path);
+            rc = -1;
+            break;
+        }
+        l->cells[l->n] = cells[taken];
+        l->origin[l->n++] = path;
+    }
+    /* the cells not taken are freed here, the taken ones belong to l */
+    for (int i = taken; i < n; i++)
+        cell_result_free(&cells[i]);
+    free(cells);
     return rc;
 }
 
@@ -169,26 +153,139 @@ static char *merged_job_text(const char *const *inputs, int n_inputs, const char
     return t;
 }
 
+/* ------------------------------------------------------------- /job */
+
+/* The inputs' /job, and what the merged /job is made of. */
+typedef struct {
+    ResultsJob *in;
+    int n;
+    char *text, *version, *blas;      /* malloc'ed */
+    int64_t *peak, *read;             /* (ranks) or NULL */
+    ResultsInfo info;
+} MergedJob;
+
+#define JOB_STR(j, field) (*(char *const *)((const char *)(j) + (field)))
+
+/* The distinct non-empty values of a /job string over the inputs, joined
+ * by ", " (malloc'ed; "" when no input records it). */
+static char *join_distinct(const MergedJob *m, size_t field)
+{
+    size_t len = 1;
+    for (int i = 0; i < m->n; i++)
+        len += (JOB_STR(&m->in[i], field) ? strlen(JOB_STR(&m->in[i], field)) : 0) + 2;
+    char *t = calloc(len, 1);
+    for (int i = 0; t && i < m->n; i++) {
+        const char *v = JOB_STR(&m->in[i], field);
+        int seen = !v || !v[0];
+        for (int k = 0; k < i && !seen; k++)
+            seen = JOB_STR(&m->in[k], field) && !strcmp(JOB_STR(&m->in[k], field), v);
+        if (!seen)
+            sprintf(t + strlen(t), "%s%s", t[0] ? ", " : "", v);
+    }
+    return t;
+}
+
+/* The first input's value of a /job string, or the earliest (order -1) or
+ * latest (+1) of them: ISO 8601 times in UTC sort as text. */
+static const char *pick(const MergedJob *m, size_t field, int order)
+{
+    const char *best = NULL;
+    for (int i = 0; i < m->n; i++) {
+        const char *v = JOB_STR(&m->in[i], field);
+        if (v && v[0] && (!best || (order && strcmp(v, best) * order > 0)))
+            best = v;
+    }
+    return best ? best : "";
+}
+
+/* The ranks of all inputs, and their per-rank values one after the other
+ * when every input records them for each of its ranks. */
+static int merge_ranks(MergedJob *m)
+{
+    int64_t ranks = 0;
+    int complete = m->n > 0;
+    for (int i = 0; i < m->n; i++) {
+        ranks += m->in[i].ranks > 0 ? m->in[i].ranks : 0;
+        complete &= m->in[i].ranks > 0 && m->in[i].n_rank_values == m->in[i].ranks;
+    }
+    m->info.ranks = (int)ranks;
+    if (!complete)
+        return 0;
+    m->peak = malloc((size_t)ranks * sizeof *m->peak);
+    m->read = malloc((size_t)ranks * sizeof *m->read);
+    if (!m->peak || !m->read)
+        return -1;
+    size_t at = 0;
+    for (int i = 0; i < m->n; i++) {
+        memcpy(m->peak + at, m->in[i].peak_rss_bytes, (size_t)m->in[i].ranks * sizeof *m->peak);
+        memcpy(m->read + at, m->in[i].data_bytes_read, (size_t)m->in[i].ranks * sizeof *m->read);
+        at += (size_t)m->in[i].ranks;
+    }
+    m->info.peak_rss_bytes = m->peak;
+    m->info.data_bytes_read = m->read;
+    return 0;
+}
+
+/* Reads every input's /job and fills m->info (see the top of the file). */
+static int merge_job(MergedJob *m, const char *const *inputs, int n_inputs, const char *job_path,
+                     const char *job_text, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    m->in = calloc(n_inputs > 0 ? (size_t)n_inputs : 1, sizeof *m->in);
+    if (!m->in) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (; m->n < n_inputs; m->n++)
+        if (results_read_job(inputs[m->n], &m->in[m->n], err, errlen))
+            return -1;
+    m->text = merged_job_text(inputs, n_inputs, job_text ? job_text : pick(m, offsetof(ResultsJob, job_text), 0));
+    m->version = join_distinct(m, offsetof(ResultsJob, version));
+    m->blas = join_distinct(m, offsetof(ResultsJob, blas));
+    if (!m->text || !m->version || !m->blas || merge_ranks(m)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->info.job_text = m->text;
+    m->info.job_path = job_path ? job_path : pick(m, offsetof(ResultsJob, job_path), 0);
+    m->info.version = m->version;
+    m->info.start = pick(m, offsetof(ResultsJob, start), -1);
+    m->info.end = pick(m, offsetof(ResultsJob, end), 1);
+    m->info.blas = m->blas[0] ? m->blas : NULL;
+    return 0;
+}
+
+static void merged_job_free(MergedJob *m)
+{
+    for (int i = 0; i < m->n; i++)
+        results_job_free(&m->in[i]);
+    free(m->in);
+    free(m->text);
+    free(m->version);
+    free(m->blas);
+    free(m->peak);
+    free(m->read);
+    memset(m, 0, sizeof *m);
+}
+
+/* ------------------------------------------------------------- main */
+
 static int merge(const char *out, const char *job_path, const char *const *inputs, int n_inputs)
 {
     char err[2048] = "";
     CellList l;
+    MergedJob m;
     memset(&l, 0, sizeof l);
-    char *job_text = NULL, *text = NULL;
+    memset(&m, 0, sizeof m);
+    char *job_text = NULL;
     int rc = EXIT_FAILED;
     if (job_path && !(job_text = read_text(job_path, err, sizeof err)))
         goto out;
     for (int i = 0; i < n_inputs; i++)
         if (read_input(inputs[i], &l, err, sizeof err))
             goto out;
-    text = merged_job_text(inputs, n_inputs, job_text);
-    if (!text) {
-        snprintf(err, sizeof err, "out of memory");
-        goto out;
-    }
-    ResultsInfo info = {.job_text = text, .job_path = job_path ? job_path : "", .version = OCCKD_VERSION,
-                        .ranks = 0, .start = "", .end = ""};
-    if (results_write(out, &info, l.cells, l.n, err, sizeof err))
+    if (merge_job(&m, inputs, n_inputs, job_path, job_text, err, sizeof err) ||
+        results_write(out, &m.info, l.cells, l.n, err, sizeof err))
         goto out;
     printf("occkd_merge: wrote %s (%d cells from %d files)\n", out, l.n, n_inputs);
     rc = EXIT_OK;
@@ -196,8 +293,8 @@ out:
     if (rc != EXIT_OK)
         fprintf(stderr, "occkd_merge: %s\n", err);
     cells_free(&l);
+    merged_job_free(&m);
     free(job_text);
-    free(text);
     return rc;
 }
 
