@@ -3,7 +3,16 @@
  * says), defaults, overrides in order, --set, the broken files in
  * tests/jobs_bad/ (each names the message it must produce on its first
  * lines: "# expect: <fragment>", and optional "# set: <key=value>" lines
- * passed as --set), and no crash on mangled input.
+ * passed as --set), no crash on mangled input, the key tables (well formed;
+ * their defaults agree with train_config_default, sgd_default,
+ * data_options_default and occlusion_default).
+ *
+ * Built a second time as test_job_extra_key, with JOB_TEST_EXTRA_KEY: the
+ * reader's own sources compiled with one more train row (test_extra, landing
+ * in TrainSettings.spare), which must then be validated with its range,
+ * defaulted, set by --set and by overrides, shown by --check and listed in
+ * the key reference, with no other edit. Without the define the key is
+ * unknown everywhere.
  *
  * Usage: test_job <source folder>
  */
@@ -15,6 +24,7 @@
 
 #include "gradcheck.h"
 #include "trainer/job.h"
+#include "trainer/job_internal.h" /* the key tables */
 
 /* libconfig 1.5's lexer loses its string buffer when a syntax error follows
  * an opening quote (for example `arch"= "vgg_f"`): a leak inside libconfig,
@@ -60,6 +70,19 @@ static const char *write_tmp(const char *name, const char *text)
     fputs(text, f);
     fclose(f);
     return path;
+}
+
+/* What job_print writes for j (to be freed), or NULL. */
+static char *summary_of(const Job *j)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    job_print(j, f);
+    fclose(f);
+    return buf;
 }
 
 static int find_task(const Job *j, const char *name)
@@ -216,12 +239,8 @@ static void test_quickstart(void)
     }
     free(text);
     /* the summary names every cell */
-    char *buf = NULL;
-    size_t blen = 0;
-    FILE *f = open_memstream(&buf, &blen);
-    if (f) {
-        job_print(&j, f);
-        fclose(f);
+    char *buf = summary_of(&j);
+    if (buf) {
         CHECK(strstr(buf, "cells: 45 trained (3 tasks x 3 models x 5 methods) + 9 fusions"), "%s", buf);
         CHECK(strstr(buf, "age/resnet50/kd+triplet"), "cell listed");
         CHECK(strstr(buf, "fusion kd-triplet: average of kd triplet"), "fusion listed");
@@ -471,24 +490,220 @@ static void test_mangled(void)
     free(text);
 }
 
+/* ------------------------------------------------------------ key tables */
+
+static size_t kind_size(KeyKind k)
+{
+    switch (k) {
+    case K_INT:
+    case K_BOOL:
+    case K_ENUM: return sizeof(int);
+    case K_I64: return sizeof(int64_t);
+    case K_U64: return sizeof(uint64_t);
+    case K_FLOAT: return sizeof(float);
+    case K_DOUBLE: return sizeof(double);
+    default: return 0;
+    }
+}
+
+static int within(Range r, double v)
+{
+    return (r.lo_open ? v > r.lo : v >= r.lo) && (r.hi_open ? v < r.hi : v <= r.hi);
+}
+
+/* One row: the bytes it lands in fit its kind, its names, default and docs. */
+static void check_row(const KeyTable *t, const KeyRow *r, int documented)
+{
+    if (r->kind == K_STRING)
+        CHECK(r->size > 1, "%s.%s: string capacity %zu", t->name, r->name, r->size);
+    else if (kind_size(r->kind))
+        CHECK(r->size == kind_size(r->kind), "%s.%s: %zu bytes for its kind", t->name, r->name, r->size);
+    if (r->kind == K_ENUM)
+        CHECK(r->n_names >= 1 && r->n_names <= KEY_NAMES_MAX && (!r->names != !r->name_of), "%s.%s: names",
+              t->name, r->name);
+    if (kind_size(r->kind) && r->kind != K_BOOL && r->kind != K_ENUM && !(r->flags & KEY_NO_DEFAULT) && !r->def_doc)
+        CHECK(within(r->r, r->def), "%s.%s: default %g out of its range", t->name, r->name, r->def);
+    if (r->kind == K_ENUM && !(r->flags & KEY_NO_DEFAULT))
+        CHECK(r->def >= 0 && r->def < r->n_names, "%s.%s: default %g", t->name, r->name, r->def);
+    if (documented)
+        CHECK(r->doc && r->doc[0] && !strchr(r->doc, '\n') && !strchr(r->doc, '|'), "%s.%s: its line for the docs",
+              t->name, r->name);
+    if (r->kind == K_GROUP) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s.", r->name);
+        int n = 0;
+        for (int i = 0; i < t->n; i++)
+            n += strncmp(t->rows[i].name, sub, strlen(sub)) == 0;
+        CHECK(n > 0, "%s.%s: a group without rows", t->name, r->name);
+    }
+    if (r->flags & KEY_OVERRIDE)
+        CHECK(t == &train_table, "%s.%s: only train keys can be overridden", t->name, r->name);
+}
+
+static void test_tables(void)
+{
+    for (int k = -1; k < n_doc_tables; k++) {
+        const KeyTable *t = k < 0 ? &root_table : doc_tables[k];
+        CHECK(t->n >= 1 && t->n <= KEY_ROWS_MAX, "%s: %d rows", t->name, t->n);
+        for (int i = 0; i < t->n; i++) {
+            check_row(t, &t->rows[i], k >= 0);
+            CHECK(table_find(t, t->rows[i].name) == i, "%s.%s: named twice", t->name, t->rows[i].name);
+        }
+    }
+    CHECK(job_override_bit("epochs") && job_override_bit("augment.flip") && !job_override_bit("augment") &&
+              !job_override_bit("task") && !job_override_bit("no_such_key"), "override bits");
+}
+
+/* The library's own defaults (for programs without a job file) say what the
+ * job file's do; the schedule is the one difference: sgd_default and
+ * train_config_default keep a constant rate, a job file's default is cosine. */
+static void test_defaults_agree(void)
+{
+    TrainSettings s = job_train_defaults();
+    TrainConfig c = train_config_default();
+    SgdConfig g = sgd_default();
+    CHECK(c.epochs == s.epochs && c.global_batch == s.batch && c.accum == s.accum && c.eval_batch == s.eval_batch,
+          "train_config_default: epochs %d batch %d accum %d eval_batch %d", c.epochs, c.global_batch, c.accum,
+          c.eval_batch);
+    const SgdConfig *sgd[2] = {&c.sgd, &g};
+    for (int i = 0; i < 2; i++)
+        CHECK(sgd[i]->lr == s.sgd.lr && sgd[i]->momentum == s.sgd.momentum && sgd[i]->nesterov == s.sgd.nesterov &&
+                  sgd[i]->weight_decay == s.sgd.weight_decay && sgd[i]->decoupled == s.sgd.decoupled &&
+                  sgd[i]->gamma == s.sgd.gamma && sgd[i]->min_lr == s.sgd.min_lr,
+              "%s: optimiser defaults", i ? "sgd_default" : "train_config_default");
+    CHECK(s.sgd.schedule == SCHED_COSINE && c.sgd.schedule == SCHED_CONSTANT && g.schedule == SCHED_CONSTANT,
+          "schedules");
+    DistillSettings d = job_distill_defaults();
+    CHECK(c.T == d.T && c.lambda == d.lambda && c.beta == d.beta && c.margin == d.margin && c.mining == d.mining &&
+              c.positive == d.positive && c.age_bin == d.age_bin, "train_config_default: distillation defaults");
+    Job j;
+    memset(&j, 0, sizeof j);
+    table_defaults(&log_table, &j);
+    CHECK(c.log_every == j.log_every, "log_every");
+    DataOptions lib, tab;
+    data_options_default(&lib);
+    tab = lib;
+    table_defaults(&data_table, &tab);
+    CHECK(memcmp(&lib, &tab, sizeof lib) == 0, "data_options_default and the data rows differ");
+    Occlusion ol = occlusion_default(), ot = ol;
+    table_defaults(&occlusion_table, &ot);
+    CHECK(ol.fraction == ot.fraction && ol.fill == ot.fill && ol.shape == ot.shape, "occlusion defaults");
+}
+
+/* The key reference's region of group `name` (static copy, "" when none). */
+static const char *reference_of(const char *name)
+{
+    static char region[16384];
+    char *buf = NULL, begin[64], end[64];
+    size_t len = 0;
+    region[0] = '\0';
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return region;
+    job_keys_markdown(f);
+    fclose(f);
+    snprintf(begin, sizeof begin, "<!-- keys %s begin -->", name);
+    snprintf(end, sizeof end, "<!-- keys %s end -->", name);
+    const char *a = strstr(buf, begin), *b = a ? strstr(a, end) : NULL;
+    if (a && b)
+        snprintf(region, sizeof region, "%.*s", (int)(b - a), a);
+    free(buf);
+    return region;
+}
+
+static const char extra_base[] = "tasks = ( { target = \"gender\"; } );\nmodels = ( { arch = \"vgg_f\"; } );\n"
+                                 "methods = [ \"teacher\", \"kd\" ];\n";
+
+/* A job of extra_base and `rest` is refused with `expect` among its messages. */
+static void check_refused(const char *rest, const char *expect)
+{
+    char text[1024], err[4096] = "";
+    Job j;
+    snprintf(text, sizeof text, "%s%s", extra_base, rest);
+    const char *path = write_tmp("extra.cfg", text);
+    CHECK(path && job_load(path, NULL, 0, &j, err, sizeof err) != 0 && strstr(err, expect), "expected '%s' in: %s",
+          expect, err);
+    job_free(&j);
+}
+
+#ifdef JOB_TEST_EXTRA_KEY
+/* The line of buf that holds `what` (static copy, "" when none). */
+static const char *line_with(const char *buf, const char *what)
+{
+    static char line[1024];
+    const char *p = strstr(buf, what);
+    line[0] = '\0';
+    if (p) {
+        while (p > buf && p[-1] != '\n')
+            p--;
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
+    }
+    return line;
+}
+
+static void test_extra_key(void)
+{
+    char text[1024], err[4096];
+    Job j;
+    /* validation: the row's range, at its line; the nearest key */
+    check_refused("train = {\n  test_extra = 9;\n};\n",
+                  "extra.cfg:5: train.test_extra = 9 is out of range (expected in [0, 7])");
+    check_refused("train = { test_extr = 1; };\n", "did you mean 'test_extra'?");
+    /* default, --set and an override */
+    snprintf(text, sizeof text, "%soverrides = ( { method = \"kd\"; test_extra = 6; } );\n", extra_base);
+    const char *path = write_tmp("extra.cfg", text);
+    if (!path || job_load(path, NULL, 0, &j, err, sizeof err)) {
+        CHECK(0, "extra key job: %s", err);
+        return;
+    }
+    CHECK(j.train.spare == 3 && job_settings(&j, 0, 0, METHOD_TEACHER).spare == 3, "default %d", j.train.spare);
+    CHECK(job_settings(&j, 0, 0, METHOD_KD).spare == 6, "override");
+    CHECK(job_override_bit("test_extra") && j.overrides[0].set == job_override_bit("test_extra"), "override bit");
+    job_free(&j);
+    const char *sets[] = {"train.test_extra=5"};
+    if (job_load(path, sets, 1, &j, err, sizeof err)) {
+        CHECK(0, "--set train.test_extra: %s", err);
+        return;
+    }
+    CHECK(job_settings(&j, 0, 0, METHOD_TEACHER).spare == 5 && job_settings(&j, 0, 0, METHOD_KD).spare == 6,
+          "--set");
+    /* --check */
+    char *buf = summary_of(&j);
+    if (buf) {
+        CHECK(strstr(line_with(buf, "gender/vgg_f/teacher"), " flip test_extra 5"), "--check: %s", buf);
+        CHECK(strstr(line_with(buf, "gender/vgg_f/kd "), " flip test_extra 6"), "--check: %s", buf);
+        free(buf);
+    }
+    job_free(&j);
+    /* the key reference */
+    CHECK(strstr(reference_of("train"), "| `test_extra` | int | [0, 7] | 3 | a key of the test build only |\n"),
+          "reference: %s", reference_of("train"));
+}
+#else
+static void test_extra_key(void)
+{
+    check_refused("train = { test_extra = 3; };\n", "unknown key 'test_extra' in train");
+    CHECK(!job_override_bit("test_extra") && reference_of("train")[0] && !strstr(reference_of("train"), "test_extra"),
+          "the key is nowhere without its row");
+}
+#endif
+
 int main(int argc, char **argv)
 {
+    static void (*const tests[])(void) = {test_sha256,    test_examples,  test_quickstart, test_defaults,
+                                          test_overrides, test_bad_files, test_mangled,    test_tables,
+                                          test_defaults_agree, test_extra_key};
+    static const char *const tmp_names[] = {"my-job.cfg", "implied.cfg", "overrides.cfg", "base.cfg", "cut.cfg",
+                                            "junk.cfg",   "extra.cfg"};
     snprintf(g_src, sizeof g_src, "%s", argc > 1 ? argv[1] : "..");
     snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_job.XXXXXX");
     if (!mkdtemp(g_tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
-    test_sha256();
-    test_examples();
-    test_quickstart();
-    test_defaults();
-    test_overrides();
-    test_bad_files();
-    test_mangled();
-    static const char *const tmp_names[] = {"my-job.cfg", "implied.cfg", "overrides.cfg", "base.cfg", "cut.cfg",
-                                            "junk.cfg"};
-    for (int i = 0; i < 6; i++) {
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        tests[i]();
+    for (size_t i = 0; i < sizeof tmp_names / sizeof tmp_names[0]; i++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s", g_tmpdir, tmp_names[i]);
         unlink(p);

@@ -119,11 +119,8 @@ void job_free(Job *job)
 {
     if (!job)
         return;
-    free(job->text);
-    free(job->sets);
-    free(job->tasks);
-    free(job->models);
-    free(job->overrides);
-    free(job->fusions);
+    void *owned[] = {job->text, job->sets, job->tasks, job->models, job->overrides, job->fusions};
+    for (int i = 0; i < COUNT(owned); i++)
+        free(owned[i]);
     memset(job, 0, sizeof *job);
 }

@@ -165,6 +165,10 @@ void job_free(Job *job);
  * it, in file order, with step_epochs resolved. */
 TrainSettings job_settings(const Job *job, int task, int model, Method method);
 
+/* The defaults of a job file's train and distill groups (the key tables'). */
+TrainSettings job_train_defaults(void);
+DistillSettings job_distill_defaults(void);
+
 /* The network of a cell: the model's spec with input (when 0), channels and
  * classes (1 for regression) taken from the task. A class target's classes
  * stay 0 until the grid fills TaskSpec.classes from the data. */

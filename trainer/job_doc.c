@@ -76,7 +76,11 @@ static void table_markdown(const KeyTable *t, FILE *f)
         char range[512], def[256];
         range_doc(r, range, sizeof range);
         default_doc(r, def, sizeof def);
-        fprintf(f, "| `%s` | %s | %s | %s | %s |\n", r->name, kind_doc(r), range, def, r->doc ? r->doc : "");
+        const char *cells[4] = {kind_doc(r), range, def, r->doc ? r->doc : ""};
+        fprintf(f, "| `%s` |", r->name);
+        for (int j = 0; j < 4; j++)
+            fprintf(f, " %s%s|", cells[j], cells[j][0] ? " " : "");
+        fprintf(f, "\n");
     }
     fprintf(f, "\n<!-- keys %s end -->\n", t->name);
 }

@@ -10,6 +10,40 @@
 
 #define JOB_FILE_MAX (16L << 20)
 
+/* The bytes of f into a new NUL-terminated buffer; NULL with *why set. */
+static char *read_all(FILE *f, size_t *len, const char **why)
+{
+    char *text = NULL;
+    size_t used = 0, cap = 0;
+    *why = NULL;
+    while (!*why) {
+        if (used + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *t = realloc(text, cap);
+            if (!t) {
+                *why = "out of memory";
+                break;
+            }
+            text = t;
+        }
+        size_t got = fread(text + used, 1, cap - used - 1, f);
+        used += got;
+        if (used > (size_t)JOB_FILE_MAX)
+            *why = "larger than 16 MiB";
+        else if (got == 0 && ferror(f))
+            *why = "read error";
+        else if (got == 0)
+            break;
+    }
+    if (*why) {
+        free(text);
+        return NULL;
+    }
+    text[used] = '\0';
+    *len = used;
+    return text;
+}
+
 char *read_text(const char *path, size_t *len, char *err, size_t errlen)
 {
     if (path_kind(path) == 2) {
@@ -21,35 +55,16 @@ char *read_text(const char *path, size_t *len, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    char *text = NULL;
-    size_t used = 0, cap = 0;
-    for (;;) {
-        if (used + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *t = realloc(text, cap);
-            if (!t)
-                break;
-            text = t;
-        }
-        size_t got = fread(text + used, 1, cap - used - 1, f);
-        used += got;
-        if (got == 0 || used > (size_t)JOB_FILE_MAX)
-            break;
-    }
-    int bad = ferror(f);
+    const char *why;
+    char *text = read_all(f, len, &why);
     fclose(f);
-    if (!text || bad || used > (size_t)JOB_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "larger than 16 MiB");
-        free(text);
-        return NULL;
-    }
-    text[used] = '\0';
-    if (strlen(text) != used) {
+    if (!text)
+        snprintf(err, errlen, "%s: %s", path, why);
+    else if (strlen(text) != *len) {
         snprintf(err, errlen, "%s: holds a NUL byte at offset %zu (not a text file)", path, strlen(text));
         free(text);
         return NULL;
     }
-    *len = used;
     return text;
 }
 

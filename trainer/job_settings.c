@@ -20,10 +20,25 @@ static unsigned override_bits(const config_setting_t *const *got)
     return set;
 }
 
+TrainSettings job_train_defaults(void)
+{
+    TrainSettings s;
+    memset(&s, 0, sizeof s); /* the fields without a key (sgd.warmup_steps, ...) */
+    table_defaults(&train_table, &s);
+    return s;
+}
+
+DistillSettings job_distill_defaults(void)
+{
+    DistillSettings d;
+    memset(&d, 0, sizeof d);
+    table_defaults(&distill_table, &d);
+    return d;
+}
+
 void parse_train(Ctx *c, const config_setting_t *s, Job *job)
 {
-    memset(&job->train, 0, sizeof job->train); /* the fields without a key (sgd.warmup_steps, ...) */
-    table_defaults(&train_table, &job->train);
+    job->train = job_train_defaults();
     if (s)
         parse_table(c, s, &train_table, &job->train, NULL, NULL);
 }
@@ -101,7 +116,7 @@ void parse_overrides(Ctx *c, const config_setting_t *s, Job *job)
 
 void parse_distill(Ctx *c, const config_setting_t *s, Job *job)
 {
-    table_defaults(&distill_table, &job->distill);
+    job->distill = job_distill_defaults();
     if (s)
         parse_table(c, s, &distill_table, &job->distill, NULL, NULL);
 }
