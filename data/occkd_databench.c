@@ -120,7 +120,11 @@ static double train_rate(Net *net, const Dataset *d, const LoaderOptions *o, int
         }
         Pass p = {.n = b.n, .training = 1, .seed = 1, .step = (uint64_t)(s + 1), .sample_id = b.ids};
         const float *y = net_forward(net, &p, b.clean);
-        loss_softmax_ce(y, b.label, b.n, classes, (float)b.n, d_out);
+        float loss;
+        if (loss_softmax_ce_checked(y, b.label, b.n, classes, (float)b.n, d_out, &loss, err, sizeof err)) {
+            fprintf(stderr, "occkd_databench: %s\n", err);
+            exit(1);
+        }
         net_backward(net, &p, d_out, NULL);
         sgd_step(&sc, 0.001f, net->params, net->grads, vel, net->n_params);
         if (s >= 0) {

@@ -182,6 +182,20 @@ typedef struct {
 float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
                    float *d_e, uint8_t *active);
 
+/* The losses that can find their arguments broken, with the status form of
+ * the rest of occkd: 0 with the loss in *loss, or -1 with a message in err
+ * naming the first bad sample (a label outside [0,k), a temperature <= 0,
+ * a triple's row outside [0,rows), or no memory for the triplet loss' rows),
+ * *loss NaN and the bad sample's gradient zero. The float forms above
+ * print that message to stderr and return the loss, NaN after a violation;
+ * they remain until their callers use these. */
+int loss_softmax_ce_checked(const float *logits, const int *label, int n, int k, float norm, float *d_logits,
+                            float *loss, char *err, size_t errlen);
+int loss_kd_checked(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student,
+                    float *loss, char *err, size_t errlen);
+int loss_triplet_checked(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
+                         float *d_e, uint8_t *active, float *loss, char *err, size_t errlen);
+
 /* Accuracy helpers. */
 int argmax(const float *v, int k);
 

@@ -10,12 +10,16 @@
  *
  * Indices that are out of range (a class label outside [0,k), a triplet row
  * outside [0,rows)) are programming errors of the caller. Unoptimised debug
- * builds stop at an assert; optimised builds print one line naming the sample
- * and the expected range, leave that sample's gradient at zero and return NaN,
- * which the trainer's non-finite check reports. Nothing is read out of bounds.
+ * builds stop at an assert. Otherwise the *_checked forms return -1 with a
+ * message naming the first bad sample and the expected range in err, leave
+ * that sample's gradient at zero and set the loss to NaN; nothing is read
+ * out of bounds. The float forms are thin wrappers that print the message
+ * to stderr and return the loss (NaN after a violation), which the
+ * trainer's non-finite check reports.
  */
 #include <assert.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +37,22 @@
  * F.normalize with a larger floor): a zero embedding maps to zero and its
  * gradient stays finite. */
 #define TRIPLET_NORM_EPS 1e-6
+
+/* Room the float forms give the message of their _checked form. */
+#define LOSS_ERR_MAX 192
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void loss_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
 
 /* ---------------------------------------------------------------- softmax */
 
@@ -69,7 +89,8 @@ static void softmax_grad_row(const float *x, int k, double lse, int label, const
 
 /* logits (n,k), label (n) -> mean-by-norm of -log softmax(logits)[label];
  * d_logits (n,k) = (softmax - onehot) / norm. */
-float loss_softmax_ce(const float *logits, const int *label, int n, int k, float norm, float *d_logits)
+int loss_softmax_ce_checked(const float *logits, const int *label, int n, int k, float norm, float *d_logits,
+                            float *loss, char *err, size_t errlen)
 {
     double sum = 0, scale = 1.0 / (double)norm;
     int bad = 0;
@@ -80,7 +101,7 @@ float loss_softmax_ce(const float *logits, const int *label, int n, int k, float
         LOSS_DEBUG_ASSERT(y >= 0 && y < k);
         if (y < 0 || y >= k) {
             if (!bad)
-                fprintf(stderr, "loss_softmax_ce: sample %d has label %d, expected 0..%d\n", i, y, k - 1);
+                loss_err(err, errlen, "loss_softmax_ce: sample %d has label %d, expected 0..%d", i, y, k - 1);
             bad = 1;
             if (d)
                 memset(d, 0, (size_t)k * sizeof(float));
@@ -91,7 +112,17 @@ float loss_softmax_ce(const float *logits, const int *label, int n, int k, float
         if (d)
             softmax_grad_row(x, k, lse, y, NULL, 1.0, scale, d);
     }
-    return bad ? NAN : (float)(sum * scale);
+    *loss = bad ? NAN : (float)(sum * scale);
+    return bad ? -1 : 0;
+}
+
+float loss_softmax_ce(const float *logits, const int *label, int n, int k, float norm, float *d_logits)
+{
+    char err[LOSS_ERR_MAX];
+    float v;
+    if (loss_softmax_ce_checked(logits, label, n, k, norm, d_logits, &v, err, sizeof err))
+        fprintf(stderr, "%s\n", err);
+    return v;
 }
 
 /* logits (n,k), target (n,k) distributions -> sum_j -t_j log softmax_j / norm;
@@ -125,14 +156,16 @@ float loss_softmax_ce_soft(const float *logits, const float *target, int n, int 
  * d_student = T^2 * (1/T) * (ps - pt) / norm = T * (ps - pt) / norm. The T^2
  * factor keeps the gradient's size comparable across temperatures (Hinton et
  * al. 2015). The teacher receives no gradient. */
-float loss_kd(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student)
+int loss_kd_checked(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student,
+                    float *loss, char *err, size_t errlen)
 {
     LOSS_DEBUG_ASSERT(T > 0);
     if (!(T > 0)) {
-        fprintf(stderr, "loss_kd: temperature %g, expected > 0\n", (double)T);
+        loss_err(err, errlen, "loss_kd: temperature %g, expected > 0", (double)T);
         if (d_student)
             memset(d_student, 0, (size_t)n * (size_t)k * sizeof(float));
-        return NAN;
+        *loss = NAN;
+        return -1;
     }
     double inv_t = 1.0 / (double)T, t2 = (double)T * (double)T, scale = 1.0 / (double)norm;
     double sum = 0;
@@ -152,7 +185,17 @@ float loss_kd(const float *student, const float *teacher, int n, int k, float T,
         }
         sum += row;
     }
-    return (float)(t2 * sum * scale);
+    *loss = (float)(t2 * sum * scale);
+    return 0;
+}
+
+float loss_kd(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student)
+{
+    char err[LOSS_ERR_MAX];
+    float v;
+    if (loss_kd_checked(student, teacher, n, k, T, norm, d_student, &v, err, sizeof err))
+        fprintf(stderr, "%s\n", err);
+    return v;
 }
 
 /* ---------------------------------------------------------------- regression */
@@ -255,19 +298,20 @@ static int triple_valid(Triple t, int rows)
 /* e (rows,d), t (n_triples) -> sum of max(0, |ua-up|^2 - |ua-un|^2 + margin)
  * over the triples / norm, where u is e with each row L2-normalised. d_e
  * (rows,d) is overwritten: rows in no active triple get zero. */
-float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
-                   float *d_e, uint8_t *active)
+int loss_triplet_checked(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
+                         float *d_e, uint8_t *active, float *loss, char *err, size_t errlen)
 {
     size_t count = (size_t)rows * (size_t)d;
     double *len = malloc((size_t)(rows > 0 ? rows : 1) * sizeof(double));
     double *g_u = d_e ? calloc(count ? count : 1, sizeof(double)) : NULL;
     if (!len || (d_e && !g_u)) {
-        fprintf(stderr, "loss_triplet: out of memory for %d rows of %d\n", rows, d);
+        loss_err(err, errlen, "loss_triplet: out of memory for %d rows of %d", rows, d);
         free(len);
         free(g_u);
         if (d_e)
             memset(d_e, 0, count * sizeof(float));
-        return NAN;
+        *loss = NAN;
+        return -1;
     }
     row_norms(e, rows, d, len);
     double sum = 0, scale = 1.0 / (double)norm;
@@ -276,8 +320,8 @@ float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_tripl
         LOSS_DEBUG_ASSERT(triple_valid(t[i], rows));
         if (!triple_valid(t[i], rows)) {
             if (!bad)
-                fprintf(stderr, "loss_triplet: triple %d is (%d,%d,%d), expected rows in 0..%d\n", i, t[i].a,
-                        t[i].p, t[i].n, rows - 1);
+                loss_err(err, errlen, "loss_triplet: triple %d is (%d,%d,%d), expected rows in 0..%d", i, t[i].a,
+                         t[i].p, t[i].n, rows - 1);
             bad = 1;
             if (active)
                 active[i] = 0;
@@ -296,7 +340,18 @@ float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_tripl
         triplet_grad_e(e, rows, d, len, g_u, d_e);
     free(len);
     free(g_u);
-    return bad ? NAN : (float)(sum * scale);
+    *loss = bad ? NAN : (float)(sum * scale);
+    return bad ? -1 : 0;
+}
+
+float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
+                   float *d_e, uint8_t *active)
+{
+    char err[LOSS_ERR_MAX];
+    float v;
+    if (loss_triplet_checked(e, rows, d, t, n_triples, margin, norm, d_e, active, &v, err, sizeof err))
+        fprintf(stderr, "%s\n", err);
+    return v;
 }
 
 /* ------------------------------------------------------------------ argmax */

@@ -7,8 +7,8 @@
  * update) on random images and labels, and prints one figure per line:
  * params, train_images_per_s, train_gflops_per_s, sgemm_gflops_per_s (a
  * large OpenBLAS sgemm measured in the same run, the machine's reference),
- * peak_memory_mb, then the time per layer. Forward+backward is counted as
- * three times the forward flops.
+ * peak_memory_mb, then the time per layer with the layer's settings.
+ * Forward+backward is counted as three times the forward flops.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -158,7 +158,8 @@ int main(int argc, char **argv)
 
     printf("model: %s input %d width %g fc %d classes %d batch %d threads %d\n", arch_name(arch), input, width,
            spec.fc, classes, batch, layers_get_threads());
-    double t_start = 0, loss = 0;
+    double t_start = 0;
+    float loss = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             net_profile(net, 1);
@@ -166,7 +167,10 @@ int main(int argc, char **argv)
         }
         p.step = (uint64_t)s;
         const float *logits = net_forward(net, &p, x);
-        loss = loss_softmax_ce(logits, y, batch, classes, (float)batch, d_out);
+        if (loss_softmax_ce_checked(logits, y, batch, classes, (float)batch, d_out, &loss, err, sizeof err)) {
+            fprintf(stderr, "occkd_bench: %s\n", err);
+            return 1;
+        }
         net_backward(net, &p, d_out, NULL);
         sgd_step(&opt, opt.lr, net->params, net->grads, velocity, net->n_params);
     }
@@ -185,8 +189,8 @@ int main(int argc, char **argv)
     printf("peak_memory_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);
     printf("forward_gflop_per_image: %.3f\n", net_flops(net) / 1e9);
     printf("final_loss: %.4f\n", loss);
-    printf("\n%-24s %-10s %14s %10s %10s %8s %9s\n", "layer", "type", "out", "fwd_ms", "bwd_ms", "share",
-           "GFLOP/s");
+    printf("\n%-24s %-10s %14s %10s %10s %8s %9s  %s\n", "layer", "type", "out", "fwd_ms", "bwd_ms", "share",
+           "GFLOP/s", "settings");
     double total = 0;
     for (int i = 0; i < net->n_layers; i++)
         total += net->time_fwd[i] + net->time_bwd[i];
@@ -196,8 +200,11 @@ int main(int argc, char **argv)
         char shape[32];
         snprintf(shape, sizeof shape, "%dx%dx%d", l->out.c, l->out.h, l->out.w);
         double rate = (f + b) > 0 ? 3.0 * l->flops * batch / (f + b) / 1e9 : 0;
-        printf("%-24s %-10s %14s %10.2f %10.2f %7.1f%% %9.1f\n", l->name, l->ops->type, shape, 1e3 * f, 1e3 * b,
-               100.0 * (net->time_fwd[i] + net->time_bwd[i]) / total, rate);
+        char settings[160] = "";
+        if (l->ops->describe)
+            l->ops->describe(l, settings, sizeof settings);
+        printf("%-24s %-10s %14s %10.2f %10.2f %7.1f%% %9.1f  %s\n", l->name, l->ops->type, shape, 1e3 * f, 1e3 * b,
+               100.0 * (net->time_fwd[i] + net->time_bwd[i]) / total, rate, settings);
     }
     printf("%-24s %-10s %14s %10.2f ms per step in layers, %.2f ms per step in all\n", "total", "", "",
            1e3 * total / steps, 1e3 * elapsed / steps);

@@ -604,6 +604,44 @@ static void test_bad_indices(void)
 #endif
 }
 
+/* The status forms: the same values and gradients as the float forms, and
+ * a violated contract as -1 with the message in the caller's buffer. */
+static void test_checked(void)
+{
+    float x[3 * K], t[3 * K], d[3 * K], d2[3 * K], v;
+    fill_uniform(x, 3 * K, 61);
+    fill_uniform(t, 3 * K, 62);
+    int label[3] = {1, 0, 6};
+    const Triple tri[2] = {{0, 1, 2}, {2, 1, 0}};
+    char err[256] = "";
+    float want = loss_softmax_ce(x, label, 3, K, 3.0f, d2);
+    CHECK(loss_softmax_ce_checked(x, label, 3, K, 3.0f, d, &v, err, sizeof err) == 0 && v == want &&
+              memcmp(d, d2, sizeof d) == 0,
+          "ce checked: %g, float form %g (%s)", v, want, err);
+    want = loss_kd(x, t, 3, K, 2.0f, 3.0f, d2);
+    CHECK(loss_kd_checked(x, t, 3, K, 2.0f, 3.0f, d, &v, err, sizeof err) == 0 && v == want &&
+              memcmp(d, d2, sizeof d) == 0,
+          "kd checked: %g, float form %g (%s)", v, want, err);
+    uint8_t act[2], act2[2];
+    want = loss_triplet(x, 3, K, tri, 2, 0.5f, 2.0f, d2, act2);
+    CHECK(loss_triplet_checked(x, 3, K, tri, 2, 0.5f, 2.0f, d, act, &v, err, sizeof err) == 0 && v == want &&
+              memcmp(d, d2, sizeof d) == 0 && memcmp(act, act2, sizeof act) == 0,
+          "triplet checked: %g, float form %g (%s)", v, want, err);
+#if defined(__OPTIMIZE__) || defined(NDEBUG)
+    label[1] = K;
+    CHECK(loss_softmax_ce_checked(x, label, 3, K, 3.0f, d, &v, err, sizeof err) == -1 && isnan(v) &&
+              strstr(err, "sample 1 has label 7, expected 0..6") && d[K] == 0.0f,
+          "ce with a bad label: %g '%s'", v, err);
+    CHECK(loss_kd_checked(x, t, 3, K, 0.0f, 3.0f, d, &v, err, sizeof err) == -1 && isnan(v) &&
+              strstr(err, "temperature 0"),
+          "kd at temperature 0: %g '%s'", v, err);
+    const Triple bad[1] = {{0, 3, 1}};
+    CHECK(loss_triplet_checked(x, 3, K, bad, 1, 0.5f, 2.0f, d, act, &v, err, sizeof err) == -1 && isnan(v) &&
+              strstr(err, "triple 0 is (0,3,1), expected rows in 0..2"),
+          "triplet with row 3 of 3: %g '%s'", v, err);
+#endif
+}
+
 int main(void)
 {
     test_gradients();
@@ -612,5 +650,6 @@ int main(void)
     test_triplet_by_hand();
     test_norm_split();
     test_bad_indices();
+    test_checked();
     return test_finish("test_loss");
 }
