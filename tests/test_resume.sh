@@ -33,22 +33,29 @@ ls killed/checkpoints/*/*/*.tmp >/dev/null 2>&1 && echo "a torn temporary file i
 run killed killed-cell.log OCCKD_FAULT_KILL_AFTER_CELL=2 && fail "the run survived its fault injection (after cell 2)"
 grep -q "killed after cell" killed-cell.log || { cat killed-cell.log; fail "the cell fault did not fire"; }
 grep -q "resuming at step" killed-cell.log || { cat killed-cell.log; fail "no cell resumed after the commit fault"; }
-# killed in the middle of training steps
-env OMPI_ALLOW_RUN_AS_ROOT=1 timeout -s KILL 6 mpirun -np 2 "$train" --set job.output=killed --set job.cache=cache "$job" \
-    >killed-steps.log 2>&1
-# stopped by SIGUSR1 through mpirun (forwarded to every rank): checkpoint, exit 0
-mpirun -np 2 "$train" --set job.output=killed --set job.cache=cache "$job" >killed-usr1.log 2>&1 &
+# killed in the middle of training steps: the first rank at step 6 of a cell
+# (after the checkpoint of step 4) kills itself, so steps 5 and 6 are redone
+rm -f kill.mark usr1.mark
+run killed killed-steps.log OCCKD_FAULT_AT_STEP=6 OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=kill.mark &&
+    fail "the run survived its fault injection (killed at step 6)"
+grep -q "killed at step 6" killed-steps.log || { cat killed-steps.log; fail "the step fault did not fire"; }
+# stopped by SIGUSR1 through mpirun (forwarded to every rank) while a rank
+# waits at step 3 of a cell: checkpoint, exit 0
+env OCCKD_FAULT_AT_STEP=3 OCCKD_FAULT_ACTION=pause OCCKD_FAULT_MARK=usr1.mark \
+    mpirun -np 2 "$train" --set job.output=killed --set job.cache=cache "$job" >killed-usr1.log 2>&1 &
 pid=$!
-sleep 4
-kill -USR1 $pid 2>/dev/null
+for _ in $(seq 1200); do
+    [ -e usr1.mark ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+done
+[ -e usr1.mark ] || { kill -KILL $pid 2>/dev/null; cat killed-usr1.log; fail "no cell reached step 3 to be signalled"; }
+kill -USR1 $pid
 wait $pid
 status=$?
-if grep -q "stopped by a signal" killed-usr1.log; then
-    [ $status -eq 0 ] || { cat killed-usr1.log; fail "a run stopped by SIGUSR1 exited $status, expected 0"; }
-    echo "SIGUSR1: checkpointed and stopped with status 0"
-else
-    echo "SIGUSR1 arrived after the run had finished its cells (status $status)"
-fi
+grep -q "stopped by a signal" killed-usr1.log || { cat killed-usr1.log; fail "SIGUSR1 did not stop the run"; }
+[ $status -eq 0 ] || { cat killed-usr1.log; fail "a run stopped by SIGUSR1 exited $status, expected 0"; }
+echo "SIGUSR1: checkpointed and stopped with status 0"
 # and finish
 run killed killed.log || { cat killed.log; fail "the resumed run failed"; }
 

@@ -10,7 +10,7 @@
 #     sockets, other state folders);
 #   - submits JOB with jobs/slurm/grid.sbatch (2 tasks) and checks results.h5;
 #   - submits it again, sends the batch shell SIGUSR1 while a rank waits at
-#     step 3 of a cell (the OCCKD_FAULT_PAUSE_AT_STEP hook)
+#     step 3 of a cell (the OCCKD_FAULT_AT_STEP hook)
 #     (scancel --signal=USR1 --batch), and checks that the job requeued
 #     itself, resumed from its checkpoints and ended with the same results as
 #     the uninterrupted run (h5diff, bit for bit);
@@ -250,7 +250,7 @@ signalled_run() { # signalled_run NAME LAUNCHER
     # the first rank at step 3 of a cell waits there for the signal (a fault
     # hook; the mark file makes it once per test, so the requeued run does not)
     rm -f "$work/$name.pause"
-    id=$(OCCKD_FAULT_PAUSE_AT_STEP=3 OCCKD_FAULT_PAUSE_MARK="$work/$name.pause" \
+    id=$(OCCKD_FAULT_AT_STEP=3 OCCKD_FAULT_ACTION=pause OCCKD_FAULT_MARK="$work/$name.pause" \
         submit "$name" "$launcher" --ntasks=2 --cpus-per-task=1 -- "$src/jobs/slurm/grid.sbatch" "$job" \
         --set "job.output=$work/$name" "${common[@]}") || fail "sbatch refused grid.sbatch"
     for _ in $(seq 600); do

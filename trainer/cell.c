@@ -28,21 +28,28 @@ static void fault_after_cell(void)
     }
 }
 
-/* Fault injection for the preemption tests, driven by step counts rather
- * than by timing: with OCCKD_FAULT_PAUSE_AT_STEP=N and
- * OCCKD_FAULT_PAUSE_MARK=FILE, the first rank to reach step N of a cell while
- * FILE does not exist creates it (exclusively, so one rank of one run does)
- * and waits there, up to two minutes, for a stop signal. A test waits for
- * FILE, then signals: the signal is sure to find a cell mid-training. */
-static void fault_pause_at_step(int64_t step)
+/* Fault injection driven by step counts rather than by timing, fired once:
+ * with OCCKD_FAULT_AT_STEP=N, OCCKD_FAULT_MARK=FILE and
+ * OCCKD_FAULT_ACTION=pause or kill, the first rank to reach step N of a cell
+ * while FILE does not exist creates it (exclusively, so one rank of one run
+ * does), then either waits there, up to two minutes, for a stop signal (a
+ * test waits for FILE, then signals: the signal is sure to find a cell
+ * mid-training), or kills itself with SIGKILL (a crash between checkpoints). */
+static void fault_at_step(int64_t step)
 {
-    const char *v = getenv("OCCKD_FAULT_PAUSE_AT_STEP"), *mark = getenv("OCCKD_FAULT_PAUSE_MARK");
+    const char *v = getenv("OCCKD_FAULT_AT_STEP"), *mark = getenv("OCCKD_FAULT_MARK");
+    const char *action = getenv("OCCKD_FAULT_ACTION");
     if (!v || !mark || step != atoll(v) || grid_stop_requested())
         return;
     int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
         return;
     close(fd);
+    if (action && strcmp(action, "kill") == 0) {
+        fprintf(stderr, "occkd: fault injection: killed at step %lld\n", (long long)step);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
     printf("occkd: fault injection: paused at step %lld for a stop signal\n", (long long)step);
     fflush(stdout);
     struct timespec nap = {0, 50 * 1000 * 1000};
@@ -132,7 +139,7 @@ static int after_step(void *user, const TrainState *s, int epoch_end, char *msg,
 {
     CkptCtx *c = user;
     const Job *job = c->g->job;
-    fault_pause_at_step(s->run.step);
+    fault_at_step(s->run.step);
     int stop = grid_stop_requested() != 0;
     int due = stop || (job->checkpoint_steps > 0 && s->run.step - c->last_step >= job->checkpoint_steps) ||
               (job->checkpoint_minutes > 0 && clock_seconds() - c->last_save >= 60.0 * job->checkpoint_minutes);
