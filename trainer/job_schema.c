@@ -352,6 +352,8 @@ static int parse_enum(Ctx *c, const KeyRow *k, const config_setting_t *s, int *d
 int parse_row(Ctx *c, const KeyRow *k, const config_setting_t *s, void *base)
 {
     double v;
+    if (k->kind == K_GROUP || k->kind == K_REF)
+        return 0; /* read by the caller (base may be NULL for a table of these only) */
     void *dst = at(base, k);
     switch (k->kind) {
     case K_BOOL:
@@ -363,8 +365,6 @@ int parse_row(Ctx *c, const KeyRow *k, const config_setting_t *s, void *base)
         return 0;
     case K_STRING: return parse_string(c, k, s, dst);
     case K_ENUM: return parse_enum(c, k, s, dst);
-    case K_GROUP:
-    case K_REF: return 0;
     default: break;
     }
     if (get_number(c, k, s, &v))

@@ -23,7 +23,8 @@ static unsigned override_bits(const config_setting_t *const *got)
 TrainSettings job_train_defaults(void)
 {
     TrainSettings s;
-    memset(&s, 0, sizeof s); /* the fields without a key (sgd.warmup_steps, ...) */
+    memset(&s, 0, sizeof s);
+    s.sgd = sgd_default(); /* for the optimiser's fields without a key; the rows then set theirs */
     table_defaults(&train_table, &s);
     return s;
 }
