@@ -6,7 +6,9 @@
 
 #include "trainer/job.h"
 
-#define OCCKD_VERSION "0.1.0"
+#ifndef OCCKD_VERSION /* from CMakeLists.txt's project() */
+#error "OCCKD_VERSION is not defined: build with CMake"
+#endif
 
 /* SIGTERM and SIGUSR1 make the running cells checkpoint and the run stop
  * (exit 0); a rerun continues. */
