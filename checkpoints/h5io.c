@@ -577,8 +577,13 @@ static hid_t fixed_str_type(size_t size, H5T_cset_t cset)
 
 static hid_t field_type(const H5ioField *f, H5T_cset_t cset)
 {
-    return f->kind == H5IO_STR ? fixed_str_type(f->size, cset)
-                               : H5Tcopy(f->kind == H5IO_I64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE);
+    switch (f->kind) {
+    case H5IO_STR: return fixed_str_type(f->size, cset);
+    case H5IO_I64: return H5Tcopy(H5T_NATIVE_INT64);
+    case H5IO_U64: return H5Tcopy(H5T_NATIVE_UINT64);
+    case H5IO_INT: return H5Tcopy(H5T_NATIVE_INT);
+    default: return H5Tcopy(H5T_NATIVE_DOUBLE);
+    }
 }
 
 hid_t h5io_table_type(const H5ioField *fields, int n, size_t record)
@@ -642,7 +647,7 @@ static void fill_absent(const H5ioField *fields, int n, const char *absent, char
             if (fields[i].kind == H5IO_F64)
                 *(double *)at = NAN;
             else
-                memset(at, 0, fields[i].kind == H5IO_I64 ? sizeof(int64_t) : fields[i].size);
+                memset(at, 0, fields[i].size);
         }
 }
 
@@ -685,76 +690,37 @@ int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_
     return rc;
 }
 
-/* ------------------------------------------------------------- history */
+/* ------------------------------------------------------------- attribute lists */
 
-/* The history table's fields; the first three are what a curve needs, the
- * others read NaN where a file lacks them. */
-static const H5ioField HISTORY_FIELDS[] = {
-    {"epoch", H5IO_I64, offsetof(EpochRecord, epoch), sizeof(int64_t), 0},
-    {"lr", H5IO_F64, offsetof(EpochRecord, lr), sizeof(double), 1},
-    {"train_loss", H5IO_F64, offsetof(EpochRecord, train_loss), sizeof(double), 0},
-    {"val_metric", H5IO_F64, offsetof(EpochRecord, val_metric), sizeof(double), 0},
-    {"images_per_s", H5IO_F64, offsetof(EpochRecord, images_per_s), sizeof(double), 1},
-    {"wait_share", H5IO_F64, offsetof(EpochRecord, wait_share), sizeof(double), 1},
-};
-#define N_HISTORY_FIELDS ((int)(sizeof HISTORY_FIELDS / sizeof HISTORY_FIELDS[0]))
-
-hid_t h5io_history_type(void) { return h5io_table_type(HISTORY_FIELDS, N_HISTORY_FIELDS, sizeof(EpochRecord)); }
-
-int h5io_write_history(hid_t loc, const char *name, const History *h, const char *file, char *err, size_t errlen)
+int h5io_write_attrs(hid_t obj, const H5ioField *fields, int n, const void *record)
 {
-    EpochRecord none;
-    hid_t t = h5io_history_type();
-    hsize_t dims[1] = {(hsize_t)h->n};
-    int rc = h5io_write(loc, name, t, 0, 1, dims, h->n ? h->rows : &none, file, err, errlen);
-    H5Tclose(t);
-    return rc;
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *at = (const char *)record + fields[i].offset;
+        switch (fields[i].kind) {
+        case H5IO_STR: rc |= h5io_attr_str(obj, fields[i].name, at); break;
+        case H5IO_F64: rc |= h5io_attr_f64(obj, fields[i].name, *(const double *)at); break;
+        case H5IO_I64: rc |= h5io_attr_i64(obj, fields[i].name, *(const int64_t *)at); break;
+        case H5IO_U64: rc |= h5io_attr_u64(obj, fields[i].name, *(const uint64_t *)at); break;
+        case H5IO_INT: rc |= h5io_attr_i64(obj, fields[i].name, *(const int *)at); break;
+        }
+    }
+    return rc ? -1 : 0;
 }
 
-int h5io_read_history(hid_t loc, const char *name, History *h, const char *file, const char *what, char *err,
-                      size_t errlen)
+int h5io_read_attrs(hid_t obj, const H5ioField *fields, int n, void *record, const char *file, const char *where,
+                    char *err, size_t errlen)
 {
-    memset(h, 0, sizeof *h);
-    void *rows;
-    int n;
-    if (h5io_read_table(loc, name, HISTORY_FIELDS, N_HISTORY_FIELDS, sizeof(EpochRecord), &rows, &n, file, what, err,
-                        errlen))
-        return -1;
-    h->rows = rows, h->n = h->cap = n;
-    return 0;
-}
-
-/* ------------------------------------------------------------- summary */
-
-#define SUMMARY_FIELD(f, kind, size) {#f, kind, offsetof(SummaryRow, f), size, 0}
-static const H5ioField SUMMARY_FIELDS[] = {
-    SUMMARY_FIELD(task, H5IO_STR, SUMMARY_STR),   SUMMARY_FIELD(model, H5IO_STR, SUMMARY_STR),
-    SUMMARY_FIELD(method, H5IO_STR, SUMMARY_STR), SUMMARY_FIELD(seed, H5IO_STR, SUMMARY_STR),
-    SUMMARY_FIELD(metric, H5IO_STR, SUMMARY_STR), SUMMARY_FIELD(value, H5IO_F64, sizeof(double)),
-    SUMMARY_FIELD(p_value, H5IO_F64, sizeof(double)), SUMMARY_FIELD(status, H5IO_STR, SUMMARY_STR),
-};
-#undef SUMMARY_FIELD
-#define N_SUMMARY_FIELDS ((int)(sizeof SUMMARY_FIELDS / sizeof SUMMARY_FIELDS[0]))
-
-hid_t h5io_summary_type(void) { return h5io_table_type(SUMMARY_FIELDS, N_SUMMARY_FIELDS, sizeof(SummaryRow)); }
-
-int h5io_read_summary(hid_t f, SummaryRow **rows, int *n_rows, const char *file, char *err, size_t errlen)
-{
-    void *r;
-    *rows = NULL;
-    *n_rows = 0;
-    if (!h5io_exists(f, "summary")) {
-        snprintf(err, errlen, "file %s: /summary is missing (the job has not finished a cell yet, or the file is damaged)",
-                 file);
-        return -1;
+    for (int i = 0; i < n; i++) {
+        const H5ioField *f = &fields[i];
+        char *at = (char *)record + f->offset;
+        int rc = f->kind == H5IO_STR ? h5io_get_str(obj, f->name, at, f->size, file, where, err, errlen)
+                 : f->kind == H5IO_F64 ? attr_read_num(obj, f->name, H5T_NATIVE_DOUBLE, at, file, where, err, errlen)
+                 : f->kind == H5IO_U64 ? attr_read_num(obj, f->name, H5T_NATIVE_UINT64, at, file, where, err, errlen)
+                 : f->kind == H5IO_INT ? attr_read_num(obj, f->name, H5T_NATIVE_INT, at, file, where, err, errlen)
+                                       : attr_read_num(obj, f->name, H5T_NATIVE_INT64, at, file, where, err, errlen);
+        if (rc)
+            return -1;
     }
-    if (h5io_read_table(f, "summary", SUMMARY_FIELDS, N_SUMMARY_FIELDS, sizeof(SummaryRow), &r, n_rows, file,
-                        "/summary", err, errlen)) {
-        if (strstr(err, "has no field"))
-            snprintf(err + strlen(err), errlen - strlen(err),
-                     " (expected task, model, method, seed, metric, value, p_value, status)");
-        return -1;
-    }
-    *rows = r;
     return 0;
 }

@@ -108,11 +108,12 @@ int h5io_load(const char *path, H5ioReader read, void *ctx, char *err, size_t er
  * the same list gives the type for writing and finds the fields by name
  * when reading, whatever their order, string sizes or numeric types in the
  * file. */
-typedef enum { H5IO_STR, H5IO_F64, H5IO_I64 } H5ioKind; /* fixed-length string, double, int64_t */
+/* char[size] (a fixed-length string in tables), double, int64_t, uint64_t, int */
+typedef enum { H5IO_STR, H5IO_F64, H5IO_I64, H5IO_U64, H5IO_INT } H5ioKind;
 typedef struct {
     const char *name;
     H5ioKind kind;
-    size_t offset, size;     /* in the row struct; size: the string's bytes (NUL included) */
+    size_t offset, size;     /* in the row struct; size: the field's bytes (a string's with its NUL) */
     int optional;            /* when reading: a file without it gives NaN, 0 or "" */
 } H5ioField;
 
@@ -124,6 +125,15 @@ hid_t h5io_table_type(const H5ioField *fields, int n, size_t record);
  * string is wanted, a variable-length string), more dimensions. */
 int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_fields, size_t record, void **rows,
                     int *n_rows, const char *file, const char *what, char *err, size_t errlen);
+
+/* The same lists as attributes of one object (strings variable-length
+ * UTF-8, integers int64). Reading wants every attribute; messages name the
+ * file, `where` and the attribute. */
+int h5io_write_attrs(hid_t obj, const H5ioField *fields, int n, const void *record);
+int h5io_read_attrs(hid_t obj, const H5ioField *fields, int n, void *record, const char *file, const char *where,
+                    char *err, size_t errlen);
+
+/* ---- the tables of occkd's files (tables.c) ---- */
 
 /* The per-epoch history table: a compound dataset of EpochRecord rows
  * (lr, images_per_s and wait_share are NaN when a file lacks them). */
@@ -139,6 +149,12 @@ hid_t h5io_summary_type(void); /* close with H5Tclose */
 /* Reads f's /summary into *rows (malloc'ed); a missing table or field is
  * refused with a message naming it. */
 int h5io_read_summary(hid_t f, SummaryRow **rows, int *n_rows, const char *file, char *err, size_t errlen);
+
+/* A cell group's attributes (see results.c), "epochs" being the history's
+ * length; reading gives the stored epochs for checking. */
+int h5io_write_cell_attrs(hid_t g, const CellResult *r);
+int h5io_read_cell_attrs(hid_t g, CellResult *r, int64_t *epochs, const char *file, const char *where, char *err,
+                         size_t errlen);
 
 /* The group of a cell in results.h5: "<task>/<model>/<method>/seed-<seed>"
  * (results.c). */

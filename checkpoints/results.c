@@ -64,30 +64,9 @@ static int check_cell(const CellResult *r, const char *path, char *err, size_t e
 
 /* ------------------------------------------------------------- one cell */
 
-static int write_cell_attrs(hid_t g, const CellResult *r)
-{
-    int rc = h5io_attr_str(g, "task", r->task);
-    rc |= h5io_attr_str(g, "model", r->model);
-    rc |= h5io_attr_str(g, "method", r->method);
-    rc |= h5io_attr_u64(g, "seed", r->seed);
-    rc |= h5io_attr_str(g, "status", r->status);
-    rc |= h5io_attr_str(g, "message", r->message);
-    rc |= h5io_attr_str(g, "metric", r->metric);
-    rc |= h5io_attr_f64(g, "value", r->value);
-    rc |= h5io_attr_f64(g, "value_occluded", r->value_occluded);
-    rc |= h5io_attr_f64(g, "p_value", r->p_value);
-    rc |= h5io_attr_f64(g, "p_value_occluded", r->p_value_occluded);
-    rc |= h5io_attr_f64(g, "seconds", r->seconds);
-    rc |= h5io_attr_i64(g, "epochs", r->history.n);
-    rc |= h5io_attr_i64(g, "best_epoch", r->best_epoch);
-    rc |= h5io_attr_i64(g, "n_test", r->n_test);
-    rc |= h5io_attr_i64(g, "classes", r->classes);
-    return rc;
-}
-
 static int write_cell(hid_t g, const CellResult *r, const char *file, const char *where, char *err, size_t errlen)
 {
-    if (write_cell_attrs(g, r)) {
+    if (h5io_write_cell_attrs(g, r)) {
         snprintf(err, errlen, "file %s: cannot write the attributes of %s", file, where);
         return -1;
     }
@@ -255,15 +234,14 @@ static int write_job(hid_t f, const ResultsInfo *info, const char *file, char *e
     hid_t g = H5Gcreate2(f, "job", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = g < 0 ? -1 : 0;
     if (g >= 0) {
-        rc |= h5io_attr_str(g, "format", RESULTS_FORMAT);
-        rc |= h5io_attr_str(g, "job_file", info->job_text);
-        rc |= h5io_attr_str(g, "job_path", info->job_path);
-        rc |= h5io_attr_str(g, "occkd_version", info->version);
+        const char *const text[][2] = {{"format", RESULTS_FORMAT}, {"job_file", info->job_text},
+                                       {"job_path", info->job_path}, {"occkd_version", info->version},
+                                       {"start", info->start},       {"end", info->end},
+                                       {"blas_kernels", info->blas}}; /* the last one only when known */
+        for (int i = 0; i < (int)(sizeof text / sizeof text[0]); i++)
+            if (text[i][1] || strcmp(text[i][0], "blas_kernels") != 0)
+                rc |= h5io_attr_str(g, text[i][0], text[i][1]);
         rc |= h5io_attr_i64(g, "ranks", info->ranks);
-        rc |= h5io_attr_str(g, "start", info->start);
-        rc |= h5io_attr_str(g, "end", info->end);
-        if (info->blas)
-            rc |= h5io_attr_str(g, "blas_kernels", info->blas);
         if (info->peak_rss_bytes && info->data_bytes_read && info->ranks > 0) {
             int64_t peak = 0, total = 0;
             for (int r = 0; r < info->ranks; r++) {

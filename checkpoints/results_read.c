@@ -42,32 +42,15 @@ static int read_floats(hid_t g, const char *name, int ndims, const hsize_t *dims
 static int read_cell_attrs(hid_t g, CellResult *r, int *n_epochs, const char *file, const char *where, char *err,
                            size_t errlen)
 {
-    int64_t epochs, best, classes;
-    if (h5io_get_str(g, "task", r->task, sizeof r->task, file, where, err, errlen) ||
-        h5io_get_str(g, "model", r->model, sizeof r->model, file, where, err, errlen) ||
-        h5io_get_str(g, "method", r->method, sizeof r->method, file, where, err, errlen) ||
-        h5io_get_u64(g, "seed", &r->seed, file, where, err, errlen) ||
-        h5io_get_str(g, "status", r->status, sizeof r->status, file, where, err, errlen) ||
-        h5io_get_str(g, "message", r->message, sizeof r->message, file, where, err, errlen) ||
-        h5io_get_str(g, "metric", r->metric, sizeof r->metric, file, where, err, errlen) ||
-        h5io_get_f64(g, "value", &r->value, file, where, err, errlen) ||
-        h5io_get_f64(g, "value_occluded", &r->value_occluded, file, where, err, errlen) ||
-        h5io_get_f64(g, "p_value", &r->p_value, file, where, err, errlen) ||
-        h5io_get_f64(g, "p_value_occluded", &r->p_value_occluded, file, where, err, errlen) ||
-        h5io_get_f64(g, "seconds", &r->seconds, file, where, err, errlen) ||
-        h5io_get_i64(g, "epochs", &epochs, file, where, err, errlen) ||
-        h5io_get_i64(g, "best_epoch", &best, file, where, err, errlen) ||
-        h5io_get_i64(g, "n_test", &r->n_test, file, where, err, errlen) ||
-        h5io_get_i64(g, "classes", &classes, file, where, err, errlen))
+    int64_t epochs;
+    if (h5io_read_cell_attrs(g, r, &epochs, file, where, err, errlen))
         return -1;
-    if (r->n_test < 0 || classes < 0 || classes > (1 << 20)) {
-        snprintf(err, errlen, "file %s: %s: invalid n_test %lld or classes %lld", file, where, (long long)r->n_test,
-                 (long long)classes);
+    if (r->n_test < 0 || r->classes < 0 || r->classes > (1 << 20)) {
+        snprintf(err, errlen, "file %s: %s: invalid n_test %lld or classes %d", file, where, (long long)r->n_test,
+                 r->classes);
         return -1;
     }
     *n_epochs = (int)epochs;
-    r->best_epoch = (int)best;
-    r->classes = (int)classes;
     return 0;
 }
 
