@@ -424,14 +424,10 @@ int results_read_job(const char *path, ResultsJob *job, char *err, size_t errlen
 
 void results_job_free(ResultsJob *job)
 {
-    free(job->job_text);
-    free(job->job_path);
-    free(job->version);
-    free(job->start);
-    free(job->end);
-    free(job->blas);
-    free(job->peak_rss_bytes);
-    free(job->data_bytes_read);
+    void *owned[] = {job->job_text, job->job_path, job->version,        job->start,
+                     job->end,      job->blas,     job->peak_rss_bytes, job->data_bytes_read};
+    for (int i = 0; i < (int)(sizeof owned / sizeof owned[0]); i++)
+        free(owned[i]);
     memset(job, 0, sizeof *job);
     job->ranks = job->peak_rss_max_bytes = job->data_bytes_read_total = -1;
 }

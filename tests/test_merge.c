@@ -199,17 +199,23 @@ static void free_cells(CellResult *c, int n)
         cell_result_free(&c[i]);
 }
 
+/* Reads out's /job; -1 (a failed check) when it cannot. */
+static int read_job(const char *out, ResultsJob *j)
+{
+    char err[1024];
+    int rc = results_read_job(out, j, err, sizeof err);
+    CHECK(rc == 0, "results_read_job %s: %s", out, err);
+    return rc;
+}
+
 /* The merged /job of test_tasks: ranks summed, the earliest start and the
  * latest end, per-rank values one input after the other, the --job text
  * after the list of inputs. */
 static void check_tasks_job(const char *out, const char *job, const char *a, const char *b)
 {
     ResultsJob j;
-    char err[1024];
-    if (results_read_job(out, &j, err, sizeof err)) {
-        CHECK(0, "results_read_job %s: %s", out, err);
+    if (read_job(out, &j))
         return;
-    }
     CHECK(j.ranks == 5, "merged ranks %lld, expected 2 + 3", (long long)j.ranks);
     CHECK(j.start && !strcmp(j.start, "2025-12-31T23:00:00Z") && j.end && !strcmp(j.end, "2026-01-01T02:00:00Z"),
           "merged start %s and end %s are not the earliest and latest", j.start, j.end);
@@ -285,11 +291,8 @@ out:
 static void check_seeds_job(const char *out)
 {
     ResultsJob j;
-    char err[1024];
-    if (results_read_job(out, &j, err, sizeof err)) {
-        CHECK(0, "results_read_job %s: %s", out, err);
+    if (read_job(out, &j))
         return;
-    }
     CHECK(j.job_text && strstr(j.job_text, "seed1.h5") && strstr(j.job_text, "job = { name = \"part\"; };") &&
               j.job_path && !strcmp(j.job_path, "part.cfg"),
           "without --job the first input's job is kept: %s (%s)", j.job_text, j.job_path);

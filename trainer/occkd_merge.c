@@ -160,7 +160,7 @@ typedef struct {
     ResultsJob *in;
     int n;
     char *text, *version, *blas;      /* malloc'ed */
-    int64_t *peak, *read;             /* (ranks) or NULL */
+    int64_t *per_rank;                /* (2, ranks): peak memory, bytes read; or NULL */
     ResultsInfo info;
 } MergedJob;
 
@@ -211,18 +211,17 @@ static int merge_ranks(MergedJob *m)
     m->info.ranks = (int)ranks;
     if (!complete)
         return 0;
-    m->peak = malloc((size_t)ranks * sizeof *m->peak);
-    m->read = malloc((size_t)ranks * sizeof *m->read);
-    if (!m->peak || !m->read)
+    int64_t *peak = m->per_rank = malloc(2 * (size_t)ranks * sizeof *m->per_rank), *read = peak + ranks;
+    if (!peak)
         return -1;
-    size_t at = 0;
     for (int i = 0; i < m->n; i++) {
-        memcpy(m->peak + at, m->in[i].peak_rss_bytes, (size_t)m->in[i].ranks * sizeof *m->peak);
-        memcpy(m->read + at, m->in[i].data_bytes_read, (size_t)m->in[i].ranks * sizeof *m->read);
-        at += (size_t)m->in[i].ranks;
+        size_t bytes = (size_t)m->in[i].ranks * sizeof *peak;
+        memcpy(peak, m->in[i].peak_rss_bytes, bytes);
+        memcpy(read, m->in[i].data_bytes_read, bytes);
+        peak += m->in[i].ranks, read += m->in[i].ranks;
     }
-    m->info.peak_rss_bytes = m->peak;
-    m->info.data_bytes_read = m->read;
+    m->info.peak_rss_bytes = m->per_rank;
+    m->info.data_bytes_read = m->per_rank + ranks;
     return 0;
 }
 
@@ -263,8 +262,7 @@ static void merged_job_free(MergedJob *m)
     free(m->text);
     free(m->version);
     free(m->blas);
-    free(m->peak);
-    free(m->read);
+    free(m->per_rank);
     memset(m, 0, sizeof *m);
 }
 
