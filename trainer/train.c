@@ -88,6 +88,35 @@ void eval_result_free(EvalResult *r)
 
 /* ------------------------------------------------------------ evaluation */
 
+/* The leader's scores of the gathered predictions: accuracy, the confusion
+ * matrix and per-class accuracy (classification) or the mean absolute error. */
+static void eval_score(EvalResult *out)
+{
+    int k = out->classes;
+    int64_t n = out->n;
+    double acc = 0;
+    if (k) {
+        out->confusion = calloc((size_t)k * k, sizeof(int64_t));
+        out->per_class = calloc((size_t)k, sizeof(double));
+        for (int64_t i = 0; i < n; i++) {
+            int t = (int)out->label[i], pr = (int)out->pred[i];
+            if (t >= 0 && t < k)
+                out->confusion[(size_t)t * k + pr]++;
+            acc += t == pr;
+        }
+        for (int c = 0; c < k; c++) {
+            int64_t row = 0;
+            for (int j = 0; j < k; j++)
+                row += out->confusion[(size_t)c * k + j];
+            out->per_class[c] = row ? (double)out->confusion[(size_t)c * k + c] / row : NAN;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            acc += fabs((double)out->pred[i] - out->label[i]);
+    }
+    out->metric = acc / (double)n;
+}
+
 /* The evaluation pass; with want_emb the embedding rows are gathered too. */
 static int evaluate_core(const TrainConfig *cfg, Comm *comm, Net *net, const Dataset *d, const LoaderOptions *base,
                          Split split, int occluded, int want_emb, EvalResult *out, char *err, size_t errlen)
@@ -192,27 +221,7 @@ static int evaluate_core(const TrainConfig *cfg, Comm *comm, Net *net, const Dat
             snprintf(err, errlen, "gathering predictions of %s: %s", cfg->name, comm->error);
             rc = LOADER_ERROR;
         } else if (leader) {
-            double acc = 0;
-            if (k) {
-                out->confusion = calloc((size_t)k * k, sizeof(int64_t));
-                out->per_class = calloc((size_t)k, sizeof(double));
-                for (int64_t i = 0; i < n_total; i++) {
-                    int t = (int)out->label[i], pr = (int)out->pred[i];
-                    if (t >= 0 && t < k)
-                        out->confusion[(size_t)t * k + pr]++;
-                    acc += t == pr;
-                }
-                for (int c = 0; c < k; c++) {
-                    int64_t row = 0;
-                    for (int j = 0; j < k; j++)
-                        row += out->confusion[(size_t)c * k + j];
-                    out->per_class[c] = row ? (double)out->confusion[(size_t)c * k + c] / row : NAN;
-                }
-            } else {
-                for (int64_t i = 0; i < n_total; i++)
-                    acc += fabs((double)out->pred[i] - out->label[i]);
-            }
-            out->metric = acc / (double)n_total;
+            eval_score(out);
         }
     }
     free(pred);
