@@ -193,11 +193,31 @@ static int count_rows(const char *path, const char *seed)
     return k;
 }
 
+/* Two inputs of one merge and its output, WORKDIR/<out>. */
+typedef struct {
+    char a[4096], b[4096], out[4096];
+    CellResult ca[4], cb[4];
+    int na, nb;
+} Pair;
+
 static void free_cells(CellResult *c, int n)
 {
     for (int i = 0; i < n; i++)
         cell_result_free(&c[i]);
 }
+
+static void pair_free(Pair *p)
+{
+    free_cells(p->ca, p->na);
+    free_cells(p->cb, p->nb);
+}
+
+static void pair_start(Pair *p, const char *out)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->out, sizeof p->out, "%s/%s", g_work, out);
+}
+
 
 /* Reads out's /job; -1 (a failed check) when it cannot. */
 static int read_job(const char *out, ResultsJob *j)
@@ -237,39 +257,38 @@ static void check_tasks_job(const char *out, const char *job, const char *a, con
 /* Two tasks in two files -> one file with both; the report reads it. */
 static void test_tasks(void)
 {
-    char a[4096], b[4096], out[4096], cmd[24576];
-    snprintf(out, sizeof out, "%s/merged.h5", g_work);
-    CellResult ca[4], cb[4];
-    int na = 0, nb = 0;
+    char cmd[24576];
+    Pair p;
+    pair_start(&p, "merged.h5");
     static const int64_t peak_a[2] = {100, 300}, bytes_a[2] = {10, 20}, peak_b[3] = {200, 50, 70},
                          bytes_b[3] = {1, 2, 3};
     ResultsInfo ia = DEFAULT_INFO, ib = DEFAULT_INFO;
     ia.peak_rss_bytes = peak_a, ia.data_bytes_read = bytes_a, ia.blas = "OpenBLAS (test)";
     ib.peak_rss_bytes = peak_b, ib.data_bytes_read = bytes_b, ib.blas = "OpenBLAS (test)";
     ib.ranks = 3, ib.start = "2025-12-31T23:00:00Z", ib.end = "2026-01-01T02:00:00Z";
-    if (write_input("expression/results.h5", ca, &na, "expression", 1, 8, 1, &ia, a, sizeof a) ||
-        write_input("age/results.h5", cb, &nb, "age", 1, 0, 5, &ib, b, sizeof b))
-        goto out;
+    if (write_input("expression/results.h5", p.ca, &p.na, "expression", 1, 8, 1, &ia, p.a, sizeof p.a) ||
+        write_input("age/results.h5", p.cb, &p.nb, "age", 1, 0, 5, &ib, p.b, sizeof p.b))
+        goto done;
     char job[4096];
     snprintf(job, sizeof job, "%s/grid.cfg", g_work);
     FILE *f = fopen(job, "w");
     CHECK(f != NULL, "cannot write %s", job);
     if (!f)
-        goto out;
+        goto done;
     fprintf(f, "job = { name = \"slurmgrid\"; };\n");
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' --job '%s' -o '%s' '%s' '%s'", g_merge, job, out, a, b);
+    snprintf(cmd, sizeof cmd, "'%s' --job '%s' -o '%s' '%s' '%s'", g_merge, job, p.out, p.a, p.b);
     int st = run(cmd, "merge.log");
     CHECK(st == 0, "occkd_merge exited %d (see %s/merge.log)", st, g_work);
     CHECK(log_has("merge.log", "8 cells from 2 files"), "the merge does not report 8 cells from 2 files");
     /* 2 tasks x (4 cells + the teacher's occluded row) */
-    CHECK(count_rows(out, NULL) == 10, "merged /summary has %d rows, expected 10", count_rows(out, NULL));
-    for (int i = 0; i < na; i++)
-        check_cell(out, &ca[i]);
-    for (int i = 0; i < nb; i++)
-        check_cell(out, &cb[i]);
-    check_tasks_job(out, job, a, b);
-    snprintf(cmd, sizeof cmd, "'%s' '%s'", g_report, out);
+    CHECK(count_rows(p.out, NULL) == 10, "merged /summary has %d rows, expected 10", count_rows(p.out, NULL));
+    for (int i = 0; i < p.na; i++)
+        check_cell(p.out, &p.ca[i]);
+    for (int i = 0; i < p.nb; i++)
+        check_cell(p.out, &p.cb[i]);
+    check_tasks_job(p.out, job, p.a, p.b);
+    snprintf(cmd, sizeof cmd, "'%s' '%s'", g_report, p.out);
     st = run(cmd, "report.txt");
     CHECK(st == 0, "occkd_report on the merged file exited %d", st);
     CHECK(log_has("report.txt", "expression") && log_has("report.txt", "age"), "the report lacks a task");
@@ -277,13 +296,12 @@ static void test_tasks(void)
     CHECK(log_has("report.txt", "5 ranks; started 2025-12-31T23:00:00Z, ended 2026-01-01T02:00:00Z"),
           "the report does not show the merged ranks and times");
     /* a merged file merges again, here with itself as the output */
-    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s'", g_merge, out, out);
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s'", g_merge, p.out, p.out);
     CHECK(run(cmd, "remerge.log") == 0, "merging the merged file into itself failed");
-    check_cell(out, &ca[0]);
-    check_cell(out, &cb[3]);
-out:
-    free_cells(ca, na);
-    free_cells(cb, nb);
+    check_cell(p.out, &p.ca[0]);
+    check_cell(p.out, &p.cb[3]);
+done:
+    pair_free(&p);
 }
 
 /* The merged /job of test_seeds (no --job): the first input's job text and
@@ -305,38 +323,36 @@ static void check_seeds_job(const char *out)
 /* Two seeds of the same cells: mean and std rows appear. */
 static void test_seeds(void)
 {
-    char a[4096], b[4096], out[4096], cmd[24576];
-    snprintf(out, sizeof out, "%s/seeds.h5", g_work);
-    CellResult ca[4], cb[4];
-    int na = 0, nb = 0;
+    char cmd[24576];
+    Pair p;
+    pair_start(&p, "seeds.h5");
     ResultsInfo ib = DEFAULT_INFO;
     ib.version = "test2";
-    if (write_input("seed1.h5", ca, &na, "age", 1, 0, 1, NULL, a, sizeof a) ||
-        write_input("seed2.h5", cb, &nb, "age", 2, 0, 9, &ib, b, sizeof b))
-        goto out;
-    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s' '%s'", g_merge, out, a, b);
+    if (write_input("seed1.h5", p.ca, &p.na, "age", 1, 0, 1, NULL, p.a, sizeof p.a) ||
+        write_input("seed2.h5", p.cb, &p.nb, "age", 2, 0, 9, &ib, p.b, sizeof p.b))
+        goto done;
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' '%s' '%s'", g_merge, p.out, p.a, p.b);
     CHECK(run(cmd, "seeds.log") == 0, "merging two seeds failed");
-    CHECK(count_rows(out, "mean") == 5 && count_rows(out, "std") == 5, "expected 5 mean and 5 std rows, got %d, %d",
-          count_rows(out, "mean"), count_rows(out, "std"));
+    CHECK(count_rows(p.out, "mean") == 5 && count_rows(p.out, "std") == 5,
+          "expected 5 mean and 5 std rows, got %d, %d", count_rows(p.out, "mean"), count_rows(p.out, "std"));
     SummaryRow *rows;
     int n;
     char err[1024];
-    if (results_read_summary(out, &rows, &n, err, sizeof err) == 0) {
+    if (results_read_summary(p.out, &rows, &n, err, sizeof err) == 0) {
         int seen = 0;
         for (int i = 0; i < n; i++)
             if (!strcmp(rows[i].method, "kd") && !strcmp(rows[i].seed, "mean")) {
-                double want = (ca[2].value + cb[2].value) / 2;
+                double want = (p.ca[2].value + p.cb[2].value) / 2;
                 CHECK(fabs(rows[i].value - want) < 1e-12, "kd mean %g, expected %g", rows[i].value, want);
                 seen = 1;
             }
         CHECK(seen, "no kd mean row");
         free(rows);
     }
-    check_cell(out, &cb[1]);
-    check_seeds_job(out);
-out:
-    free_cells(ca, na);
-    free_cells(cb, nb);
+    check_cell(p.out, &p.cb[1]);
+    check_seeds_job(p.out);
+done:
+    pair_free(&p);
 }
 
 static void test_refusals(void)

@@ -180,6 +180,17 @@ static hid_t open_or_create(hid_t loc, const char *name)
                                                  : H5Gcreate(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 }
 
+/* A plain 1-D dataset loc/name of n rows of type t (no chunks, no filters). */
+static void write_table(hid_t loc, const char *name, hid_t t, int n, const void *rows)
+{
+    hsize_t dim = (hsize_t)n;
+    hid_t s = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows);
+    H5Dclose(d);
+    H5Sclose(s);
+}
+
 /* Epoch e of a cell's made-up training curves: the loss falls, the
  * validation metric rises towards the test value; each method at its own
  * height, so that the curves do not hide one another. */
@@ -219,12 +230,7 @@ static void write_cell_group(hid_t file, const FixCell *c)
         H5Tinsert(t, "train_loss", HOFFSET(FileHistory, train_loss), H5T_NATIVE_DOUBLE);
         H5Tinsert(t, "val_metric", HOFFSET(FileHistory, val_metric), H5T_NATIVE_DOUBLE);
         H5Tinsert(t, "images_per_s", HOFFSET(FileHistory, images_per_s), H5T_NATIVE_DOUBLE);
-        hsize_t dim = (hsize_t)c->epochs;
-        hid_t s = H5Screate_simple(1, &dim, NULL);
-        hid_t d = H5Dcreate(cell, "history", t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, h);
-        H5Dclose(d);
-        H5Sclose(s);
+        write_table(cell, "history", t, c->epochs, h);
         H5Tclose(t);
         free(h);
     }
@@ -273,12 +279,7 @@ static int write_fixture(const char *path, const FixCell *cells, int n, const Da
         k += add_aggregates(rows, k, rows + k);
     if (!dmg || !dmg->no_summary) {
         hid_t t = summary_type(dmg ? dmg->drop_field : NULL);
-        hsize_t dim = (hsize_t)k;
-        hid_t s = H5Screate_simple(1, &dim, NULL);
-        hid_t d = H5Dcreate(f, "summary", t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows);
-        H5Dclose(d);
-        H5Sclose(s);
+        write_table(f, "summary", t, k, rows);
         H5Tclose(t);
     }
     free(rows);

@@ -258,11 +258,9 @@ static void merged_job_free(MergedJob *m)
 {
     for (int i = 0; i < m->n; i++)
         results_job_free(&m->in[i]);
-    free(m->in);
-    free(m->text);
-    free(m->version);
-    free(m->blas);
-    free(m->per_rank);
+    void *owned[] = {m->in, m->text, m->version, m->blas, m->per_rank};
+    for (int i = 0; i < (int)(sizeof owned / sizeof owned[0]); i++)
+        free(owned[i]);
     memset(m, 0, sizeof *m);
 }
 
