@@ -35,6 +35,11 @@ void h5io_loud(const H5Quiet *q);
  * returns 1 when the stack reports a checksum failure. */
 int h5io_last_error(char *buf, size_t n);
 
+/* A failed read of `what` as a message, from HDF5's error stack: "file F:
+ * checksum mismatch in W (the file is corrupted)" or "file F: cannot read
+ * W: <HDF5's reason>". */
+void h5io_read_failure(const char *file, const char *what, char *err, size_t errlen);
+
 /* mkdir -p of path's parent folder. */
 int h5io_make_parents(const char *path, char *err, size_t errlen);
 
@@ -104,7 +109,7 @@ typedef int (*H5ioReader)(hid_t f, const char *path, void *ctx, char *err, size_
 int h5io_save(const char *path, H5ioFill fill, const void *ctx, char *err, size_t errlen);
 int h5io_load(const char *path, H5ioReader read, void *ctx, char *err, size_t errlen);
 
-/* Compound tables (rows of a C struct), described once by their fields:
+/* Compound tables (rows of a C struct; tables.c), described once by their fields:
  * the same list gives the type for writing and finds the fields by name
  * when reading, whatever their order, string sizes or numeric types in the
  * file. */

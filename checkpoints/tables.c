@@ -1,13 +1,140 @@
-/* tables.c - the tables and attribute lists of occkd's files, each described
- * once by its fields (h5io.h): the per-epoch history of checkpoints and
- * cells, results.h5's /summary, and a cell group's attributes. Writing and
- * reading both follow from the lists. */
+/* tables.c - compound tables described by their fields (h5io.h), and the
+ * tables and attribute lists of occkd's files, each described once: the
+ * per-epoch history of checkpoints and cells, results.h5's /summary, and a
+ * cell group's attributes. Writing and reading both follow from the lists. */
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "h5io.h"
+
+/* ------------------------------------------------------------- tables */
+
+static hid_t fixed_str_type(size_t size, H5T_cset_t cset)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, size);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_cset(t, cset);
+    return t;
+}
+
+static hid_t field_type(const H5ioField *f, H5T_cset_t cset)
+{
+    switch (f->kind) {
+    case H5IO_STR: return fixed_str_type(f->size, cset);
+    case H5IO_I64: return H5Tcopy(H5T_NATIVE_INT64);
+    case H5IO_U64: return H5Tcopy(H5T_NATIVE_UINT64);
+    case H5IO_INT: return H5Tcopy(H5T_NATIVE_INT);
+    default: return H5Tcopy(H5T_NATIVE_DOUBLE);
+    }
+}
+
+hid_t h5io_table_type(const H5ioField *fields, int n, size_t record)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, record);
+    for (int i = 0; i < n; i++) {
+        hid_t m = field_type(&fields[i], H5T_CSET_ASCII);
+        H5Tinsert(t, fields[i].name, fields[i].offset, m);
+        H5Tclose(m);
+    }
+    return t;
+}
+
+/* The memory type for reading `fields` from a table of file type ft: each
+ * field that ft has must be of a matching class (strings: fixed-length, read
+ * in the file's character set); a field ft lacks is refused unless optional,
+ * and then marked in absent[]. */
+static hid_t table_read_type(hid_t ft, const H5ioField *fields, int n, size_t record, char *absent,
+                             const char *file, const char *what, char *err, size_t errlen)
+{
+    if (H5Tget_class(ft) != H5T_COMPOUND) {
+        snprintf(err, errlen, "file %s: %s is not a compound table", file, what);
+        return -1;
+    }
+    hid_t mt = H5Tcreate(H5T_COMPOUND, record);
+    for (int i = 0; i < n; i++) {
+        const H5ioField *f = &fields[i];
+        int idx = H5Tget_member_index(ft, f->name);
+        absent[i] = idx < 0;
+        if (idx < 0 && f->optional)
+            continue;
+        if (idx < 0) {
+            snprintf(err, errlen, "file %s: %s has no field '%s'", file, what, f->name);
+            H5Tclose(mt);
+            return -1;
+        }
+        H5T_class_t c = H5Tget_member_class(ft, (unsigned)idx);
+        hid_t member = H5Tget_member_type(ft, (unsigned)idx);
+        int vlen = c == H5T_STRING && H5Tis_variable_str(member) > 0;
+        H5T_cset_t cset = c == H5T_STRING ? H5Tget_cset(member) : H5T_CSET_ASCII;
+        H5Tclose(member);
+        if (f->kind == H5IO_STR ? (c != H5T_STRING || vlen) : (c != H5T_FLOAT && c != H5T_INTEGER)) {
+            snprintf(err, errlen, "file %s: %s: field '%s' should be %s", file, what, f->name,
+                     f->kind == H5IO_STR ? "a fixed-length string" : "a number");
+            H5Tclose(mt);
+            return -1;
+        }
+        hid_t m = field_type(f, cset);
+        H5Tinsert(mt, f->name, f->offset, m);
+        H5Tclose(m);
+    }
+    return mt;
+}
+
+/* Optional fields the file lacks: NaN, 0 or "" in every row. */
+static void fill_absent(const H5ioField *fields, int n, const char *absent, char *rows, int n_rows, size_t record)
+{
+    for (int i = 0; i < n; i++)
+        for (int r = 0; absent[i] && r < n_rows; r++) {
+            char *at = rows + (size_t)r * record + fields[i].offset;
+            if (fields[i].kind == H5IO_F64)
+                *(double *)at = NAN;
+            else
+                memset(at, 0, fields[i].size);
+        }
+}
+
+int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_fields, size_t record, void **rows,
+                    int *n_rows, const char *file, const char *what, char *err, size_t errlen)
+{
+    *rows = NULL;
+    *n_rows = 0;
+    int nd;
+    hsize_t dims[8];
+    if (h5io_shape(loc, name, 8, &nd, dims, file, what, err, errlen))
+        return -1;
+    if (nd != 1 || dims[0] > (1u << 30)) {
+        snprintf(err, errlen, "file %s: %s is not a 1-D table", file, what);
+        return -1;
+    }
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t ft = H5Dget_type(ds);
+    char absent[64];
+    int rc = -1, n = (int)dims[0];
+    hid_t mt = n_fields <= 64 ? table_read_type(ft, fields, n_fields, record, absent, file, what, err, errlen) : -1;
+    char *buf = mt >= 0 ? calloc(n ? (size_t)n : 1, record) : NULL;
+    if (mt >= 0 && !buf)
+        snprintf(err, errlen, "file %s: %s: out of memory for %d rows", file, what, n);
+    else if (buf && n > 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        h5io_read_failure(file, what, err, errlen); /* before H5Dclose clears the error stack */
+    else if (buf)
+        rc = 0;
+    if (rc == 0) {
+        fill_absent(fields, n_fields, absent, buf, n, record);
+        *rows = buf;
+        *n_rows = n;
+    } else {
+        free(buf);
+    }
+    if (mt >= 0)
+        H5Tclose(mt);
+    H5Tclose(ft);
+    H5Dclose(ds);
+    return rc;
+}
 
 /* ------------------------------------------------------------- history */
 
