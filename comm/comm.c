@@ -140,34 +140,33 @@ static void wd_stop(Comm *c)
     wd->started = 0;
 }
 
-static void wd_set_label(Watchdog *wd, const char *fmt, va_list ap)
+/* Under the lock: a new label and, when arm is set, the start of a wait. */
+static void wd_update(Watchdog *wd, int arm, int polled, const char *fmt, va_list ap)
 {
+    pthread_mutex_lock(&wd->mu);
     vsnprintf(wd->label, sizeof wd->label, fmt, ap);
+    if (arm) {
+        wd->polled = polled;
+        wd->t0 = comm_now();
+        wd->armed = 1;
+    }
+    pthread_mutex_unlock(&wd->mu);
 }
 
 void wd_arm(Comm *c, int polled, const char *fmt, ...)
 {
-    Watchdog *wd = &c->impl->wd;
     va_list ap;
-    pthread_mutex_lock(&wd->mu);
     va_start(ap, fmt);
-    wd_set_label(wd, fmt, ap);
+    wd_update(&c->impl->wd, 1, polled, fmt, ap);
     va_end(ap);
-    wd->polled = polled;
-    wd->t0 = comm_now();
-    wd->armed = 1;
-    pthread_mutex_unlock(&wd->mu);
 }
 
 void wd_relabel(Comm *c, const char *fmt, ...)
 {
-    Watchdog *wd = &c->impl->wd;
     va_list ap;
-    pthread_mutex_lock(&wd->mu);
     va_start(ap, fmt);
-    wd_set_label(wd, fmt, ap);
+    wd_update(&c->impl->wd, 0, 0, fmt, ap);
     va_end(ap);
-    pthread_mutex_unlock(&wd->mu);
 }
 
 void wd_disarm(Comm *c)

@@ -36,6 +36,15 @@ static inline size_t conv_ref_yi(const ConvRefGeom *g, int n, int o, int y, int 
     return (((size_t)n * g->oc + o) * g->oh + y) * g->ow + x;
 }
 
+/* 1 when kernel tap (ky, kx) of output (oy, ox) reads an input position
+ * (*iy, *ix) inside the image, 0 when it sits on the padding. */
+static inline int conv_ref_tap(const ConvRefGeom *g, int oy, int ox, int ky, int kx, int *iy, int *ix)
+{
+    *iy = oy * g->stride - g->pad + ky;
+    *ix = ox * g->stride - g->pad + kx;
+    return *iy >= 0 && *iy < g->h && *ix >= 0 && *ix < g->w;
+}
+
 /* x, w, b -> y */
 static inline void conv_ref_forward(const ConvRefGeom *g, const float *x, const float *w, const float *b, int relu,
                                     float *y)
@@ -48,8 +57,8 @@ static inline void conv_ref_forward(const ConvRefGeom *g, const float *x, const 
                     for (int c = 0; c < g->c; c++)
                         for (int ky = 0; ky < g->k; ky++)
                             for (int kx = 0; kx < g->k; kx++) {
-                                int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                int iy, ix;
+                                if (!conv_ref_tap(g, oy, ox, ky, kx, &iy, &ix))
                                     continue;
                                 s += (double)x[conv_ref_xi(g, n, c, iy, ix)] * (double)w[conv_ref_wi(g, o, c, ky, kx)];
                             }
@@ -78,8 +87,8 @@ static inline void conv_ref_backward(const ConvRefGeom *g, const float *x, const
                     for (int c = 0; c < g->c; c++)
                         for (int ky = 0; ky < g->k; ky++)
                             for (int kx = 0; kx < g->k; kx++) {
-                                int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                int iy, ix;
+                                if (!conv_ref_tap(g, oy, ox, ky, kx, &iy, &ix))
                                     continue;
                                 size_t xi = conv_ref_xi(g, n, c, iy, ix), wi = conv_ref_wi(g, o, c, ky, kx);
                                 ax[xi] += dy * (double)w[wi];

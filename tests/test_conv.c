@@ -409,13 +409,13 @@ static void bench_sgemm(void)
     free(c);
 }
 
-static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pad, int n, size_t budget)
+/* Seconds per forward (*tf) and backward (*tb) pass of l over n random
+ * samples with the scratch the layer asks for within budget, averaged over
+ * reps after one warm-up pass of each; the scratch in bytes. Destroys l. */
+static size_t time_layer(Layer *l, int n, size_t budget, int reps, double *tf, double *tb)
 {
-    Layer *l = conv_create(name, in, oc, k, s, pad, 1, 1, NULL, 0);
-    if (!l)
-        return;
     layer_bind(l, 3);
-    size_t nx = (size_t)n * shape_size(in), ny = (size_t)n * shape_size(l->out);
+    size_t nx = (size_t)n * shape_size(l->in_shape[0]), ny = (size_t)n * shape_size(l->out);
     float *x = alloc_fill(nx, 4), *y = malloc(ny * 4), *dy = alloc_fill(ny, 5), *dx = malloc(nx * 4);
     Pass p = {.n = n, .training = 1};
     p.work_bytes = l->ops->workspace(l, n, budget);
@@ -424,18 +424,14 @@ static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pa
     float *dxs[1] = {dx};
     l->ops->forward(l, &p, xs, y);
     l->ops->backward(l, &p, xs, y, dy, dxs, 0);
-    int reps = 3;
     double t0 = clock_seconds();
     for (int r = 0; r < reps; r++)
         l->ops->forward(l, &p, xs, y);
-    double tf = (clock_seconds() - t0) / reps;
+    *tf = (clock_seconds() - t0) / reps;
     t0 = clock_seconds();
     for (int r = 0; r < reps; r++)
         l->ops->backward(l, &p, xs, y, dy, dxs, 0);
-    double tb = (clock_seconds() - t0) / reps;
-    double fl = l->flops * n;
-    printf("%-10s n=%-3d scratch %6.1f MiB  forward %6.1f ms %5.1f GFLOP/s  backward %6.1f ms %5.1f GFLOP/s\n",
-           name, n, p.work_bytes / 1048576.0, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
+    *tb = (clock_seconds() - t0) / reps;
     free(x);
     free(y);
     free(dy);
@@ -443,6 +439,18 @@ static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pa
     free(p.work);
     layer_unbind(l);
     layer_destroy(l);
+    return p.work_bytes;
+}
+
+static void bench_layer(const char *name, Shape in, int oc, int k, int s, int pad, int n, size_t budget)
+{
+    Layer *l = conv_create(name, in, oc, k, s, pad, 1, 1, NULL, 0);
+    if (!l)
+        return;
+    double fl = l->flops * n, tf, tb;
+    size_t scratch = time_layer(l, n, budget, 3, &tf, &tb);
+    printf("%-10s n=%-3d scratch %6.1f MiB  forward %6.1f ms %5.1f GFLOP/s  backward %6.1f ms %5.1f GFLOP/s\n",
+           name, n, scratch / 1048576.0, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
 }
 
 static void bench_fc(const char *name, Shape in, int out, int n)
@@ -450,31 +458,10 @@ static void bench_fc(const char *name, Shape in, int out, int n)
     Layer *l = fc_create(name, in, out, 1, NULL, 0);
     if (!l)
         return;
-    layer_bind(l, 3);
-    size_t nx = (size_t)n * shape_size(in), ny = (size_t)n * out;
-    float *x = alloc_fill(nx, 4), *y = malloc(ny * 4), *dy = alloc_fill(ny, 5), *dx = malloc(nx * 4);
-    Pass p = {.n = n, .training = 1};
-    p.work_bytes = l->ops->workspace(l, n, (size_t)256 << 20);
-    p.work = malloc(p.work_bytes + 4);
-    const float *xs[1] = {x};
-    float *dxs[1] = {dx};
-    l->ops->forward(l, &p, xs, y);
-    double t0 = clock_seconds();
-    l->ops->forward(l, &p, xs, y);
-    double tf = clock_seconds() - t0;
-    t0 = clock_seconds();
-    l->ops->backward(l, &p, xs, y, dy, dxs, 0);
-    double tb = clock_seconds() - t0;
-    double fl = l->flops * n;
+    double fl = l->flops * n, tf, tb;
+    time_layer(l, n, (size_t)256 << 20, 1, &tf, &tb);
     printf("%-10s n=%-3d                   forward %6.1f ms %5.1f GFLOP/s  backward %6.1f ms %5.1f GFLOP/s\n", name,
            n, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
-    free(x);
-    free(y);
-    free(dy);
-    free(dx);
-    free(p.work);
-    layer_unbind(l);
-    layer_destroy(l);
 }
 
 static int bench(int argc, char **argv)

@@ -32,35 +32,33 @@ static void ref_forward(const float *x, const float *w, const float *b, int n, i
         }
 }
 
+/* d_y[yi], or 0 where the fused ReLU did not pass (mask[yi] <= 0; mask NULL: none). */
+static double masked_dy(const float *d_y, const float *mask, size_t yi)
+{
+    return (mask && !(mask[yi] > 0)) ? 0.0 : d_y[yi];
+}
+
 /* d_y masked by mask > 0 (mask NULL: none) -> d_x, d_w, d_b (overwritten) */
 static void ref_backward(const float *x, const float *w, const float *d_y, const float *mask, int n, int in, int out,
                          float *d_x, float *d_w, float *d_b)
 {
     for (int o = 0; o < out; o++) {
         double sb = 0;
-        for (int i = 0; i < n; i++) {
-            size_t yi = (size_t)i * out + o;
-            sb += (mask && !(mask[yi] > 0)) ? 0.0 : d_y[yi];
-        }
+        for (int i = 0; i < n; i++)
+            sb += masked_dy(d_y, mask, (size_t)i * out + o);
         d_b[o] = (float)sb;
         for (int j = 0; j < in; j++) {
             double s = 0;
-            for (int i = 0; i < n; i++) {
-                size_t yi = (size_t)i * out + o;
-                double dy = (mask && !(mask[yi] > 0)) ? 0.0 : d_y[yi];
-                s += dy * x[(size_t)i * in + j];
-            }
+            for (int i = 0; i < n; i++)
+                s += masked_dy(d_y, mask, (size_t)i * out + o) * x[(size_t)i * in + j];
             d_w[(size_t)o * in + j] = (float)s;
         }
     }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < in; j++) {
             double s = 0;
-            for (int o = 0; o < out; o++) {
-                size_t yi = (size_t)i * out + o;
-                double dy = (mask && !(mask[yi] > 0)) ? 0.0 : d_y[yi];
-                s += dy * w[(size_t)o * in + j];
-            }
+            for (int o = 0; o < out; o++)
+                s += masked_dy(d_y, mask, (size_t)i * out + o) * w[(size_t)o * in + j];
             d_x[(size_t)i * in + j] = (float)s;
         }
 }

@@ -328,34 +328,32 @@ static void load_tensors(const Fixture *fx, Net *net, const char *root, int stat
     printf("  loaded %d %s tensors from /%s\n", loaded, state ? "state" : "parameter", root);
 }
 
-/* Compares the gradient of every trainable tensor with /<root>/<layer>/<tensor>. */
-static double compare_grads(const Fixture *fx, Net *net, const char *root, double tol)
+/* Compares with /<root>/<layer>/<tensor>, for every layer, the gradients of
+ * its trainable tensors (state 0) or its non-trainable state, the running
+ * statistics of batch normalisation (state 1). */
+static double compare_tensors(const Fixture *fx, Net *net, const char *root, int state, double tol)
 {
     double worst = 0;
     for (int i = 0; i < net->n_layers; i++) {
         Layer *l = net->layers[i];
-        for (int t = 0; t < l->n_params; t++) {
+        for (int t = 0; t < (state ? l->n_state : l->n_params); t++) {
+            const Tensor *tn = state ? &l->state[t] : &l->param[t];
             char path[256];
-            snprintf(path, sizeof path, "/%s/%s/%s", root, l->name, l->param[t].name);
-            worst = fmax(worst, compare_ds(fx, path, l->param[t].grad, l->param[t].count, tol));
+            snprintf(path, sizeof path, "/%s/%s/%s", root, l->name, tn->name);
+            worst = fmax(worst, compare_ds(fx, path, state ? tn->data : tn->grad, tn->count, tol));
         }
     }
     return worst;
 }
 
-/* Compares the running statistics of every batch-norm layer with /<root>. */
+static double compare_grads(const Fixture *fx, Net *net, const char *root, double tol)
+{
+    return compare_tensors(fx, net, root, 0, tol);
+}
+
 static double compare_state(const Fixture *fx, Net *net, const char *root, double tol)
 {
-    double worst = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        Layer *l = net->layers[i];
-        for (int t = 0; t < l->n_state; t++) {
-            char path[256];
-            snprintf(path, sizeof path, "/%s/%s/%s", root, l->name, l->state[t].name);
-            worst = fmax(worst, compare_ds(fx, path, l->state[t].data, l->state[t].count, tol));
-        }
-    }
-    return worst;
+    return compare_tensors(fx, net, root, 1, tol);
 }
 
 /* Compares the output of every layer of the last forward with /acts/<layer>. */

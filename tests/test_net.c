@@ -24,6 +24,15 @@ static Net *make(Arch a, int input, float width, int fc, int classes, float drop
     return n;
 }
 
+/* A batch of inputs for n, uniform values keyed by seed (malloc'ed). */
+static float *random_input(const Net *n, int batch, uint64_t seed)
+{
+    size_t nx = (size_t)batch * shape_size(n->input);
+    float *x = malloc(nx * sizeof(float));
+    fill_uniform(x, nx, seed);
+    return x;
+}
+
 static void test_published_counts(void)
 {
     static const struct {
@@ -127,9 +136,7 @@ static void test_determinism_and_prefix(Arch a, int input, float width, int fc)
     if (!n)
         return;
     net_init(n, 42);
-    size_t nx = (size_t)batch * shape_size(n->input);
-    float *x = malloc(nx * sizeof(float));
-    fill_uniform(x, nx, 5);
+    float *x = random_input(n, batch, 5);
     int y[4] = {0, 3, 1, 4};
     float *d_out = malloc((size_t)batch * k * sizeof(float));
     float *g1 = malloc(n->n_params * sizeof(float));
@@ -226,9 +233,7 @@ static void test_overfit(Arch a, int input, float width, int fc, int steps, floa
     if (!n)
         return;
     net_init(n, 7);
-    size_t nx = (size_t)batch * shape_size(n->input);
-    float *x = malloc(nx * sizeof(float));
-    fill_uniform(x, nx, 99);
+    float *x = random_input(n, batch, 99);
     int y[8] = {0, 1, 2, 3, 3, 2, 1, 0};
     float *d_out = malloc((size_t)batch * k * sizeof(float));
     float *vel = calloc(n->n_params, sizeof(float));

@@ -41,41 +41,36 @@ static void run_two(SgdConfig c, float out[2])
 
 static void test_by_hand(void)
 {
-    SgdConfig c = sgd_default();
-    c.momentum = 0.9f;
-    float r[2];
-
-    /* plain momentum, no decay: v = 0.5, p = 0.95; v = 0.95, p = 0.855 */
-    c.weight_decay = 0;
-    run_two(c, r);
-    CHECK(fabs(r[0] - 0.95) < 1e-6 && fabs(r[1] - 0.855) < 1e-6, "momentum: %.7g %.7g, expected 0.95 0.855", r[0],
-          r[1]);
-
-    /* nesterov: v = 0.5, u = 0.5 + 0.45, p = 0.905; v = 0.95, u = 0.5 + 0.855, p = 0.7695 */
-    c.nesterov = 1;
-    run_two(c, r);
-    CHECK(fabs(r[0] - 0.905) < 1e-6 && fabs(r[1] - 0.7695) < 1e-6, "nesterov: %.7g %.7g, expected 0.905 0.7695",
-          r[0], r[1]);
-
-    /* L2 decay 0.1: g = 0.6, v = 0.6, p = 0.94; g = 0.5 + 0.094, v = 0.54 + 0.594, p = 0.8266 */
-    c.nesterov = 0;
-    c.weight_decay = 0.1f;
-    run_two(c, r);
-    CHECK(fabs(r[0] - 0.94) < 1e-6 && fabs(r[1] - 0.8266) < 1e-6, "L2 decay: %.7g %.7g, expected 0.94 0.8266",
-          r[0], r[1]);
-
-    /* decoupled 0.1: v = 0.5, p = 1 - 0.05 - 0.01 = 0.94; v = 0.95, p = 0.94 - 0.095 - 0.0094 = 0.8356 */
-    c.decoupled = 1;
-    run_two(c, r);
-    CHECK(fabs(r[0] - 0.94) < 1e-6 && fabs(r[1] - 0.8356) < 1e-6, "decoupled decay: %.7g %.7g, expected 0.94 0.8356",
-          r[0], r[1]);
-
-    /* no momentum, L2 0.1: p = 1 - 0.1 * 0.6 = 0.94; p = 0.94 - 0.1 * 0.594 = 0.8806 */
-    c.decoupled = 0;
-    c.momentum = 0;
-    run_two(c, r);
-    CHECK(fabs(r[0] - 0.94) < 1e-6 && fabs(r[1] - 0.8806) < 1e-6, "plain SGD: %.7g %.7g, expected 0.94 0.8806", r[0],
-          r[1]);
+    static const struct {
+        const char *what;
+        float momentum;
+        int nesterov;
+        float weight_decay;
+        int decoupled;
+        double p1, p2; /* the parameter after each of the two steps */
+    } cases[] = {
+        /* v = 0.5, p = 0.95; v = 0.95, p = 0.855 */
+        {"momentum", 0.9f, 0, 0.0f, 0, 0.95, 0.855},
+        /* v = 0.5, u = 0.5 + 0.45, p = 0.905; v = 0.95, u = 0.5 + 0.855, p = 0.7695 */
+        {"nesterov", 0.9f, 1, 0.0f, 0, 0.905, 0.7695},
+        /* g = 0.6, v = 0.6, p = 0.94; g = 0.5 + 0.094, v = 0.54 + 0.594, p = 0.8266 */
+        {"L2 decay", 0.9f, 0, 0.1f, 0, 0.94, 0.8266},
+        /* v = 0.5, p = 1 - 0.05 - 0.01 = 0.94; v = 0.95, p = 0.94 - 0.095 - 0.0094 = 0.8356 */
+        {"decoupled decay", 0.9f, 0, 0.1f, 1, 0.94, 0.8356},
+        /* no momentum, L2 0.1: p = 1 - 0.1 * 0.6 = 0.94; p = 0.94 - 0.1 * 0.594 = 0.8806 */
+        {"plain SGD", 0.0f, 0, 0.1f, 0, 0.94, 0.8806},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        SgdConfig c = sgd_default();
+        c.momentum = cases[i].momentum;
+        c.nesterov = cases[i].nesterov;
+        c.weight_decay = cases[i].weight_decay;
+        c.decoupled = cases[i].decoupled;
+        float r[2];
+        run_two(c, r);
+        CHECK(fabs(r[0] - cases[i].p1) < 1e-6 && fabs(r[1] - cases[i].p2) < 1e-6, "%s: %.7g %.7g, expected %g %g",
+              cases[i].what, r[0], r[1], cases[i].p1, cases[i].p2);
+    }
 }
 
 /* ------------------------------------------- against a double reference */
