@@ -137,6 +137,20 @@ void col2im_batch(const ConvGeom *geom, const float *d_col, size_t ld, int g, fl
     }
 }
 
+/* dst (n) = src + b, then max(dst, 0) when relu; dst may be src. */
+static inline void bias_relu_row(const float *src, float *dst, size_t n, float b, int relu)
+{
+    if (relu) {
+        for (size_t j = 0; j < n; j++) {
+            float v = src[j] + b;
+            dst[j] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+        for (size_t j = 0; j < n; j++)
+            dst[j] = src[j] + b;
+    }
+}
+
 /* m (OC, ld) -> y (g, OC, hw) with bias and ReLU. */
 void cols_to_nchw(const float *m, size_t ld, int g, int oc, size_t hw, const float *bias, int relu, float *y)
 {
@@ -145,18 +159,7 @@ void cols_to_nchw(const float *m, size_t ld, int g, int oc, size_t hw, const flo
     for (long u = 0; u < units; u++) {
         long i = u / oc;
         int o = (int)(u % oc);
-        const float *src = m + (size_t)o * ld + (size_t)i * hw;
-        float *dst = y + (size_t)u * hw;
-        const float b = bias ? bias[o] : 0.0f;
-        if (relu) {
-            for (size_t j = 0; j < hw; j++) {
-                float v = src[j] + b;
-                dst[j] = v > 0.0f ? v : 0.0f;
-            }
-        } else {
-            for (size_t j = 0; j < hw; j++)
-                dst[j] = src[j] + b;
-        }
+        bias_relu_row(m + (size_t)o * ld + (size_t)i * hw, y + (size_t)u * hw, hw, bias ? bias[o] : 0.0f, relu);
     }
 }
 
@@ -178,19 +181,8 @@ void bias_relu_nchw(float *y, int n, int oc, size_t hw, const float *bias, int r
     }
     const long units = (long)n * oc;
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * hw))
-    for (long u = 0; u < units; u++) {
-        float *row = y + (size_t)u * hw;
-        const float b = bias ? bias[u % oc] : 0.0f;
-        if (relu) {
-            for (size_t j = 0; j < hw; j++) {
-                float v = row[j] + b;
-                row[j] = v > 0.0f ? v : 0.0f;
-            }
-        } else {
-            for (size_t j = 0; j < hw; j++)
-                row[j] += b;
-        }
-    }
+    for (long u = 0; u < units; u++)
+        bias_relu_row(y + (size_t)u * hw, y + (size_t)u * hw, hw, bias ? bias[u % oc] : 0.0f, relu);
 }
 
 /* d_y (g, OC, hw) -> m (OC, ld), masked by y > 0 when y is given. */
