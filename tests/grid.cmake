@@ -80,3 +80,11 @@ add_test(NAME grid_elastic_resume
          COMMAND ${OCCKD_TEST_DIR}/test_elastic.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
                  ${OCCKD_TEST_DIR}/jobs/resume.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_elastic)
 set_tests_properties(grid_elastic_resume PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# The output folder: checked before anything trains (a file as output is
+# refused by --check and by a run), held by one run at a time (a second run
+# is refused naming the holder; a killed run's lock is taken over).
+add_test(NAME grid_output_folder
+         COMMAND ${OCCKD_TEST_DIR}/test_output.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/tiny.cfg
+                 ${CMAKE_CURRENT_BINARY_DIR}/grid_output)
+set_tests_properties(grid_output_folder PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")

@@ -11,11 +11,8 @@
 # amount).
 set -u
 train=$1 report=$2 job=$3 work=$4
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work" || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-fail() { echo "test_elastic: $*"; exit 1; }
+. "$(dirname "$0")/e2e.sh"
+e2e_start test_elastic "$work"
 run() { # run RANKS OUTPUT LOG [env assignments...]
     np=$1 out=$2 log=$3
     shift 3

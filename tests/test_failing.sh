@@ -5,11 +5,8 @@
 # skipped, and the expression cells still finish.
 set -u
 train=$1 report=$2 job=$3 work=$4
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work" || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-fail() { echo "test_failing: $*"; exit 1; }
+. "$(dirname "$0")/e2e.sh"
+e2e_start test_failing "$work"
 mpirun -np 2 "$train" --set job.output=out "$job" >run.log 2>&1
 status=$?
 cat run.log | grep -E "failed|skipped|non-finite"

@@ -10,16 +10,13 @@
 # for bit (h5diff without tolerance).
 set -u
 train=$1 job=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work" || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+. "$(dirname "$0")/e2e.sh"
+e2e_start test_resume "$work"
 run() { # run OUTPUT LOG [env assignments...]
     out=$1 log=$2
     shift 2
     env "$@" mpirun -np 2 "$train" --set "job.output=$out" --set "job.cache=cache" "$job" >"$log" 2>&1
 }
-fail() { echo "test_resume: $*"; exit 1; }
 
 run ref ref.log || { cat ref.log; fail "the uninterrupted run failed"; }
 [ -f ref/results.h5 ] || fail "no ref/results.h5"

@@ -10,11 +10,8 @@
 # results.h5 /job must record each rank's peak memory and cache bytes read.
 set -u
 train=$1 job=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work" || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-fail() { echo "test_stream: $*"; exit 1; }
+. "$(dirname "$0")/e2e.sh"
+e2e_start test_stream "$work"
 sed 's/channels = 1;/channels = 1; in_memory = true;/' "$job" >in-memory.cfg
 [ "$(grep -c "channels = 1; in_memory = true;" in-memory.cfg)" -eq 2 ] || fail "could not write the in-memory job"
 mpirun -np 2 "$train" --set job.output=streamed --set job.cache=cache "$job" >streamed.log 2>&1 ||

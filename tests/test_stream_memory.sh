@@ -9,11 +9,8 @@
 # occkd did before it streamed them, needs more than the whole cache per rank.
 set -u
 train=$1 job=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work" || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-fail() { echo "test_stream_memory: $*"; exit 1; }
+. "$(dirname "$0")/e2e.sh"
+e2e_start test_stream_memory "$work"
 mpirun -np 2 "$train" --set job.output=out --set job.cache=cache "$job" >run.log 2>&1 || { cat run.log; fail "the run failed"; }
 grep "peak memory" run.log
 cache_bytes=$(du -b cache/*.h5 | awk '{s += $1} END {print s}')

@@ -196,10 +196,20 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
     g.job = job;
     g.comm = comm;
     char msg[COMM_MSG_MAX] = "";
-    int status = 0;
+    int status = 0, locked = 0;
     int rc = EXIT_OK;
     if (map_data(&g)) {
         snprintf(err, errlen, "out of memory");
+        rc = EXIT_FAILED;
+        goto out;
+    }
+    /* the output folder, writable and ours, before anything trains */
+    if (comm->rank == 0) {
+        status = output_prepare(job->output, msg, sizeof msg) || output_lock(job->output, msg, sizeof msg);
+        locked = status == 0;
+    }
+    if (comm_agree(comm, COMM_SCOPE_WORLD, status != 0, msg, sizeof msg, NULL)) {
+        snprintf(err, errlen, "%s", msg);
         rc = EXIT_FAILED;
         goto out;
     }
@@ -266,6 +276,8 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
         rc = EXIT_FAILED;
     }
 out:
+    if (locked)
+        output_unlock(job->output);
     for (int i = 0; i < g.n_data; i++)
         release_data(&g, i, NULL);
     free(g.data);

@@ -24,4 +24,16 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen);
  * ranks (occkd_train --check). */
 void job_print_estimate(const Job *job, int ranks, FILE *f);
 
+/* The output folder (trainer/output.c). output_check: without touching
+ * anything, 0 when `dir` is a folder occkd may write in or can be created;
+ * -1 with a message naming job.output. output_prepare: creates it and writes
+ * a probe file. output_lock: takes the run's lock file <dir>/.occkd-lock,
+ * taking over a stale one with a message; -1 with a message naming the
+ * holder when another run holds it. output_unlock: removes this process's
+ * lock. World rank 0 calls them. */
+int output_check(const char *dir, char *err, size_t errlen);
+int output_prepare(const char *dir, char *err, size_t errlen);
+int output_lock(const char *dir, char *err, size_t errlen);
+void output_unlock(const char *dir);
+
 #endif

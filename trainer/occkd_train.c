@@ -83,6 +83,12 @@ int main(int argc, char **argv)
     if (check) {
         /* every process validates the same file the same way; one prints */
         int rc = job_load_ex(path, sets, n_sets, no_paths ? JOB_NO_PATH_CHECK : 0, &job, err, sizeof err);
+        char out_err[4400];
+        if (!rc && output_check(job.output, out_err, sizeof out_err)) {
+            snprintf(err, sizeof err, "%s: %s", path, out_err);
+            job_free(&job);
+            rc = -1;
+        }
         if (launcher_rank() == 0) {
             if (rc) {
                 fprintf(stderr, "%s\n", err);
