@@ -10,7 +10,7 @@ if(TARGET occkd_trainer)
   # jobs/README.md's key reference is what the key tables print.
   add_executable(test_job_keys test_job_keys.c)
   target_link_libraries(test_job_keys PRIVATE occkd_trainer ${MATH_LIB})
-  add_test(NAME job_keys_readme COMMAND ${OCCKD_TEST_DIR}/test_job_keys.sh $<TARGET_FILE:test_job_keys>
+  add_test(NAME job_keys_doc COMMAND ${OCCKD_TEST_DIR}/test_job_keys.sh $<TARGET_FILE:test_job_keys>
                                         ${CMAKE_SOURCE_DIR}/jobs/README.md)
-  set_tests_properties(job_keys_readme PROPERTIES TIMEOUT 60 LABELS unit)
+  set_tests_properties(job_keys_doc PROPERTIES TIMEOUT 60 LABELS unit)
 endif()
