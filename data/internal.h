@@ -59,6 +59,14 @@ int meta_init(Dataset *d, unsigned labels, int soft_k);
 int meta_push(Dataset *d, int *cap);
 /* Keeps the samples with keep[i] != 0, in order (pixels too when present). */
 void dataset_select(Dataset *d, const uint8_t *keep);
+/* Splits (listing.c). split_stratified moves, within each stratum of the
+ * samples in `from`, a seeded share to SPLIT_VAL and SPLIT_TEST;
+ * apply_limit keeps at most `limit` samples per split (0: all); both -1
+ * when out of memory. check_splits: -1 with a message when a split the
+ * source should have is empty. */
+int split_stratified(Dataset *d, Split from, float val_fraction, float test_fraction, uint64_t seed);
+int apply_limit(Dataset *d, int limit, uint64_t seed);
+int check_splits(const DataOptions *o, const Dataset *d, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- images */
 
@@ -120,6 +128,9 @@ typedef struct {
     char summary[1024];
 } Fingerprint;
 
+/* FNV-1a over n bytes, continuing from h (FP_HASH_START to begin). */
+#define FP_HASH_START 0xCBF29CE484222325ull
+uint64_t fp_hash(uint64_t h, const void *p, size_t n);
 void fp_init(Fingerprint *f);
 /* Adds one file or folder (its size and modification time) under a label. */
 int fp_add_path(Fingerprint *f, const char *path, char *err, size_t errlen);
