@@ -66,9 +66,15 @@ static double sgemm_rate(int n, int threads)
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
-int main(int argc, char **argv)
+typedef struct {
+    NetSpec spec;
+    int batch, steps, warmup, threads;
+} BenchArgs;
+
+/* The options into a->spec and the run's sizes: 0, 1 after --help (usage
+ * printed), -1 with a message on stderr. */
+static int parse_args(int argc, char **argv, BenchArgs *a)
 {
-    blas_kernel_select(argv); /* may run the program again with better kernels */
     NetSpec spec = netspec_default(ARCH_VGG_F);
     int batch = 0, steps = 10, warmup = 2, threads = 0, have_model = 0, have_input = 0;
     int fc = -1;
@@ -87,7 +93,7 @@ int main(int argc, char **argv)
         case 'm':
             if (arch_parse(optarg, &spec.arch)) {
                 fprintf(stderr, "occkd_bench: unknown model '%s' (known: vgg_f, vgg_face, resnet50)\n", optarg);
-                return 2;
+                return -1;
             }
             have_model = 1;
             break;
@@ -108,36 +114,38 @@ int main(int argc, char **argv)
             }
             break;
         }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return -1;
         }
         if (bad)
-            return 2;
+            return -1;
     }
     if (!have_model || !have_input || batch < 1) {
         fprintf(stderr, "occkd_bench: --model, --input and --batch are required\n");
         usage(stderr);
-        return 2;
+        return -1;
     }
-    Arch arch = spec.arch;
-    int input = spec.input;
-    spec = netspec_default(arch);
-    spec.input = input;
-    spec.width = width;
-    spec.classes = classes;
-    spec.channels = channels;
+    a->spec = netspec_default(spec.arch);
+    a->spec.input = spec.input;
+    a->spec.width = width;
+    a->spec.classes = classes;
+    a->spec.channels = channels;
     if (fc >= 0)
-        spec.fc = fc;
-    if (threads)
-        layers_set_threads(threads);
+        a->spec.fc = fc;
+    a->batch = batch;
+    a->steps = steps;
+    a->warmup = warmup;
+    a->threads = threads;
+    return 0;
+}
 
-    char err[256];
-    Net *net = net_create(&spec, batch, 0, err, sizeof err);
-    if (!net) {
-        fprintf(stderr, "occkd_bench: %s\n", err);
-        return 2;
-    }
-    net_init(net, 1);
+/* a->warmup + a->steps training steps on random images and labels (forward,
+ * cross-entropy, backward, SGD), the last a->steps timed and profiled
+ * per layer. 0 with the seconds of the timed steps and the last loss, or -1
+ * with a message on stderr. */
+static int train_steps(Net *net, const BenchArgs *a, double *elapsed, float *loss)
+{
+    const int batch = a->batch, classes = a->spec.classes;
     size_t nx = (size_t)batch * shape_size(net->input);
     float *x = malloc(nx * sizeof(float));
     int *y = malloc((size_t)batch * sizeof(int));
@@ -155,27 +163,82 @@ int main(int argc, char **argv)
     SgdConfig opt = sgd_default();
     opt.lr = 1e-3f;
     Pass p = {.n = batch, .training = 1, .seed = 1, .sample_id = ids};
-
-    printf("model: %s input %d width %g fc %d classes %d batch %d threads %d\n", arch_name(arch), input, width,
-           spec.fc, classes, batch, layers_get_threads());
     double t_start = 0;
-    float loss = 0;
-    for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) {
+    char err[256];
+    int rc = 0;
+    for (int s = 0; s < a->warmup + a->steps && !rc; s++) {
+        if (s == a->warmup) {
             net_profile(net, 1);
             t_start = clock_seconds();
         }
         p.step = (uint64_t)s;
         const float *logits = net_forward(net, &p, x);
-        if (loss_softmax_ce_checked(logits, y, batch, classes, (float)batch, d_out, &loss, err, sizeof err)) {
+        rc = loss_softmax_ce_checked(logits, y, batch, classes, (float)batch, d_out, loss, err, sizeof err);
+        if (rc) {
             fprintf(stderr, "occkd_bench: %s\n", err);
-            return 1;
+            break;
         }
         net_backward(net, &p, d_out, NULL);
         sgd_step(&opt, opt.lr, net->params, net->grads, velocity, net->n_params);
     }
-    double elapsed = clock_seconds() - t_start;
-    double ips = (double)steps * batch / elapsed;
+    *elapsed = clock_seconds() - t_start;
+    free(x);
+    free(y);
+    free(d_out);
+    free(velocity);
+    free(ids);
+    return rc;
+}
+
+/* The time of each layer per step, its share, its rate and its settings. */
+static void print_layers(const Net *net, int steps, int batch, double elapsed)
+{
+    printf("\n%-24s %-10s %14s %10s %10s %8s %9s  %s\n", "layer", "type", "out", "fwd_ms", "bwd_ms", "share",
+           "GFLOP/s", "settings");
+    double total = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        total += net->time_fwd[i] + net->time_bwd[i];
+    for (int i = 0; i < net->n_layers; i++) {
+        const Layer *l = net->layers[i];
+        double f = net->time_fwd[i] / steps, b = net->time_bwd[i] / steps;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", l->out.c, l->out.h, l->out.w);
+        double rate = (f + b) > 0 ? 3.0 * l->flops * batch / (f + b) / 1e9 : 0;
+        char settings[160] = "";
+        if (l->ops->describe)
+            l->ops->describe(l, settings, sizeof settings);
+        printf("%-24s %-10s %14s %10.2f %10.2f %7.1f%% %9.1f  %s\n", l->name, l->ops->type, shape, 1e3 * f, 1e3 * b,
+               100.0 * (net->time_fwd[i] + net->time_bwd[i]) / total, rate, settings);
+    }
+    printf("%-24s %-10s %14s %10.2f ms per step in layers, %.2f ms per step in all\n", "total", "", "",
+           1e3 * total / steps, 1e3 * elapsed / steps);
+}
+
+int main(int argc, char **argv)
+{
+    blas_kernel_select(argv); /* may run the program again with better kernels */
+    BenchArgs a;
+    int parsed = parse_args(argc, argv, &a);
+    if (parsed)
+        return parsed > 0 ? 0 : 2;
+    if (a.threads)
+        layers_set_threads(a.threads);
+    char err[256];
+    Net *net = net_create(&a.spec, a.batch, 0, err, sizeof err);
+    if (!net) {
+        fprintf(stderr, "occkd_bench: %s\n", err);
+        return 2;
+    }
+    net_init(net, 1);
+    printf("model: %s input %d width %g fc %d classes %d batch %d threads %d\n", arch_name(a.spec.arch),
+           a.spec.input, a.spec.width, a.spec.fc, a.spec.classes, a.batch, layers_get_threads());
+    double elapsed;
+    float loss = 0;
+    if (train_steps(net, &a, &elapsed, &loss)) {
+        net_free(net);
+        return 1;
+    }
+    double ips = (double)a.steps * a.batch / elapsed;
     double gflops = 3.0 * net_flops(net) * ips / 1e9;
     double sgemm = sgemm_rate(2048, layers_get_threads());
     struct rusage ru;
@@ -189,30 +252,7 @@ int main(int argc, char **argv)
     printf("peak_memory_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);
     printf("forward_gflop_per_image: %.3f\n", net_flops(net) / 1e9);
     printf("final_loss: %.4f\n", loss);
-    printf("\n%-24s %-10s %14s %10s %10s %8s %9s  %s\n", "layer", "type", "out", "fwd_ms", "bwd_ms", "share",
-           "GFLOP/s", "settings");
-    double total = 0;
-    for (int i = 0; i < net->n_layers; i++)
-        total += net->time_fwd[i] + net->time_bwd[i];
-    for (int i = 0; i < net->n_layers; i++) {
-        Layer *l = net->layers[i];
-        double f = net->time_fwd[i] / steps, b = net->time_bwd[i] / steps;
-        char shape[32];
-        snprintf(shape, sizeof shape, "%dx%dx%d", l->out.c, l->out.h, l->out.w);
-        double rate = (f + b) > 0 ? 3.0 * l->flops * batch / (f + b) / 1e9 : 0;
-        char settings[160] = "";
-        if (l->ops->describe)
-            l->ops->describe(l, settings, sizeof settings);
-        printf("%-24s %-10s %14s %10.2f %10.2f %7.1f%% %9.1f  %s\n", l->name, l->ops->type, shape, 1e3 * f, 1e3 * b,
-               100.0 * (net->time_fwd[i] + net->time_bwd[i]) / total, rate, settings);
-    }
-    printf("%-24s %-10s %14s %10.2f ms per step in layers, %.2f ms per step in all\n", "total", "", "",
-           1e3 * total / steps, 1e3 * elapsed / steps);
-    free(x);
-    free(y);
-    free(d_out);
-    free(velocity);
-    free(ids);
+    print_layers(net, a.steps, a.batch, elapsed);
     net_free(net);
     return 0;
 }
