@@ -39,6 +39,17 @@ static void run_two(SgdConfig c, float out[2])
     }
 }
 
+/* The default configuration with the momentum and weight decay of a case. */
+static SgdConfig sgd_case(float momentum, int nesterov, float weight_decay, int decoupled)
+{
+    SgdConfig c = sgd_default();
+    c.momentum = momentum;
+    c.nesterov = nesterov;
+    c.weight_decay = weight_decay;
+    c.decoupled = decoupled;
+    return c;
+}
+
 static void test_by_hand(void)
 {
     static const struct {
@@ -61,11 +72,7 @@ static void test_by_hand(void)
         {"plain SGD", 0.0f, 0, 0.1f, 0, 0.94, 0.8806},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        SgdConfig c = sgd_default();
-        c.momentum = cases[i].momentum;
-        c.nesterov = cases[i].nesterov;
-        c.weight_decay = cases[i].weight_decay;
-        c.decoupled = cases[i].decoupled;
+        SgdConfig c = sgd_case(cases[i].momentum, cases[i].nesterov, cases[i].weight_decay, cases[i].decoupled);
         float r[2];
         run_two(c, r);
         CHECK(fabs(r[0] - cases[i].p1) < 1e-6 && fabs(r[1] - cases[i].p2) < 1e-6, "%s: %.7g %.7g, expected %g %g",
@@ -102,11 +109,7 @@ static void test_against_reference(void)
         {"nesterov+decoupled", 0.9f, 0.05f, 1, 1}, {"plain+L2", 0.0f, 0.02f, 0, 0},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        SgdConfig c = sgd_default();
-        c.momentum = cases[ci].momentum;
-        c.weight_decay = cases[ci].wd;
-        c.nesterov = cases[ci].nesterov;
-        c.decoupled = cases[ci].decoupled;
+        SgdConfig c = sgd_case(cases[ci].momentum, cases[ci].nesterov, cases[ci].wd, cases[ci].decoupled);
         c.lr = 0.05f;
         c.warmup_steps = 3;
         float p[M], g[M], v[M] = {0};
