@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "trainer/job.h"
 #include "trainer/trainer.h"
 
 static const char *const method_names[METHOD_COUNT] = {"teacher", "student", "kd", "triplet", "kd+triplet"};
@@ -24,8 +25,12 @@ int method_parse(const char *name, Method *out)
     return -1;
 }
 
+/* The job file's defaults (the key tables of job_keys.c); what no key sets
+ * stays as a test of the loop alone wants it. */
 TrainConfig train_config_default(void)
 {
+    TrainSettings s = job_train_defaults();
+    DistillSettings d = job_distill_defaults();
     TrainConfig c;
     memset(&c, 0, sizeof c);
     snprintf(c.name, sizeof c.name, "cell");
@@ -33,20 +38,21 @@ TrainConfig train_config_default(void)
     c.target_mean = 0;
     c.target_std = 1;
     c.classes = 8;
-    c.epochs = 10;
-    c.global_batch = 64;
-    c.accum = 1;
-    c.sgd = sgd_default();
-    c.T = 3.0f;
-    c.lambda = 0.5f;
-    c.beta = 1.0f;
-    c.margin = 0.2f;
-    c.mining = MINE_HARDEST;
-    c.positive = POSITIVE_SAME;
-    c.age_bin = 10.0f;
+    c.epochs = s.epochs;
+    c.global_batch = s.batch;
+    c.accum = s.accum;
+    c.eval_batch = s.eval_batch;
+    c.sgd = s.sgd;
+    c.sgd.schedule = SCHED_CONSTANT; /* a job file defaults to cosine; the loop's own tests hold the rate */
+    c.T = d.T;
+    c.lambda = d.lambda;
+    c.beta = d.beta;
+    c.margin = d.margin;
+    c.mining = d.mining;
+    c.positive = d.positive;
+    c.age_bin = d.age_bin;
     c.seed = 1;
     c.log_every = 0;
-    c.eval_batch = 256;
     c.sync.scale = 1.0;
     return c;
 }

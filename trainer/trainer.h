@@ -70,11 +70,11 @@ typedef struct {
     int global_batch;        /* samples per optimiser step over all ranks */
     int accum;               /* micro-batches per step (>= 1); the triplet term is mined per micro-batch */
     SgdConfig sgd;           /* total_steps 0: filled with epochs x steps per epoch */
-    /* distillation (defaults T 3, lambda 0.5, beta 1, margin 0.2, hardest, same image) */
+    /* distillation (defaults: the distill rows of trainer/job_keys.c) */
     float T, lambda, beta, margin;
     Mining mining;
     PositiveMode positive;
-    float age_bin;           /* years per class for the age triplet term (default 10) */
+    float age_bin;           /* years per class for the age triplet term */
     uint64_t seed;
     int log_every;           /* steps between progress lines (0: one per epoch; < 0: silent) */
     int eval_batch;          /* samples per evaluation batch over all ranks */
