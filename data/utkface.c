@@ -4,7 +4,7 @@
  * they keep age and gender. Names that cannot be parsed are reported by name
  * and follow on_bad_sample. There is no official split: the samples are
  * split by val_fraction / test_fraction with split_seed, stratified by gender
- * and age decade (dataset.c), and the split is stored in the cache.
+ * and age decade (listing.c), and the split is stored in the cache.
  */
 #include <ctype.h>
 #include <stdlib.h>

@@ -1,9 +1,10 @@
 /* internal.h - private helpers shared by the layer implementations.
  *
  * Not part of the layers API: only files in layers/ include it. It holds the
- * generic pieces every layer type needs (allocation of a layer struct, tensor
- * descriptions, a contract-violation exit, OpenMP thresholds) and the GEMM
- * helpers of gemm_util.c used by the convolution and fully connected layers.
+ * generic pieces every layer type needs (allocation of a layer struct, the
+ * constructors' error message, tensor descriptions, a contract-violation
+ * exit, OpenMP thresholds and the team set-up) and the GEMM helpers of
+ * gemm_util.c used by the convolution and fully connected layers.
  */
 #ifndef OCCKD_LAYERS_INTERNAL_H
 #define OCCKD_LAYERS_INTERNAL_H
