@@ -32,7 +32,7 @@ static void fault_after_cell(void)
  * with OCCKD_FAULT_AT_STEP=N, OCCKD_FAULT_MARK=FILE and
  * OCCKD_FAULT_ACTION=pause or kill, the first rank to reach step N of a cell
  * while FILE does not exist creates it (exclusively, so one rank of one run
- * does), then either waits there, up to two minutes, for a stop signal (a
+ * does) and writes its process id into it, then either waits there, up to two minutes, for a stop signal (a
  * test waits for FILE, then signals: the signal is sure to find a cell
  * mid-training), or kills itself with SIGKILL (a crash between checkpoints). */
 static void fault_at_step(int64_t step)
@@ -44,6 +44,10 @@ static void fault_at_step(int64_t step)
     int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
         return;
+    char line[32];
+    int n = snprintf(line, sizeof line, "%ld\n", (long)getpid()); /* whom the test signals */
+    if (write(fd, line, (size_t)n) != n)
+        fprintf(stderr, "occkd: fault injection: cannot write %s\n", mark);
     close(fd);
     if (action && strcmp(action, "kill") == 0) {
         fprintf(stderr, "occkd: fault injection: killed at step %lld\n", (long long)step);
@@ -327,8 +331,11 @@ static int cell_resume(Cell *c, int have_checkpoint)
         memset(&m, 0, sizeof m);
         TrainState *st = &c->st;
         if (checkpoint_load(c->ckpt, net, st->velocity, st->best_params, st->best_state, &m, job->sha256, c->msg,
-                            sizeof c->msg))
+                            sizeof c->msg)) {
+            size_t n = strlen(c->msg);
+            snprintf(c->msg + n, sizeof c->msg - n, "; delete %s to train the cell from its start", c->ckpt);
             return -1;
+        }
         /* the state is complete on every rank and the sampler position is
          * global, so another rank count resumes the same steps; only the
          * order of float sums (and batch-norm slices) differs from here on */
