@@ -37,8 +37,11 @@ static int read_csv(const DataOptions *o, const char *file, Split split, Dataset
     size_t bcap = 0;
     long line = 0;
     int rc = -1, seen_header = 0;
-    while (getline(&buf, &bcap, f) >= 0) {
+    ssize_t got;
+    while ((got = getline(&buf, &bcap, f)) >= 0) {
         line++;
+        if (line == 1) /* a byte-order mark opening the file */
+            csv_drop_bom(buf, (size_t)got);
         if (strspn(buf, " \r\n") == strlen(buf))
             continue;
         if (!seen_header) {

@@ -129,7 +129,8 @@ static int lf_open(LineFile *l, const char *dir, const char *name, char *err, si
     return 0;
 }
 
-/* Next non-empty line, or NULL at the end. */
+/* Next non-empty line, or NULL at the end (a byte-order mark opening the
+ * file is dropped). */
 static char *lf_next(LineFile *l)
 {
     for (;;) {
@@ -137,6 +138,8 @@ static char *lf_next(LineFile *l)
         if (n < 0)
             return NULL;
         l->line++;
+        if (l->line == 1)
+            n = (ssize_t)csv_drop_bom(l->buf, (size_t)n);
         if (strspn(l->buf, " \r\n") != (size_t)n)
             return l->buf;
     }

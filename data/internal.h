@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "data/data.h"
 
@@ -109,6 +110,18 @@ void data_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
 /* Splits a CSV line in place (quotes allowed, trailing CR/LF stripped);
  * returns the number of fields (at most max). */
 int csv_split(char *line, char **field, int max);
+/* Drops a UTF-8 byte-order mark (EF BB BF, as spreadsheet programs write
+ * at the start of a CSV file) from the start of line in place; returns the
+ * line's new length (len: its length before). */
+static inline size_t csv_drop_bom(char *line, size_t len)
+{
+    if (len >= 3 && (unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB &&
+        (unsigned char)line[2] == 0xBF) {
+        memmove(line, line + 3, len - 3 + 1);
+        return len - 3;
+    }
+    return len;
+}
 /* Strict integer parsing: 0 and *v, or -1. */
 int parse_int(const char *s, long *v);
 int parse_double(const char *s, double *v);

@@ -320,6 +320,48 @@ static void test_affectnet(void)
     expect_fail(&o, "wrong header", "training.csv:1", "header");
 }
 
+/* A UTF-8 byte-order mark opening fer2013.csv, fer2013new.csv, training.csv
+ * or validation.csv (as spreadsheet programs save them) is skipped. */
+static void test_byte_order_mark(void)
+{
+    static const char bom[] = "\xEF\xBB\xBF";
+    enum { TEXT_MAX = 40000 };
+    char *px = fer_pixels(0, 2304), *text = malloc(TEXT_MAX);
+    mkdirs("fer_bom");
+    snprintf(text, TEXT_MAX, "%semotion,pixels,Usage\r\n0,%s,Training\r\n1,%s,PublicTest\r\n2,%s,PrivateTest\r\n", bom,
+             px, px, px);
+    write_text("fer_bom/fer2013.csv", text);
+    snprintf(text, TEXT_MAX, "%s%sTraining,a.png,10,0,0,0,0,0,0,0,0,0\nPublicTest,b.png,0,10,0,0,0,0,0,0,0,0\n"
+             "PrivateTest,c.png,0,0,10,0,0,0,0,0,0,0\n", bom, fer_new_header);
+    write_text("fer_bom/fer2013new.csv", text);
+    DataOptions o = opts(SOURCE_FERPLUS, "fer_bom");
+    Dataset d;
+    char err[1024] = "";
+    int rc = dataset_load(&o, NULL, NULL, &d, err, sizeof err);
+    CHECK(rc == 0, "FER+ files opening with a byte-order mark: %s", err);
+    if (!rc) {
+        CHECK(d.n == 3 && d.attr_class[ATTR_EXPRESSION][2] == 2, "FER+ with a byte-order mark: n %d", d.n);
+        dataset_free(&d);
+    }
+    mkdirs("aff_bom");
+    mkdirs("aff_bom/img");
+    write_image("aff_bom/img/a.png", 20, 20, 50, 200, 0);
+    snprintf(text, TEXT_MAX, "%s%simg/a.png,0,0,20,20,,1,0,0\nimg/a.png,0,0,20,20,,2,0,0\n", bom, aff_header);
+    write_text("aff_bom/training.csv", text);
+    snprintf(text, TEXT_MAX, "%s%simg/a.png,0,0,20,20,,3,0,0\r\n", bom, aff_header);
+    write_text("aff_bom/validation.csv", text);
+    o = opts(SOURCE_AFFECTNET, "aff_bom");
+    o.val_fraction = 0;
+    rc = dataset_load(&o, NULL, NULL, &d, err, sizeof err);
+    CHECK(rc == 0, "AffectNet files opening with a byte-order mark: %s", err);
+    if (!rc) {
+        CHECK(d.n == 3, "AffectNet with a byte-order mark: n %d (expected 3)", d.n);
+        dataset_free(&d);
+    }
+    free(px);
+    free(text);
+}
+
 /* --------------------------------------------------------------- UTKFace */
 
 static void test_utkface_names(void)
@@ -607,6 +649,7 @@ int main(void)
     test_ferplus_rules();
     test_ferplus();
     test_affectnet();
+    test_byte_order_mark();
     test_utkface_names();
     test_utkface();
     test_idx();
