@@ -394,7 +394,10 @@ static void check_whole(const Fixture *fx, Net *net, const Batch *b)
     fwd = fmax(fwd, compare_ds(fx, "/logits", logits, (size_t)b->n * k, tol_f));
     fwd = fmax(fwd, compare_ds(fx, "/embedding", net_embedding(net), (size_t)b->n * net_embedding_size(net), tol_f));
     float *d_logits = malloc((size_t)b->n * k * sizeof(float));
-    float loss = loss_softmax_ce(logits, b->labels, b->n, k, (float)b->n, d_logits);
+    float loss;
+    char err[256] = "";
+    CHECK(loss_softmax_ce_checked(logits, b->labels, b->n, k, (float)b->n, d_logits, &loss, err, sizeof err) == 0,
+          "%s: %s", fx->name, err);
     double want_loss;
     if (read_scalar(fx, "/loss", &want_loss) == 0) {
         float w = (float)want_loss;
@@ -514,7 +517,11 @@ static void check_ce(const Fixture *fx)
         CHECK(x.ndims == 2 && lab.count == (size_t)n, "%s: /ce/labels does not match /ce/logits", fx->name);
         if (x.ndims == 2 && lab.count == (size_t)n) {
             float *d = malloc(x.count * sizeof(float));
-            float v = loss_softmax_ce(x.v, lab.v, n, k, (float)group_attr(fx, "ce", "norm"), d);
+            float v;
+            char err[256] = "";
+            CHECK(loss_softmax_ce_checked(x.v, lab.v, n, k, (float)group_attr(fx, "ce", "norm"), d, &v, err,
+                                          sizeof err) == 0,
+                  "%s: %s", fx->name, err);
             compare_loss(fx, "ce", v, d, x.count);
             free(d);
         }
@@ -533,10 +540,12 @@ static void check_pair_loss(const Fixture *fx, const char *group, const char *a,
     float norm = (float)group_attr(fx, group, "norm");
     float *d = malloc(x.count * sizeof(float));
     float v;
+    char err[256] = "";
     if (strcmp(group, "ce_soft") == 0)
         v = loss_softmax_ce_soft(x.v, y.v, n, k, norm, d);
     else if (strncmp(group, "kd_", 3) == 0)
-        v = loss_kd(x.v, y.v, n, k, (float)group_attr(fx, group, "T"), norm, d);
+        CHECK(loss_kd_checked(x.v, y.v, n, k, (float)group_attr(fx, group, "T"), norm, d, &v, err, sizeof err) == 0,
+              "%s: %s", fx->name, err);
     else if (strcmp(group, "l1") == 0)
         v = loss_l1(x.v, y.v, n, k, norm, d);
     else
@@ -568,8 +577,11 @@ static void check_triplet(const Fixture *fx)
                 t[i] = (Triple){ti[3 * i], ti[3 * i + 1], ti[3 * i + 2]};
             float *d = malloc(e.count * sizeof(float));
             uint8_t *active = malloc((size_t)nt);
-            float v = loss_triplet(e.v, rows, dim, t, nt, (float)group_attr(fx, "triplet", "margin"),
-                                   (float)group_attr(fx, "triplet", "norm"), d, active);
+            float v;
+            char err[256] = "";
+            CHECK(loss_triplet_checked(e.v, rows, dim, t, nt, (float)group_attr(fx, "triplet", "margin"),
+                                       (float)group_attr(fx, "triplet", "norm"), d, active, &v, err, sizeof err) == 0,
+                  "%s: %s", fx->name, err);
             compare_loss(fx, "triplet", v, d, e.count);
             int same = 0;
             for (int i = 0; i < nt; i++) {

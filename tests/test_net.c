@@ -123,7 +123,10 @@ static void on_ready(void *user, size_t n_ready)
 static float step_grads(Net *n, Pass *p, const float *x, const int *y, float *d_out)
 {
     const float *logits = net_forward(n, p, x);
-    float loss = loss_softmax_ce(logits, y, p->n, n->spec.classes, (float)p->n, d_out);
+    float loss;
+    char err[256] = "";
+    CHECK(loss_softmax_ce_checked(logits, y, p->n, n->spec.classes, (float)p->n, d_out, &loss, err, sizeof err) == 0,
+          "%s", err);
     net_backward(n, p, d_out, NULL);
     return loss;
 }
