@@ -1,0 +1,44 @@
+/* fuzz_checkpoint.c - the checkpoint and weights loader: the input is
+ * written as an HDF5 file and read by checkpoint_load (every buffer and the
+ * metadata, then with a cell stamp to match), by cell_stamp_read and by
+ * weights_load, whole and partial, into fuzz_net(). HDF5's own error stack
+ * printing is off.
+ */
+#include <hdf5.h>
+
+#include "checkpoints/checkpoints.h"
+#include "tests/fuzz/fuzz_common.h"
+#include "tests/fuzz/fuzz_net.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static char path[128];
+    static Net *net;
+    static float *vel, *best_params, *best_state;
+    if (!net) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        fuzz_path(path, sizeof path, "checkpoint.h5");
+        net = fuzz_net();
+        vel = calloc(net->n_params, sizeof(float));
+        best_params = calloc(net->n_params, sizeof(float));
+        best_state = calloc(net->n_state ? net->n_state : 1, sizeof(float));
+        if (!vel || !best_params || !best_state)
+            abort();
+    }
+    fuzz_write(path, data, size);
+    char err[1024];
+    CheckpointMeta meta;
+    int rc = checkpoint_load(path, net, vel, best_params, best_state, &meta, NULL, err, sizeof err);
+    fuzz_note("checkpoint_load", rc, err);
+    if (rc == 0)
+        checkpoint_meta_free(&meta);
+    static CellStamp other = {.cell = "task/model/method seed 1", .settings_sha256 = "0123"};
+    (void)checkpoint_load(path, net, NULL, NULL, NULL, NULL, &other, err, sizeof err);
+    static CellStamp stamp;
+    (void)cell_stamp_read(path, &stamp, err, sizeof err);
+    int loaded = 0;
+    rc = weights_load(path, net, 0, &loaded, err, sizeof err);
+    fuzz_note("weights_load", rc, err);
+    (void)weights_load(path, net, 1, &loaded, err, sizeof err);
+    return 0;
+}

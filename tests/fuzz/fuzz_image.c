@@ -1,0 +1,37 @@
+/* fuzz_image.c - the image decoding path of data/image.c: the input is an
+ * image file (JPEG, PNG, BMP, GIF, ...) decoded to 1 or 3 channels, then
+ * cropped and resized to CHW as the readers do. The first byte chooses the
+ * channels (bit 0) and, through the last bytes, the crop box.
+ */
+#include "data/internal.h"
+#include "tests/fuzz/fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static char path[128];
+    if (!path[0])
+        fuzz_path(path, sizeof path, "image");
+    fuzz_write(path, data, size);
+    int channels = size && (data[0] & 1) ? 1 : 3;
+    uint8_t *hwc = NULL;
+    int w = 0, h = 0;
+    char err[512];
+    int rc = image_load(path, channels, &hwc, &w, &h, err, sizeof err);
+    fuzz_note("image_load", rc, err);
+    if (rc)
+        return 0;
+    if (w <= 0 || h <= 0) {
+        fprintf(stderr, "decoded to %d x %d\n", w, h);
+        abort();
+    }
+    /* a box from the last four bytes: x, y in [-8, 247], w, h in [1, 256] */
+    uint8_t t[4] = {0, 0, 255, 255};
+    for (int k = 0; k < 4 && (size_t)k < size; k++)
+        t[k] = data[size - 1 - (size_t)k];
+    uint8_t out[3 * 24 * 24];
+    image_crop_to_chw(hwc, w, h, channels, (int)t[0] - 8, (int)t[1] - 8, (int)t[2] + 1, (int)t[3] + 1, 24,
+                      channels == 1 ? 3 : 1, out);
+    image_crop_to_chw(hwc, w, h, channels, 0, 0, w, h, 16, channels, out);
+    free(hwc);
+    return 0;
+}
