@@ -61,22 +61,34 @@ static int idx_read(const char *path, int want_dims, uint32_t dims[3], uint8_t *
         data_err(err, errlen, "%s: image size %ux%u out of range", path, dims[1], dims[2]);
         goto out;
     }
-    if (total > ((uint64_t)1 << 34)) {
-        data_err(err, errlen, "%s: %llu bytes of payload is implausible", path, (unsigned long long)total);
+    if (total > ((uint64_t)1 << 34) || dims[0] > INT32_MAX) {
+        data_err(err, errlen, "%s: %u entries, %llu bytes of payload is implausible", path, dims[0],
+                 (unsigned long long)total);
         goto out;
     }
-    *data = malloc(total ? total : 1);
-    if (!*data) {
-        data_err(err, errlen, "%s: out of memory for %llu bytes", path, (unsigned long long)total);
-        goto out;
-    }
-    uint64_t got = 0;
+    /* The buffer grows with the bytes read, never beyond them: a header
+     * claiming more than the file holds costs no more memory than the file. */
+    uint64_t got = 0, cap = 0;
     while (got < total) {
-        unsigned chunk = total - got > (1u << 30) ? (1u << 30) : (unsigned)(total - got);
+        if (got == cap) {
+            uint64_t ncap = cap ? cap * 2 : 1u << 16;
+            ncap = ncap < total ? ncap : total;
+            uint8_t *nd = realloc(*data, ncap);
+            if (!nd) {
+                data_err(err, errlen, "%s: out of memory for %llu bytes", path, (unsigned long long)ncap);
+                goto out;
+            }
+            *data = nd, cap = ncap;
+        }
+        unsigned chunk = cap - got > (1u << 30) ? (1u << 30) : (unsigned)(cap - got);
         int n = gzread(g, *data + got, chunk);
         if (n <= 0)
             break;
         got += (uint64_t)n;
+    }
+    if (!*data && !(*data = malloc(1))) {
+        data_err(err, errlen, "%s: out of memory", path);
+        goto out;
     }
     if (got != total) {
         int zerr;

@@ -9,6 +9,10 @@
 
 #include "data/internal.h"
 
+/* Larger images are refused before they are decoded (their header can claim
+ * any size): 2^26 pixels, 8192 x 8192. */
+#define IMAGE_MAX_PIXELS (1 << 26)
+
 static int read_whole_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -73,10 +77,20 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
         return -1;
     }
     int n_in;
+    if (stbi_info_from_memory(buf, (int)len, w, h, &n_in) && (int64_t)*w * *h > IMAGE_MAX_PIXELS) {
+        free(buf);
+        data_err(err, errlen, "%s: image of %d x %d pixels (at most %d pixels)", path, *w, *h, IMAGE_MAX_PIXELS);
+        return -1;
+    }
     uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n_in, channels);
     free(buf);
     if (!px) {
         data_err(err, errlen, "%s: cannot decode image: %s", path, stbi_failure_reason());
+        return -1;
+    }
+    if (*w <= 0 || *h <= 0) { /* stb_image returns some empty images (a PNM header of height 0) */
+        stbi_image_free(px);
+        data_err(err, errlen, "%s: empty image (%d x %d pixels)", path, *w, *h);
         return -1;
     }
     *hwc = px;

@@ -72,7 +72,8 @@ int check_splits(const DataOptions *o, const Dataset *d, char *err, size_t errle
 /* ---------------------------------------------------------------- images */
 
 /* Decodes an image file (JPEG, PNG, BMP, ...) to 8-bit HWC with `channels`
- * channels (1 or 3). Truncated JPEGs (no end marker) are refused. */
+ * channels (1 or 3). Truncated JPEGs (no end marker), empty images and images
+ * of more than 2^26 pixels are refused. */
 int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, char *err, size_t errlen);
 /* Resamples src (sh, sw, c) HWC to dst (dh, dw, c): bilinear when enlarging,
  * a triangle filter as wide as the scale (area-like) when shrinking. */
