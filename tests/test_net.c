@@ -9,7 +9,9 @@
 #include "gradcheck.h"
 #include "layers/layers.h"
 
-static Net *make(Arch a, int input, float width, int fc, int classes, float dropout, int batch)
+/* A network initialised from seed; NULL, and a failed check, when it cannot
+ * be built. */
+static Net *make(Arch a, int input, float width, int fc, int classes, float dropout, int batch, uint64_t seed)
 {
     NetSpec s = netspec_default(a);
     s.input = input;
@@ -17,10 +19,11 @@ static Net *make(Arch a, int input, float width, int fc, int classes, float drop
     s.fc = fc;
     s.classes = classes;
     s.dropout = dropout;
-    char err[256];
+    char err[256] = "";
     Net *n = net_create(&s, batch, 0, err, sizeof err);
-    if (!n)
-        fprintf(stderr, "net_create: %s\n", err);
+    CHECK(n != NULL, "build %s: %s", arch_name(a), err);
+    if (n)
+        net_init(n, seed);
     return n;
 }
 
@@ -134,11 +137,9 @@ static float step_grads(Net *n, Pass *p, const float *x, const int *y, float *d_
 static void test_determinism_and_prefix(Arch a, int input, float width, int fc)
 {
     int batch = 4, k = 5;
-    Net *n = make(a, input, width, fc, k, 0.5f, batch);
-    CHECK(n != NULL, "build %s", arch_name(a));
+    Net *n = make(a, input, width, fc, k, 0.5f, batch, 42);
     if (!n)
         return;
-    net_init(n, 42);
     float *x = random_input(n, batch, 5);
     int y[4] = {0, 3, 1, 4};
     float *d_out = malloc((size_t)batch * k * sizeof(float));
@@ -231,11 +232,9 @@ static void test_determinism_and_prefix(Arch a, int input, float width, int fc)
 static void test_overfit(Arch a, int input, float width, int fc, int steps, float bound)
 {
     int batch = 8, k = 4;
-    Net *n = make(a, input, width, fc, k, 0.0f, batch);
-    CHECK(n != NULL, "build %s", arch_name(a));
+    Net *n = make(a, input, width, fc, k, 0.0f, batch, 7);
     if (!n)
         return;
-    net_init(n, 7);
     float *x = random_input(n, batch, 99);
     int y[8] = {0, 1, 2, 3, 3, 2, 1, 0};
     float *d_out = malloc((size_t)batch * k * sizeof(float));
