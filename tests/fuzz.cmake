@@ -29,10 +29,8 @@ if(TARGET occkd_trainer AND TARGET occkd_checkpoints AND TARGET occkd_data)
     math(EXPR j "${i} + 1")
     list(GET fuzz_targets ${i} t)
     list(GET fuzz_targets ${j} lib)
-    set(inputs ${OCCKD_FUZZ_DIR}/corpus/${t})
-    if(EXISTS ${OCCKD_FUZZ_DIR}/regressions/${t})
-      list(APPEND inputs ${OCCKD_FUZZ_DIR}/regressions/${t})
-    endif()
+    # regressions/<target> appears with the target's first crash input
+    set(inputs ${OCCKD_FUZZ_DIR}/corpus/${t} ${OCCKD_FUZZ_DIR}/regressions/${t})
     add_executable(fuzz_replay_${t} ${OCCKD_FUZZ_DIR}/fuzz_${t}.c ${OCCKD_FUZZ_DIR}/replay.c)
     target_link_libraries(fuzz_replay_${t} PRIVATE ${lib} ${MATH_LIB})
     add_test(NAME fuzz_replay_${t} COMMAND fuzz_replay_${t} ${inputs})
@@ -47,7 +45,7 @@ if(TARGET occkd_trainer AND TARGET occkd_checkpoints AND TARGET occkd_data)
       file(MAKE_DIRECTORY ${work})
       add_test(NAME fuzz_${t}
                COMMAND fuzz_${t} -max_total_time=${OCCKD_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048
-                       -print_final_stats=1 ${work} ${inputs})
+                       -print_final_stats=1 ${work} ${OCCKD_FUZZ_DIR}/corpus/${t})
       set_tests_properties(fuzz_${t} PROPERTIES TIMEOUT 300 LABELS fuzz
                            ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
     endif()

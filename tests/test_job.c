@@ -626,6 +626,44 @@ static void check_refused(const char *rest, const char *expect)
     job_free(&j);
 }
 
+/* Integers beyond 32 bits: libconfig 1.5 keeps the low 32 bits of a literal
+ * without the L suffix; the reader reads the literal again, so 64-bit keys
+ * get the value written (in the file and through --set, in a list and in
+ * an array) and 32-bit keys refuse it, shown as written. */
+static void test_wide_integers(void)
+{
+    char text[1024], err[4096] = "";
+    Job j;
+    snprintf(text, sizeof text, "%sjob = { seeds = [1, 4294967297]; };\n"
+             "checkpoint = { every_steps = 6000000000; };\n", extra_base);
+    const char *path = write_tmp("wide.cfg", text);
+    int rc = path ? job_load(path, NULL, 0, &j, err, sizeof err) : -1;
+    CHECK(rc == 0, "64-bit values in the file: %s", err);
+    if (rc == 0)
+        CHECK(j.n_seeds == 2 && j.seeds[1] == 4294967297ull && j.checkpoint_steps == 6000000000ll,
+              "seeds %llu %llu, every_steps %lld (expected 1 4294967297, 6000000000)", (unsigned long long)j.seeds[0],
+              (unsigned long long)j.seeds[1], (long long)j.checkpoint_steps);
+    job_free(&j);
+    const char *sets[] = {"job.seeds.1=8589934593", "checkpoint.every_steps=7000000000"};
+    rc = path ? job_load(path, sets, 2, &j, err, sizeof err) : -1;
+    CHECK(rc == 0, "64-bit values from --set: %s", err);
+    if (rc == 0)
+        CHECK(j.seeds[1] == 8589934593ull && j.checkpoint_steps == 7000000000ll, "--set: seed %llu every_steps %lld",
+              (unsigned long long)j.seeds[1], (long long)j.checkpoint_steps);
+    job_free(&j);
+    const char *array[] = {"job.seeds=[2, 4294967298, 0x100000003]"};
+    rc = path ? job_load(path, array, 1, &j, err, sizeof err) : -1;
+    CHECK(rc == 0 && j.n_seeds == 3 && j.seeds[0] == 2 && j.seeds[1] == 4294967298ull && j.seeds[2] == 4294967299ull,
+          "--set of an array with 64-bit values: %s", rc ? err : "other values");
+    job_free(&j);
+    /* refused where 32 bits are the limit, with the value as written */
+    check_refused("train = { epochs = 4294967297; };\n", "extra.cfg:4: train.epochs = 4294967297 is too large");
+    check_refused("train = { batch = 0x100000040; };\n", "train.batch = 4294967360 is too large");
+    check_refused("train = { lr = 0.1; accum = 2; epochs = 1; }; job = { name = 4294967297; };\n",
+                  "job.name: expected a string, got an integer 4294967297");
+    check_refused("job = { seed = 9223372036854775808L; };\n", "job.seed = 9223372036854775808L does not fit");
+}
+
 #ifdef JOB_TEST_EXTRA_KEY
 /* The line of buf that holds `what` (static copy, "" when none). */
 static const char *line_with(const char *buf, const char *what)
@@ -692,9 +730,9 @@ int main(int argc, char **argv)
 {
     static void (*const tests[])(void) = {test_sha256,    test_examples,  test_quickstart, test_defaults,
                                           test_overrides, test_bad_files, test_mangled,    test_tables,
-                                          test_defaults_agree, test_extra_key};
+                                          test_defaults_agree, test_wide_integers, test_extra_key};
     static const char *const tmp_names[] = {"my-job.cfg", "implied.cfg", "overrides.cfg", "base.cfg", "cut.cfg",
-                                            "junk.cfg",   "extra.cfg"};
+                                            "junk.cfg",   "extra.cfg",   "wide.cfg"};
     snprintf(g_src, sizeof g_src, "%s", argc > 1 ? argv[1] : "..");
     snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_job.XXXXXX");
     if (!mkdtemp(g_tmpdir)) {

@@ -28,12 +28,27 @@
 
 /* ------------------------------------------------------------- messages */
 
+/* An integer literal of the job file that libconfig 1.5 reads wrongly: one
+ * without the L suffix beyond 32 bits (it keeps the low 32 bits:
+ * 4294967297 becomes 1), or one beyond 64 bits (clamped). */
+typedef struct {
+    char path[160];     /* the key path of its setting, as key_path writes it: "tasks[0].data.count" */
+    long long value;    /* exact, unless beyond */
+    int beyond;         /* 1: fits no 64-bit integer */
+    char text[40];      /* the literal as written (cut to fit) */
+} WideLiteral;
+
+#define WIDE_MAX 32 /* wide literals of one file that are remembered */
+
 typedef struct {
     const char *path;   /* the job file, as messages name it */
     unsigned flags;
     char *err;
     size_t errlen, used;
     int n_errors;
+    /* the file's wide literals, found when the first integer is read (zero-initialised: not yet) */
+    int wide_scanned, n_wide;
+    WideLiteral wide[WIDE_MAX];
 } Ctx;
 
 void append_f(Ctx *c, const char *fmt, ...);
@@ -188,6 +203,25 @@ void select_only_task(Ctx *c, const config_setting_t *s, Job *job);
 /* Grafts one "a.b.c=value" onto the tree. */
 void apply_set(Ctx *c, config_t *cfg, const char *arg);
 char *read_text(const char *path, size_t *len, char *err, size_t errlen);
+/* The wide integer literals of a job text that libconfig parsed (see
+ * WideLiteral) into out, at most max; returns how many there are (more than
+ * max when some were left out). */
+int scan_wide_literals(const char *text, WideLiteral *out, int max);
+/* What libconfig makes of the n bytes at w when they are an integer literal
+ * ([-+]digits or 0x hex digits, then L or LL or nothing). */
+typedef enum {
+    LIT_NONE,   /* not an integer literal */
+    LIT_FITS,   /* read right */
+    LIT_WIDE,   /* no L suffix and beyond 32 bits: read wrapped; the value is *v */
+    LIT_BEYOND  /* beyond 64 bits */
+} LitKind;
+LitKind int_literal(const char *w, size_t n, long long *v, int *has_suffix);
+/* A byte of a libconfig name or number (letters, digits, _ + - . *). */
+int word_char(int ch);
+/* The integer in s exactly, for s from the file or from --set (whose
+ * values are read in 64 bits); -1 after a message when it fits no 64-bit
+ * integer. */
+int setting_integer(Ctx *c, const config_setting_t *s, long long *out);
 /* " (in '<text of the line>')" for a syntax error at line. */
 void line_excerpt(const char *text, int line, char *buf, size_t len);
 /* job->sha256 and job->sets from the text and the --set arguments. */

@@ -114,6 +114,8 @@ const config_setting_t *at_or(const config_setting_t *s, const config_setting_t 
     return s ? s : fallback;
 }
 
+static const WideLiteral *wide_literal(Ctx *c, const config_setting_t *s);
+
 /* "expected <what>, got <type> (<value>)" at s. */
 void fail_type(Ctx *c, const config_setting_t *s, const char *expected)
 {
@@ -122,7 +124,14 @@ void fail_type(Ctx *c, const config_setting_t *s, const char *expected)
     switch (config_setting_type(s)) {
     case CONFIG_TYPE_STRING: snprintf(value, sizeof value, " \"%.60s\"", config_setting_get_string(s)); break;
     case CONFIG_TYPE_INT:
-    case CONFIG_TYPE_INT64: snprintf(value, sizeof value, " %lld", config_setting_get_int64(s)); break;
+    case CONFIG_TYPE_INT64: {
+        const WideLiteral *w = wide_literal(c, s);
+        if (w)
+            snprintf(value, sizeof value, " %s", w->text);
+        else
+            snprintf(value, sizeof value, " %lld", config_setting_get_int64(s));
+        break;
+    }
     case CONFIG_TYPE_FLOAT: snprintf(value, sizeof value, " %g", config_setting_get_float(s)); break;
     case CONFIG_TYPE_BOOL: snprintf(value, sizeof value, " %s", config_setting_get_bool(s) ? "true" : "false"); break;
     }
@@ -282,30 +291,81 @@ double row_number(const KeyRow *r, const void *base)
     }
 }
 
-/* The number in s for a numeric row: integers for integer kinds. 0 or -1. */
-static int get_number(Ctx *c, const KeyRow *k, const config_setting_t *s, double *v)
+/* libconfig 1.5 reads an integer literal without the L suffix in 32 bits
+ * (4294967297 becomes 1) and clamps one beyond 64 bits; the file's literal
+ * is read again for the exact value (scan_wide_literals, once per file).
+ * Values of --set are read in 64 bits when they are parsed (job_set.c).
+ * The wide literal of s, or NULL when libconfig's value is right. */
+static const WideLiteral *wide_literal(Ctx *c, const config_setting_t *s)
+{
+    if (set_of(s))
+        return NULL;
+    if (!c->wide_scanned) {
+        c->wide_scanned = 1;
+        char why[8];
+        size_t len;
+        char *text = read_text(c->path, &len, why, sizeof why);
+        if (text)
+            c->n_wide = scan_wide_literals(text, c->wide, WIDE_MAX);
+        free(text);
+        if (c->n_wide > WIDE_MAX)
+            fail(c, NULL, "%d integers need more than 32 bits; a job file may hold at most %d", c->n_wide, WIDE_MAX);
+    }
+    char path[256];
+    key_path(s, path, sizeof path);
+    for (int i = 0; i < c->n_wide && i < WIDE_MAX; i++)
+        if (strcmp(c->wide[i].path, path) == 0)
+            return &c->wide[i];
+    return NULL;
+}
+
+int setting_integer(Ctx *c, const config_setting_t *s, long long *out)
+{
+    *out = config_setting_get_int64(s);
+    const WideLiteral *w = wide_literal(c, s);
+    if (w && w->beyond) {
+        char path[256];
+        key_path(s, path, sizeof path);
+        fail(c, s, "%s = %s does not fit in a 64-bit integer", path, w->text);
+        return -1;
+    }
+    if (w)
+        *out = w->value;
+    return 0;
+}
+
+/* The number in s for a numeric row: integers for integer kinds, exact in
+ * *iv (and as near as a double goes in *v). 0 or -1. */
+static int get_number(Ctx *c, const KeyRow *k, const config_setting_t *s, double *v, long long *iv)
 {
     int type = config_setting_type(s);
     int integral = k->kind == K_INT || k->kind == K_I64 || k->kind == K_U64;
-    if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
-        *v = (double)config_setting_get_int64(s);
-    else if (type == CONFIG_TYPE_FLOAT && !integral)
+    int exact = type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64;
+    *iv = 0;
+    if (exact) {
+        if (setting_integer(c, s, iv))
+            return -1;
+        *v = (double)*iv;
+    } else if (type == CONFIG_TYPE_FLOAT && !integral)
         *v = config_setting_get_float(s);
     else {
         fail_type(c, s, integral ? "an integer" : "a number");
         return -1;
     }
-    if (k->kind == K_INT && in_range(k->r, *v) && !(*v >= INT_MIN && *v <= INT_MAX)) {
-        char path[256];
-        key_path(s, path, sizeof path);
-        fail(c, s, "%s = %g is too large (at most %d)", path, *v, INT_MAX);
+    char path[256], shown[32];
+    key_path(s, path, sizeof path);
+    if (exact)
+        snprintf(shown, sizeof shown, "%lld", *iv);
+    else
+        snprintf(shown, sizeof shown, "%g", *v);
+    if (k->kind == K_INT && in_range(k->r, *v) && !(*iv >= INT_MIN && *iv <= INT_MAX)) {
+        fail(c, s, "%s = %s is too large (at most %d)", path, shown, INT_MAX);
         return -1;
     }
     if (!in_range(k->r, *v)) {
-        char path[256], want[96];
-        key_path(s, path, sizeof path);
+        char want[96];
         range_desc(k->r, want, sizeof want);
-        fail(c, s, "%s = %g is out of range (expected %s)", path, *v, want);
+        fail(c, s, "%s = %s is out of range (expected %s)", path, shown, want);
         return -1;
     }
     return 0;
@@ -352,6 +412,7 @@ static int parse_enum(Ctx *c, const KeyRow *k, const config_setting_t *s, int *d
 int parse_row(Ctx *c, const KeyRow *k, const config_setting_t *s, void *base)
 {
     double v;
+    long long iv;
     if (k->kind == K_GROUP || k->kind == K_REF)
         return 0; /* read by the caller (base may be NULL for a table of these only) */
     void *dst = at(base, k);
@@ -367,12 +428,12 @@ int parse_row(Ctx *c, const KeyRow *k, const config_setting_t *s, void *base)
     case K_ENUM: return parse_enum(c, k, s, dst);
     default: break;
     }
-    if (get_number(c, k, s, &v))
+    if (get_number(c, k, s, &v, &iv))
         return -1;
     switch (k->kind) {
-    case K_INT: *(int *)dst = (int)v; break;
-    case K_I64: *(int64_t *)dst = config_setting_get_int64(s); break;
-    case K_U64: *(uint64_t *)dst = (uint64_t)config_setting_get_int64(s); break;
+    case K_INT: *(int *)dst = (int)iv; break;
+    case K_I64: *(int64_t *)dst = iv; break;
+    case K_U64: *(uint64_t *)dst = (uint64_t)iv; break;
     case K_FLOAT: *(float *)dst = (float)v; break;
     case K_DOUBLE: *(double *)dst = v; break;
     default: break;

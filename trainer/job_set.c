@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,9 +112,13 @@ static int set_element(Ctx *c, const char *arg, config_setting_t *e, const confi
     int ok = 0;
     if (et == CONFIG_TYPE_STRING && vt == CONFIG_TYPE_STRING)
         ok = config_setting_set_string(e, config_setting_get_string(v));
-    else if ((et == CONFIG_TYPE_INT || et == CONFIG_TYPE_INT64) && (vt == CONFIG_TYPE_INT || vt == CONFIG_TYPE_INT64))
-        ok = et == CONFIG_TYPE_INT ? config_setting_set_int(e, (int)config_setting_get_int64(v))
-                                   : config_setting_set_int64(e, config_setting_get_int64(v));
+    else if ((et == CONFIG_TYPE_INT || et == CONFIG_TYPE_INT64) && (vt == CONFIG_TYPE_INT || vt == CONFIG_TYPE_INT64)) {
+        long long x = config_setting_get_int64(v);
+        if (et == CONFIG_TYPE_INT && (x < INT_MIN || x > INT_MAX))
+            e->type = CONFIG_TYPE_INT64; /* the entry keeps the value whole (libconfig would wrap it) */
+        ok = config_setting_type(e) == CONFIG_TYPE_INT ? config_setting_set_int(e, (int)x)
+                                                       : config_setting_set_int64(e, x);
+    }
     else if (et == CONFIG_TYPE_FLOAT && vt == CONFIG_TYPE_FLOAT)
         ok = config_setting_set_float(e, config_setting_get_float(v));
     else if (et == CONFIG_TYPE_FLOAT && (vt == CONFIG_TYPE_INT || vt == CONFIG_TYPE_INT64))
@@ -128,15 +133,69 @@ static int set_element(Ctx *c, const char *arg, config_setting_t *e, const confi
     return 0;
 }
 
-/* Parses the value of a --set as libconfig would; a bare word it cannot
- * parse is a string. tmp holds the result in "v". */
+/* "v = <value>;" for libconfig, with the L suffix on the value's integer
+ * literals when one of them needs more than 32 bits (libconfig would keep
+ * its low 32 bits): on all of them then, as an array's elements share one
+ * type. NULL after a message when a literal fits no 64-bit integer. */
+static char *set_text(Ctx *c, const char *arg, const char *value)
+{
+    size_t len = strlen(value), used = 0;
+    char *text = malloc(2 * len + 8);
+    int wide = 0;
+    if (!text) {
+        fail_set(c, arg, "out of memory");
+        return NULL;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        used = (size_t)sprintf(text, "v = ");
+        for (size_t i = 0; i < len;) {
+            if (value[i] == '"') { /* a string, copied as it is */
+                size_t j = i + 1;
+                while (j < len && value[j] != '"')
+                    j += value[j] == '\\' && j + 1 < len ? 2 : 1;
+                j = j < len ? j + 1 : len;
+                memcpy(text + used, value + i, j - i);
+                used += j - i, i = j;
+                continue;
+            }
+            size_t n = 0;
+            while (word_char((unsigned char)value[i + n]))
+                n++;
+            if (n == 0) {
+                text[used++] = value[i++];
+                continue;
+            }
+            long long v;
+            int suffix;
+            LitKind k = int_literal(value + i, n, &v, &suffix);
+            if (k == LIT_BEYOND) {
+                fail_set(c, arg, "the integer %.*s does not fit in a 64-bit integer", (int)(n < 40 ? n : 40),
+                         value + i);
+                free(text);
+                return NULL;
+            }
+            wide |= k == LIT_WIDE;
+            memcpy(text + used, value + i, n);
+            used += n, i += n;
+            if (pass == 1 && wide && k != LIT_NONE && !suffix)
+                text[used++] = 'L';
+        }
+        if (!wide)
+            break;
+    }
+    memcpy(text + used, ";", 2);
+    return text;
+}
+
+/* Parses the value of a --set as libconfig would (integers in 64 bits when
+ * they need them); a bare word it cannot parse is a string. tmp holds the
+ * result in "v". */
 static config_setting_t *set_value(Ctx *c, const char *arg, const char *value, config_t *tmp)
 {
     size_t len = strlen(value);
-    char *text = malloc(len + 8);
+    char *text = set_text(c, arg, value);
     if (!text)
         return NULL;
-    snprintf(text, len + 8, "v = %s;", value);
     int ok = config_read_string(tmp, text);
     free(text);
     if (ok)
