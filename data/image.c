@@ -60,6 +60,25 @@ static int jpeg_truncated(const uint8_t *b, size_t n)
     return 1;
 }
 
+/* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
+ * (1 or 3) in a new buffer; px is freed. NULL when out of memory. */
+static uint8_t *convert_channels(uint8_t *px, int n_in, size_t n, int channels)
+{
+    uint8_t *out = malloc(n * (size_t)channels);
+    for (size_t i = 0; out && i < n; i++) {
+        const uint8_t *p = px + i * (size_t)n_in;
+        if (channels == 1 && n_in >= 3)
+            image_rgb_to_grey(p, 1, out + i);
+        else if (channels == 1)
+            out[i] = p[0];
+        else
+            for (int c = 0; c < 3; c++)
+                out[3 * i + (size_t)c] = p[n_in >= 3 ? c : 0];
+    }
+    stbi_image_free(px);
+    return out;
+}
+
 int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, char *err, size_t errlen)
 {
     uint8_t *buf;
@@ -82,10 +101,16 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
         data_err(err, errlen, "%s: image of %d x %d pixels (at most %d pixels)", path, *w, *h, IMAGE_MAX_PIXELS);
         return -1;
     }
-    uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n_in, channels);
+    /* stb_image converts the channels of a 16-bit PNM as if it had 8 bits
+     * and then reads twice the bytes it made (a heap overflow): 16-bit
+     * images are decoded in their own channels and converted here. */
+    int wide = stbi_is_16_bit_from_memory(buf, (int)len);
+    uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n_in, wide ? 0 : channels);
     free(buf);
+    if (px && wide && n_in != channels)
+        px = convert_channels(px, n_in, (size_t)*w * (size_t)*h, channels);
     if (!px) {
-        data_err(err, errlen, "%s: cannot decode image: %s", path, stbi_failure_reason());
+        data_err(err, errlen, "%s: cannot decode image: %s", path, wide ? "16-bit image" : stbi_failure_reason());
         return -1;
     }
     if (*w <= 0 || *h <= 0) { /* stb_image returns some empty images (a PNM header of height 0) */
