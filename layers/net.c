@@ -158,7 +158,8 @@ static int bottleneck(Builder *b, int x, const char *prefix, int planes, int str
         return -1;
     char name[64];
     snprintf(name, sizeof name, "%s.add", prefix);
-    return push(b, add_create(name, out_of(b, y), 1, b->err, b->errlen), y, shortcut);
+    Layer *sum = layer_create("add", name, out_of(b, y), &(LayerArgs){.relu = 1}, b->err, b->errlen);
+    return push(b, sum, y, shortcut); /* the one layer with two inputs */
 }
 
 static int build_resnet50(Builder *b, const NetSpec *s, int *embedding)
