@@ -183,7 +183,7 @@ static int write_spec(hid_t f, const NetSpec *s)
 static int write_meta(hid_t f, const CheckpointMeta *m)
 {
     int rc = h5io_attr_str(f, "format", CHECKPOINT_FORMAT);
-    rc |= h5io_attr_str(f, "config_sha256", m->config_sha256);
+    rc |= h5io_write_stamp(f, &m->stamp);
     rc |= h5io_attr_i64(f, "world", m->world);
     rc |= h5io_attr_u64(f, "seed", m->seed);
     rc |= h5io_attr_i64(f, "step", m->run.step);
@@ -202,7 +202,7 @@ static int write_meta(hid_t f, const CheckpointMeta *m)
 static int read_meta(hid_t f, CheckpointMeta *m, const char *file, char *err, size_t errlen)
 {
     int64_t world, epochs;
-    if (h5io_get_str(f, "config_sha256", m->config_sha256, sizeof m->config_sha256, file, "/", err, errlen) ||
+    if (h5io_read_stamp(f, &m->stamp, file, "/", err, errlen) ||
         h5io_get_i64(f, "world", &world, file, "/", err, errlen) ||
         h5io_get_u64(f, "seed", &m->seed, file, "/", err, errlen) ||
         h5io_get_i64(f, "step", &m->run.step, file, "/", err, errlen) ||
@@ -319,7 +319,7 @@ static int load_buffers(hid_t f, const Net *net, Scratch *s, int want_velocity, 
 }
 
 int checkpoint_load(const char *path, Net *net, float *velocity, float *best_params, float *best_state,
-                    CheckpointMeta *meta, const char *expect_sha256, char *err, size_t errlen)
+                    CheckpointMeta *meta, const CellStamp *expect, char *err, size_t errlen)
 {
     H5Quiet q;
     h5io_quiet(&q);
@@ -332,11 +332,8 @@ int checkpoint_load(const char *path, Net *net, float *velocity, float *best_par
         goto out;
     if (check_format(f, CHECKPOINT_FORMAT, NULL, path, err, errlen) || read_meta(f, &m, path, err, errlen))
         goto close;
-    if (expect_sha256 && strcmp(m.config_sha256, expect_sha256) != 0) {
-        snprintf(err, errlen, "file %s: written for another job configuration (config_sha256 %.12s..., this job %.12s...)",
-                 path, m.config_sha256, expect_sha256);
+    if (expect && cell_stamp_compare(path, &m.stamp, expect, err, errlen))
         goto close;
-    }
     if (load_buffers(f, net, &s, velocity != NULL, best_params != NULL, best_state != NULL, path, err, errlen))
         goto close;
     memcpy(net->params, s.params, net->n_params * sizeof(float));
@@ -404,7 +401,7 @@ out:
     return rc;
 }
 
-int weights_save(const char *path, const Net *net, char *err, size_t errlen)
+int weights_save(const char *path, const Net *net, const CellStamp *stamp, char *err, size_t errlen)
 {
     H5Quiet q;
     h5io_quiet(&q);
@@ -413,7 +410,7 @@ int weights_save(const char *path, const Net *net, char *err, size_t errlen)
     hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
     if (f < 0)
         goto out;
-    if (h5io_attr_str(f, "format", WEIGHTS_FORMAT) || write_spec(f, &net->spec)) {
+    if (h5io_attr_str(f, "format", WEIGHTS_FORMAT) || write_spec(f, &net->spec) || (stamp && h5io_write_stamp(f, stamp))) {
         snprintf(err, errlen, "file %s: cannot write the attributes of /", tmp);
         h5io_abandon(f, tmp);
         goto out;

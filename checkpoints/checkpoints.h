@@ -19,10 +19,10 @@
 
 #include "layers/layers.h"
 
-#define CHECKPOINT_FORMAT "occkd-checkpoint-1"
+#define CHECKPOINT_FORMAT "occkd-checkpoint-2" /* 2: the cell stamp */
 #define RESULTS_FORMAT "occkd-results-1"
 #define WEIGHTS_FORMAT "occkd-weights-1" /* weights_save and the PyTorch converter */
-#define CELL_FORMAT "occkd-cell-1"       /* cell_result_save */
+#define CELL_FORMAT "occkd-cell-2"       /* cell_result_save; 2: the cell stamp */
 
 /* ------------------------------------------------------------ run state */
 
@@ -58,11 +58,32 @@ typedef struct {
     double epoch_seen;
 } RunState;
 
+/* ------------------------------------------------------------ whose a file is */
+
+/* The cell that wrote a file and exactly the settings that determine it (the
+ * trainer's job_cell_stamp), stored as the attributes cell, settings_sha256
+ * and settings of checkpoints, model files and cell results: a file is
+ * reused only by its own cell and only while its settings are the same. */
+#define CELL_SETTINGS_MAX 16384
+typedef struct {
+    char cell[256];          /* "expression/vgg_face/kd seed 1" */
+    char settings_sha256[65];
+    char settings[CELL_SETTINGS_MAX]; /* "key = value" lines */
+} CellStamp;
+
+/* 0 when `found` (read from the file at path) is `want`; otherwise -1 with
+ * a message that names the file and what differs: another cell, or the
+ * settings that changed, each with its value in the file and now. */
+int cell_stamp_compare(const char *path, const CellStamp *found, const CellStamp *want, char *err, size_t errlen);
+/* Reads the stamp attributes of a file's root (a checkpoint or a model
+ * file); -1 with a message when the file or its stamp cannot be read. */
+int cell_stamp_read(const char *path, CellStamp *out, char *err, size_t errlen);
+
 /* --------------------------------------------------------- checkpoints */
 
 /* A checkpoint's metadata: the run state and history, and whose it is. */
 typedef struct {
-    char config_sha256[65];  /* the job's hash: a checkpoint of another job is refused */
+    CellStamp stamp;         /* a checkpoint of another cell, or of other settings, is refused */
     int world;               /* ranks of the group that trained it */
     uint64_t seed;
     RunState run;
@@ -78,7 +99,7 @@ typedef struct {
  *     /best/params/<layer>/<tensor>, /best/state/<layer>/<tensor>
  *     /history    compound table of EpochRecord rows (epoch, lr,
  *                 train_loss, val_metric, images_per_s, wait_share)
- *     attributes of /: format, config_sha256, world, seed, step, epoch,
+ *     attributes of /: format, cell, settings_sha256, settings, world, seed, step, epoch,
  *                 sampler_epoch, sampler_batch, best_metric, best_epoch,
  *                 seconds, epochs, and the network's arch, input, channels,
  *                 width, fc, classes (for information). */
@@ -89,12 +110,12 @@ int checkpoint_save(const char *path, const Net *net, const float *velocity, con
  * name and shape, and no tensor in /params or /state that net lacks) and the
  * buffers (same sizes as for saving; a NULL buffer is not read, a non-NULL
  * one must be in the file). meta (may be NULL) receives the attributes and
- * the history (free with checkpoint_meta_free). A file that
- * fails its checksum, has another format, or whose config_sha256 differs
- * from expect_sha256 (when not NULL) is refused with a message. All or
+ * the history (free with checkpoint_meta_free). A file that fails its
+ * checksum, has another format, or whose stamp is not `expect` (when not
+ * NULL: another cell, or other settings) is refused with a message. All or
  * nothing: on failure net and the buffers are unchanged. */
 int checkpoint_load(const char *path, Net *net, float *velocity, float *best_params, float *best_state,
-                    CheckpointMeta *meta, const char *expect_sha256, char *err, size_t errlen);
+                    CheckpointMeta *meta, const CellStamp *expect, char *err, size_t errlen);
 void checkpoint_meta_free(CheckpointMeta *m);
 
 /* Loads only the weights (params and state) of a checkpoint or a weights
@@ -106,8 +127,9 @@ void checkpoint_meta_free(CheckpointMeta *m);
  * sharing no tensor with net is refused. *loaded (optional) counts copied
  * tensors (params and state). All or nothing, like checkpoint_load. */
 int weights_load(const char *path, Net *net, int partial, int *loaded, char *err, size_t errlen);
-/* Writes only the weights (/params, /state) of net, atomically. */
-int weights_save(const char *path, const Net *net, char *err, size_t errlen);
+/* Writes only the weights (/params, /state) of net, atomically, with the
+ * stamp of the cell that trained them (NULL: none, e.g. a converted file). */
+int weights_save(const char *path, const Net *net, const CellStamp *stamp, char *err, size_t errlen);
 
 /* --------------------------------------------------------- cell results */
 
@@ -125,6 +147,7 @@ typedef struct {
     double p_value_occluded; /* teachers on occluded faces vs student; NaN otherwise */
     double seconds;
     int best_epoch;
+    CellStamp stamp;         /* a finished cell is reused only with the same settings */
     History history;         /* the training's epochs (none for fusions) */
     int64_t n_test;
     int classes;             /* 0: regression */

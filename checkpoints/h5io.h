@@ -137,6 +137,9 @@ int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_
 int h5io_write_attrs(hid_t obj, const H5ioField *fields, int n, const void *record);
 int h5io_read_attrs(hid_t obj, const H5ioField *fields, int n, void *record, const char *file, const char *where,
                     char *err, size_t errlen);
+/* The stamp attributes (cell, settings_sha256, settings) of an object. */
+int h5io_write_stamp(hid_t obj, const CellStamp *s);
+int h5io_read_stamp(hid_t obj, CellStamp *s, const char *file, const char *where, char *err, size_t errlen);
 
 /* ---- the tables of occkd's files (tables.c) ---- */
 

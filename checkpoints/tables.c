@@ -219,6 +219,10 @@ static const H5ioField CELL_ATTRS[] = {
     CELL_FIELD(metric, H5IO_STR),      CELL_FIELD(value, H5IO_F64),           CELL_FIELD(value_occluded, H5IO_F64),
     CELL_FIELD(p_value, H5IO_F64),     CELL_FIELD(p_value_occluded, H5IO_F64), CELL_FIELD(seconds, H5IO_F64),
     CELL_FIELD(best_epoch, H5IO_INT),  CELL_FIELD(n_test, H5IO_I64),          CELL_FIELD(classes, H5IO_INT),
+    {"cell", H5IO_STR, offsetof(CellResult, stamp.cell), sizeof(((CellResult *)0)->stamp.cell), 0},
+    {"settings_sha256", H5IO_STR, offsetof(CellResult, stamp.settings_sha256),
+     sizeof(((CellResult *)0)->stamp.settings_sha256), 0},
+    {"settings", H5IO_STR, offsetof(CellResult, stamp.settings), sizeof(((CellResult *)0)->stamp.settings), 0},
 };
 #undef CELL_FIELD
 #define N_CELL_ATTRS ((int)(sizeof CELL_ATTRS / sizeof CELL_ATTRS[0]))

@@ -88,3 +88,11 @@ add_test(NAME grid_output_folder
          COMMAND ${OCCKD_TEST_DIR}/test_output.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/tiny.cfg
                  ${CMAKE_CURRENT_BINARY_DIR}/grid_output)
 set_tests_properties(grid_output_folder PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# Nothing stale or foreign reused: a finished run rerun with other settings is
+# refused naming them; a new model trains only its own cells; a copied result
+# or checkpoint of another cell is refused.
+add_test(NAME grid_stale_files
+         COMMAND ${OCCKD_TEST_DIR}/test_stale.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/tiny.cfg
+                 ${CMAKE_CURRENT_BINARY_DIR}/grid_stale)
+set_tests_properties(grid_stale_files PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")

@@ -106,8 +106,10 @@ static int same_history(const History *a, const History *b)
 static CheckpointMeta make_meta(void)
 {
     CheckpointMeta m = {0};
-    snprintf(m.config_sha256, sizeof m.config_sha256, "%064d", 7);
-    m.config_sha256[3] = 'a';
+    snprintf(m.stamp.cell, sizeof m.stamp.cell, "expression/vgg_f/kd seed 1");
+    snprintf(m.stamp.settings, sizeof m.stamp.settings, "train.epochs = 4\ntrain.lr = 0.01\n");
+    snprintf(m.stamp.settings_sha256, sizeof m.stamp.settings_sha256, "%064d", 7);
+    m.stamp.settings_sha256[3] = 'a';
     m.world = 3;
     m.seed = 0xfedcba9876543210ull;
     m.run = (RunState){.step = 12345,
@@ -126,7 +128,7 @@ static CheckpointMeta make_meta(void)
 
 static int same_meta(const CheckpointMeta *a, const CheckpointMeta *b)
 {
-    return strcmp(a->config_sha256, b->config_sha256) == 0 && a->world == b->world && a->seed == b->seed &&
+    return memcmp(&a->stamp, &b->stamp, sizeof a->stamp) == 0 && a->world == b->world && a->seed == b->seed &&
            memcmp(&a->run, &b->run, sizeof a->run) == 0 && same_history(&a->history, &b->history);
 }
 
@@ -203,7 +205,7 @@ static void test_round_trip(Arch arch)
     net_init(b, 99);
     float *vel2 = filled(b->n_params, 1), *bp2 = filled(b->n_params, 2), *bs2 = filled(b->n_state, 3);
     CheckpointMeta m2 = {0};
-    rc = checkpoint_load(path, b, vel2, bp2, bs2, &m2, m.config_sha256, err, sizeof err);
+    rc = checkpoint_load(path, b, vel2, bp2, bs2, &m2, &m.stamp, err, sizeof err);
     CHECK(rc == 0, "%s", err);
     CHECK(same_floats(a->params, b->params, a->n_params), "%s params differ after loading", arch_name(arch));
     CHECK(same_floats(a->state, b->state, a->n_state), "%s state differs", arch_name(arch));
@@ -248,7 +250,7 @@ static void test_stale_tmp(void)
     fputs("\x89HDF\r\n\x1a\ntorn", fp);
     fclose(fp);
     Net *b = make_net(ARCH_VGG_F, 3, 8);
-    CHECK(checkpoint_load(path, b, NULL, NULL, NULL, NULL, m.config_sha256, err, sizeof err) == 0, "%s", err);
+    CHECK(checkpoint_load(path, b, NULL, NULL, NULL, NULL, &m.stamp, err, sizeof err) == 0, "%s", err);
     CHECK(same_floats(a->params, b->params, a->n_params), "params differ beside a stale temporary file");
     net_init(a, 2);
     m.run.step = 999;
@@ -327,10 +329,22 @@ static void test_mismatch(void)
     CheckpointMeta m = make_meta();
     CHECK(checkpoint_save(path, a, NULL, NULL, NULL, &m, err, sizeof err) == 0, "%s", err);
 
-    char other[65];
-    snprintf(other, sizeof other, "%064d", 8);
+    /* another cell's checkpoint, copied over this one */
+    CellStamp *other = malloc(sizeof *other);
+    *other = m.stamp;
+    snprintf(other->cell, sizeof other->cell, "expression/vgg_f/triplet seed 1");
     int rc = checkpoint_load(path, a, NULL, NULL, NULL, NULL, other, err, sizeof err);
-    expect_refused("another job's checkpoint", rc, err, "another job", path);
+    expect_refused("another cell's checkpoint", rc, err, "written by the cell expression/vgg_f/kd seed 1, not by "
+                   "expression/vgg_f/triplet seed 1", path);
+    /* this cell's, with other settings: the changed ones are named */
+    *other = m.stamp;
+    snprintf(other->settings, sizeof other->settings, "train.epochs = 5\ntrain.lr = 0.01\ntrain.flip = 1\n");
+    snprintf(other->settings_sha256, sizeof other->settings_sha256, "%064d", 8);
+    rc = checkpoint_load(path, a, NULL, NULL, NULL, NULL, other, err, sizeof err);
+    expect_refused("a checkpoint of other settings", rc, err, "train.epochs: 4 in the file, 5 now", path);
+    CHECK(rc == 0 || strstr(err, "train.flip: not in the file, 1 now"), "a new key is not named: %s", err);
+    CHECK(rc == 0 || !strstr(err, "train.lr"), "an unchanged key is named: %s", err);
+    free(other);
 
     Net *b = make_net(ARCH_RESNET50, 6, 0); /* another classifier size */
     rc = checkpoint_load(path, b, NULL, NULL, NULL, NULL, NULL, err, sizeof err);
@@ -381,7 +395,7 @@ static void test_weights(void)
     Net *a = make_net(ARCH_RESNET50, 5, 0);
     net_init(a, 21);
     fill_uniform(a->state, a->n_state, 22);
-    CHECK(weights_save(path, a, err, sizeof err) == 0, "%s", err);
+    CHECK(weights_save(path, a, NULL, err, sizeof err) == 0, "%s", err);
 
     Net *b = make_net(ARCH_RESNET50, 5, 0);
     int loaded = -1;

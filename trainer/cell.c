@@ -117,6 +117,7 @@ void cell_name(const Job *job, int seed_i, int task, int model, const char *meth
 typedef struct {
     Grid *g;
     const char *ckpt;
+    const CellStamp *stamp;
     Net *net;
     double last_save;
     int64_t last_step;
@@ -128,7 +129,8 @@ static int save_checkpoint(CkptCtx *c, const TrainState *s)
     const Job *job = c->g->job;
     CheckpointMeta m;
     memset(&m, 0, sizeof m);
-    snprintf(m.config_sha256, sizeof m.config_sha256, "%s", job->sha256);
+    m.stamp = *c->stamp;
+    m.seed = job->seeds[0]; /* for information */
     m.world = c->g->comm->group_size;
     m.run = s->run;
     m.history = s->history; /* borrowed for the write */
@@ -242,6 +244,9 @@ void result_header(CellResult *r, const Job *job, int seed_i, int task, int mode
     snprintf(r->metric, sizeof r->metric, "%s", job->tasks[task].regression ? "mae" : "accuracy");
     r->value = r->value_occluded = r->p_value = r->p_value_occluded = NAN;
     r->best_epoch = -1;
+    if (job_cell_stamp(job, seed_i, task, model, method, &r->stamp))
+        fprintf(stderr, "occkd: %s/%s/%s: the settings text does not fit its %d bytes\n", r->task, r->model,
+                method, CELL_SETTINGS_MAX);
 }
 
 /* Writes a failed or skipped cell's result (group leader). */
@@ -277,6 +282,7 @@ typedef struct {
     const Chain *ch;
     Method method;
     char ckpt[2048], model_file[2048], result[2048], teacher_file[2048], name[160];
+    CellStamp stamp, teacher_stamp; /* this cell's, and a student's teacher's */
     TrainConfig cfg;
     LoaderOptions base;
     int max_local;
@@ -305,7 +311,19 @@ static int cell_prepare(Cell *c)
     c->net = net_create(&spec, c->max_local, 0, c->msg, sizeof c->msg);
     if (!c->net)
         return -1;
+    if (job_cell_stamp(job, ch->seed_i, ch->task, ch->model, method_name(c->method), &c->stamp)) {
+        snprintf(c->msg, sizeof c->msg, "the text of the cell's settings does not fit %d bytes", CELL_SETTINGS_MAX);
+        return -1;
+    }
     if (c->method != METHOD_TEACHER) {
+        /* the teacher's weights, only from the teacher's own model file */
+        CellStamp *found = malloc(sizeof *found);
+        int bad = !found || job_cell_stamp(job, ch->seed_i, ch->task, ch->model, "teacher", &c->teacher_stamp) ||
+                  cell_stamp_read(c->teacher_file, found, c->msg, sizeof c->msg) ||
+                  cell_stamp_compare(c->teacher_file, found, &c->teacher_stamp, c->msg, sizeof c->msg);
+        free(found);
+        if (bad)
+            return -1;
         c->teacher = net_create(&spec, c->max_local, 0, c->msg, sizeof c->msg);
         if (!c->teacher || weights_load(c->teacher_file, c->teacher, 0, NULL, c->msg, sizeof c->msg))
             return -1;
@@ -330,7 +348,7 @@ static int cell_resume(Cell *c, int have_checkpoint)
         CheckpointMeta m;
         memset(&m, 0, sizeof m);
         TrainState *st = &c->st;
-        if (checkpoint_load(c->ckpt, net, st->velocity, st->best_params, st->best_state, &m, job->sha256, c->msg,
+        if (checkpoint_load(c->ckpt, net, st->velocity, st->best_params, st->best_state, &m, &c->stamp, c->msg,
                             sizeof c->msg)) {
             size_t n = strlen(c->msg);
             snprintf(c->msg + n, sizeof c->msg - n, "; delete %s to train the cell from its start", c->ckpt);
@@ -383,7 +401,7 @@ static int cell_train(Cell *c, char *err, size_t errlen)
                    c->cfg.global_batch, c->cfg.sgd.lr, comm->group_size);
         fflush(stdout);
     }
-    CkptCtx cc = {.g = c->g, .ckpt = c->ckpt, .net = c->net, .last_save = clock_seconds(),
+    CkptCtx cc = {.g = c->g, .ckpt = c->ckpt, .stamp = &c->stamp, .net = c->net, .last_save = clock_seconds(),
                   .last_step = c->st.run.step};
     TrainEnv env = {.comm = comm, .log = comm->group_rank == 0 ? stdout : NULL, .after_step = after_step, .user = &cc};
     int rc = train_cell(&c->cfg, &env, c->net, c->teacher, d, &c->base, &c->st, c->msg, sizeof c->msg);
@@ -394,7 +412,7 @@ static int cell_train(Cell *c, char *err, size_t errlen)
     }
     int status = 0;
     if (comm->group_rank == 0)
-        status = save_checkpoint(&cc, &c->st) || weights_save(c->model_file, c->net, c->msg, sizeof c->msg);
+        status = save_checkpoint(&cc, &c->st) || weights_save(c->model_file, c->net, &c->stamp, c->msg, sizeof c->msg);
     if (status && cc.err[0])
         snprintf(c->msg, sizeof c->msg, "%s", cc.err);
     if (comm_agree(comm, COMM_SCOPE_GROUP, status, c->msg, sizeof c->msg, NULL)) {

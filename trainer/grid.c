@@ -220,6 +220,21 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
         goto out;
     }
     plan(&g);
+    /* nothing stale or foreign is reused, nothing finished overwritten (the
+     * whole list on rank 0, which prints it) */
+    char *stale = comm->rank == 0 ? calloc(1, 8192) : NULL;
+    if (stale) {
+        status = grid_check_outputs(&g, stale, 8192);
+        snprintf(msg, sizeof msg, "%s", stale);
+    }
+    status = comm_agree(comm, COMM_SCOPE_WORLD, status != 0, msg, sizeof msg, NULL);
+    if (status)
+        snprintf(err, errlen, "%s", stale ? stale : msg);
+    free(stale);
+    if (status) {
+        rc = EXIT_INVALID;
+        goto out;
+    }
     if (comm->rank == 0) {
         int cells = 0;
         for (int i = 0; i < g.n_chains; i++)

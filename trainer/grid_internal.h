@@ -68,6 +68,10 @@ int map_data(Grid *g);
 int acquire_task(Grid *g, int t, char *err, size_t errlen);
 void release_data(Grid *g, int k, const char *task);
 
+/* stale.c: 0 when every file the cells left in the output folder is the
+ * cell's own and of its current settings; -1 with the message (world rank 0). */
+int grid_check_outputs(const Grid *g, char *msg, size_t len);
+
 /* assemble.c: results.h5 and the run's cost */
 int64_t peak_rss_bytes(void);
 void print_cost(const int64_t *peak, const int64_t *bytes, int ranks);

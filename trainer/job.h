@@ -198,4 +198,9 @@ void sha256_init(Sha256 *s);
 void sha256_update(Sha256 *s, const void *data, size_t len);
 void sha256_final_hex(Sha256 *s, char out[65]);
 
+/* The stamp of one cell (job_identity.c): its name and the text and hash of
+ * exactly the settings that determine it. `method` is a method's name or a
+ * fusion's. 0, or -1 when the text does not fit CELL_SETTINGS_MAX. */
+int job_cell_stamp(const Job *job, int seed_i, int task, int model, const char *method, CellStamp *out);
+
 #endif

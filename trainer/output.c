@@ -6,7 +6,7 @@
  * and later) by world rank 0, holding one line:
  *     host=<name> pid=<pid> started=<ISO 8601> slurm_job=<id or ->
  * A lock is stale, and is taken over with a message, when its host is this
- * host and its process is gone, or when it was written by an earlier start
+ * host and its process is gone (or a zombie, or another program by now), or when it was written by an earlier start
  * of this same Slurm job (a requeue, on any node). Any other lock refuses
  * the run with a message naming the holder.
  */
@@ -134,6 +134,28 @@ static int read_lock(const char *path, LockInfo *li)
     return n == 4 ? 0 : -1;
 }
 
+/* 0 when process pid of this host is surely not a running occkd: no such
+ * process, a zombie (killed, not reaped yet), or another program (its id
+ * reused); 1 otherwise. */
+static int occkd_alive(long pid)
+{
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+        return 0;
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1; /* no /proc: it may be alive */
+    int n = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    const char *open = strchr(line, '('), *close = strrchr(line, ')');
+    if (!n || !open || !close || close < open)
+        return 1;
+    char state = close[1] == ' ' ? close[2] : '?';
+    int is_occkd = strncmp(open + 1, "occkd", 5) == 0;
+    return state != 'Z' && state != 'X' && is_occkd;
+}
+
 /* Why a lock may be taken over, or NULL when its holder may be alive. */
 static const char *stale_reason(const LockInfo *li, int readable)
 {
@@ -144,7 +166,7 @@ static const char *stale_reason(const LockInfo *li, int readable)
     const char *job = getenv("SLURM_JOB_ID");
     if (job && strcmp(job, li->slurm_job) == 0)
         return "written by an earlier start of this Slurm job";
-    if (strcmp(host, li->host) == 0 && li->pid > 0 && kill((pid_t)li->pid, 0) != 0 && errno == ESRCH)
+    if (strcmp(host, li->host) == 0 && !occkd_alive(li->pid))
         return "its process is gone";
     return NULL;
 }
