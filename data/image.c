@@ -1,5 +1,6 @@
 /* image.c - decoding (stb_image from libstb, which already holds the
  * implementation), resampling, cropping and grey <-> RGB conversion. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -60,6 +61,31 @@ static int jpeg_truncated(const uint8_t *b, size_t n)
     return 1;
 }
 
+/* 1 when b is a binary PGM or PPM (P5, P6) with fewer than `need` bytes
+ * after its header: stb_image would leave the missing pixels as they were
+ * in memory. The header is read as stb_image reads it: magic, white space
+ * and # comments, width, height, maximum, one white-space byte. */
+static int pnm_truncated(const uint8_t *b, size_t n, uint64_t need)
+{
+    if (n < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6'))
+        return 0;
+    size_t i = 2;
+    for (int field = 0; field < 3; field++) {
+        for (;;) {
+            while (i < n && isspace(b[i]))
+                i++;
+            if (i >= n || b[i] != '#')
+                break;
+            while (i < n && b[i] != '\n' && b[i] != '\r')
+                i++;
+        }
+        while (i < n && isdigit(b[i]))
+            i++;
+    }
+    i++;
+    return i > n || n - i < need;
+}
+
 /* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
  * (1 or 3) in a new buffer; px is freed. NULL when out of memory. */
 static uint8_t *convert_channels(uint8_t *px, int n_in, size_t n, int channels)
@@ -95,8 +121,8 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
         data_err(err, errlen, "%s: truncated JPEG (no end-of-image marker)", path);
         return -1;
     }
-    int n_in;
-    if (stbi_info_from_memory(buf, (int)len, w, h, &n_in) && (int64_t)*w * *h > IMAGE_MAX_PIXELS) {
+    int n_in, known = stbi_info_from_memory(buf, (int)len, w, h, &n_in);
+    if (known && (int64_t)*w * *h > IMAGE_MAX_PIXELS) {
         free(buf);
         data_err(err, errlen, "%s: image of %d x %d pixels (at most %d pixels)", path, *w, *h, IMAGE_MAX_PIXELS);
         return -1;
@@ -105,6 +131,11 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
      * and then reads twice the bytes it made (a heap overflow): 16-bit
      * images are decoded in their own channels and converted here. */
     int wide = stbi_is_16_bit_from_memory(buf, (int)len);
+    if (known && pnm_truncated(buf, len, (uint64_t)*w * (uint64_t)*h * (uint64_t)n_in * (wide ? 2u : 1u))) {
+        free(buf);
+        data_err(err, errlen, "%s: truncated PNM (fewer pixel bytes than its header's %d x %d)", path, *w, *h);
+        return -1;
+    }
     uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n_in, wide ? 0 : channels);
     free(buf);
     if (px && wide && n_in != channels)

@@ -609,6 +609,44 @@ static void test_folder(void)
 
 /* -------------------------------------------------------------- images */
 
+/* image_load on the files stb_image gets wrong: an empty PGM, a 16-bit PGM
+ * asked for in 3 channels (stb_image overflowed its buffer), a PGM shorter
+ * than its header says (stb_image left pixels unset). */
+#define FILE_BYTES(s) s, sizeof s - 1
+static void test_image_edges(void)
+{
+    static const struct {
+        const char *what, *bytes;
+        size_t n;
+        int channels, ok, w, h;
+        uint8_t first;
+    } c[] = {
+        {"8-bit PGM", FILE_BYTES("P5\n2 1\n255\n\x10\x20"), 1, 1, 2, 1, 0x10},
+        {"8-bit PGM as RGB", FILE_BYTES("P5 2 1 255 \x10\x20"), 3, 1, 2, 1, 0x10},
+        {"16-bit PGM as RGB", FILE_BYTES("P5\n2 1\n65535\n\xff\xff\x00\x00"), 3, 1, 2, 1, 0xff},
+        {"16-bit PGM, one pixel short", FILE_BYTES("P5\n2 1\n65535\n\xff\xff"), 3, 0, 0, 0, 0},
+        {"PGM with a comment, one byte short", FILE_BYTES("P5\n# c\n2 2\n255\n\x01\x02\x03"), 1, 0, 0, 0, 0},
+        {"PGM of height 0", FILE_BYTES("P5\n4 0\n255\n"), 1, 0, 0, 0, 0},
+    };
+    char p[512];
+    path_of(p, sizeof p, "edge.pgm");
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        FILE *f = fopen(p, "wb");
+        fwrite(c[k].bytes, 1, c[k].n, f);
+        fclose(f);
+        uint8_t *px = NULL;
+        int w = 0, h = 0;
+        char err[512] = "";
+        int rc = image_load(p, c[k].channels, &px, &w, &h, err, sizeof err);
+        CHECK((rc == 0) == c[k].ok, "%s: %s", c[k].what, rc ? err : "accepted");
+        if (rc == 0 && c[k].ok)
+            CHECK(w == c[k].w && h == c[k].h && px[0] == c[k].first && px[c[k].channels - 1] == c[k].first,
+                  "%s: %d x %d, first pixel %d", c[k].what, w, h, px[0]);
+        free(px);
+    }
+}
+#undef FILE_BYTES
+
 static void test_resize(void)
 {
     /* a horizontal ramp keeps its mean and order when shrunk or enlarged */
@@ -655,6 +693,7 @@ int main(void)
     test_idx();
     test_folder();
     test_resize();
+    test_image_edges();
     rm_rf(root);
     return test_finish("test_data_readers");
 }
