@@ -163,11 +163,8 @@ const char *layer_type_names(void); /* "conv, fc, pool, ..." in registry order *
  * (the global batch size, so that shards add up), and writes d_input scaled
  * the same way when d_ is not NULL (overwriting). Logits are (n, k). */
 
-float loss_softmax_ce(const float *logits, const int *label, int n, int k, float norm, float *d_logits);
 /* Cross-entropy against target distributions (n, k), e.g. FER+ vote shares. */
 float loss_softmax_ce_soft(const float *logits, const float *target, int n, int k, float norm, float *d_logits);
-/* T^2 * KL(softmax(t/T) || softmax(s/T)); gradient for the student only. */
-float loss_kd(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student);
 /* Regression over (n, d): sum |p - t| or 1/2 sum (p - t)^2. */
 float loss_l1(const float *pred, const float *target, int n, int d, float norm, float *d_pred);
 float loss_l2(const float *pred, const float *target, int n, int d, float norm, float *d_pred);
@@ -175,20 +172,20 @@ float loss_l2(const float *pred, const float *target, int n, int d, float norm, 
 typedef struct {
     int a, p, n; /* rows of the embedding matrix */
 } Triple;
-/* Embeddings e (rows, d) are L2-normalised inside; for each triple
- * max(0, |a-p|^2 - |a-n|^2 + margin). Sum over triples / norm. d_e (rows, d)
- * receives the gradient for every row (overwritten). `active` (n_triples,
- * optional) receives 1 where the hinge is positive. */
-float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
-                   float *d_e, uint8_t *active);
 
-/* The losses that can find their arguments broken, with the status form of
- * the rest of occkd: 0 with the loss in *loss, or -1 with a message in err
- * naming the first bad sample (a label outside [0,k), a temperature <= 0,
- * a triple's row outside [0,rows), or no memory for the triplet loss' rows),
- * *loss NaN and the bad sample's gradient zero. The float forms above
- * print that message to stderr and return the loss, NaN after a violation;
- * they remain until their callers use these. */
+/* The losses whose arguments can be broken return a status, as the rest of
+ * occkd does: 0 with the loss in *loss, or -1 with a message in err naming
+ * the first bad sample (a label outside [0,k), a temperature <= 0, a
+ * triple's row outside [0,rows), or no memory for the triplet loss' rows),
+ * *loss NaN and the bad sample's gradient zero.
+ *   loss_softmax_ce_checked: cross-entropy against class labels.
+ *   loss_kd_checked: T^2 * KL(softmax(t/T) || softmax(s/T)); gradient for
+ *     the student only.
+ *   loss_triplet_checked: embeddings e (rows, d) are L2-normalised inside;
+ *     for each triple max(0, |a-p|^2 - |a-n|^2 + margin), summed over the
+ *     triples / norm. d_e (rows, d) receives the gradient for every row
+ *     (overwritten); `active` (n_triples, optional) 1 where the hinge is
+ *     positive. */
 int loss_softmax_ce_checked(const float *logits, const int *label, int n, int k, float norm, float *d_logits,
                             float *loss, char *err, size_t errlen);
 int loss_kd_checked(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student,

@@ -116,15 +116,6 @@ int loss_softmax_ce_checked(const float *logits, const int *label, int n, int k,
     return bad ? -1 : 0;
 }
 
-float loss_softmax_ce(const float *logits, const int *label, int n, int k, float norm, float *d_logits)
-{
-    char err[LOSS_ERR_MAX];
-    float v;
-    if (loss_softmax_ce_checked(logits, label, n, k, norm, d_logits, &v, err, sizeof err))
-        fprintf(stderr, "%s\n", err);
-    return v;
-}
-
 /* logits (n,k), target (n,k) distributions -> sum_j -t_j log softmax_j / norm;
  * d_logits = (softmax * sum_j t_j - t) / norm (= softmax - t for a
  * distribution). */
@@ -187,15 +178,6 @@ int loss_kd_checked(const float *student, const float *teacher, int n, int k, fl
     }
     *loss = (float)(t2 * sum * scale);
     return 0;
-}
-
-float loss_kd(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student)
-{
-    char err[LOSS_ERR_MAX];
-    float v;
-    if (loss_kd_checked(student, teacher, n, k, T, norm, d_student, &v, err, sizeof err))
-        fprintf(stderr, "%s\n", err);
-    return v;
 }
 
 /* ---------------------------------------------------------------- regression */
@@ -342,16 +324,6 @@ int loss_triplet_checked(const float *e, int rows, int d, const Triple *t, int n
     free(g_u);
     *loss = bad ? NAN : (float)(sum * scale);
     return bad ? -1 : 0;
-}
-
-float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
-                   float *d_e, uint8_t *active)
-{
-    char err[LOSS_ERR_MAX];
-    float v;
-    if (loss_triplet_checked(e, rows, d, t, n_triples, margin, norm, d_e, active, &v, err, sizeof err))
-        fprintf(stderr, "%s\n", err);
-    return v;
 }
 
 /* ------------------------------------------------------------------ argmax */

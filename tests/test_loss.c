@@ -40,6 +40,36 @@ typedef int (*KinkFn)(const Ctx *c, const double *x, int i, double h);
 /* --------------------------------------------------------- references */
 
 /* row (k) -> softmax(row / T) in p (k); returns log(sum exp(row / T)). */
+/* The losses that can fail, as values for the checks below: the message of
+ * a violated contract printed, the loss NaN. */
+static float loss_softmax_ce(const float *logits, const int *label, int n, int k, float norm, float *d_logits)
+{
+    char err[256];
+    float v;
+    if (loss_softmax_ce_checked(logits, label, n, k, norm, d_logits, &v, err, sizeof err))
+        printf("  (refused: %s)\n", err);
+    return v;
+}
+
+static float loss_kd(const float *student, const float *teacher, int n, int k, float T, float norm, float *d_student)
+{
+    char err[256];
+    float v;
+    if (loss_kd_checked(student, teacher, n, k, T, norm, d_student, &v, err, sizeof err))
+        printf("  (refused: %s)\n", err);
+    return v;
+}
+
+static float loss_triplet(const float *e, int rows, int d, const Triple *t, int n_triples, float margin, float norm,
+                          float *d_e, uint8_t *active)
+{
+    char err[256];
+    float v;
+    if (loss_triplet_checked(e, rows, d, t, n_triples, margin, norm, d_e, active, &v, err, sizeof err))
+        printf("  (refused: %s)\n", err);
+    return v;
+}
+
 static double ref_softmax(const double *row, int k, double T, double *p)
 {
     double m = row[0] / T;

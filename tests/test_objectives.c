@@ -113,15 +113,19 @@ int main(void)
     int active = 0;
     fill_uniform(s, (size_t)g * d, 5);
     fill_uniform(t, (size_t)g * d, 6);
-    float base = triplet_objective(s, t, lab, g, d, MINE_HARDEST, POSITIVE_SAME, 1.0f, 0, ds, &active);
+    char err[256];
+    float base = NAN, lp = NAN, lm = NAN;
+    CHECK(triplet_objective(s, t, lab, g, d, MINE_HARDEST, POSITIVE_SAME, 1.0f, 0, ds, &active, &base, err,
+                            sizeof err) == 0,
+          "%s", err);
     CHECK(active > 0 && base > 0, "no active hinge with margin 1 (loss %g)", base);
     int bad = 0, checked = 0;
     for (int i = 0; i < g * d; i++) {
         float save = s[i], h = 1e-3f;
         s[i] = save + h;
-        double lp = triplet_objective(s, t, lab, g, d, MINE_HARDEST, POSITIVE_SAME, 1.0f, 0, NULL, NULL);
+        triplet_objective(s, t, lab, g, d, MINE_HARDEST, POSITIVE_SAME, 1.0f, 0, NULL, NULL, &lp, err, sizeof err);
         s[i] = save - h;
-        double lm = triplet_objective(s, t, lab, g, d, MINE_HARDEST, POSITIVE_SAME, 1.0f, 0, NULL, NULL);
+        triplet_objective(s, t, lab, g, d, MINE_HARDEST, POSITIVE_SAME, 1.0f, 0, NULL, NULL, &lm, err, sizeof err);
         s[i] = save;
         double num = (lp - lm) / (2.0 * h);
         checked++;

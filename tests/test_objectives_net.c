@@ -58,6 +58,7 @@ static double objective(int grad, int use_kd, int use_triplet)
         memcpy(t_emb, net_embedding(teacher), N * e * sizeof(float));
     }
     float *d_emb = calloc(N * e, sizeof(float));
+    char msg[256];
     Pass p = {.n = N, .training = 1, .seed = 4};
     const float *s = net_forward(student, &p, x_s);
     double total = 0, ce = 0, kd = 0;
@@ -83,14 +84,15 @@ static double objective(int grad, int use_kd, int use_triplet)
     total = (1 - (use_kd ? lambda : 0)) * ce / N + (use_kd ? lambda * T * T * kd / N : 0);
     float tri = 0;
     if (use_triplet)
-        tri = triplet_objective(net_embedding(student), t_emb, labels, N, (int)e, MINE_HARDEST, POSITIVE_SAME, margin,
-                                9, grad ? d_emb : NULL, NULL);
+        triplet_objective(net_embedding(student), t_emb, labels, N, (int)e, MINE_HARDEST, POSITIVE_SAME, margin, 9,
+                          grad ? d_emb : NULL, NULL, &tri, msg, sizeof msg);
     total += beta * tri;
     if (grad) {
         float d_out[N * K], d_kd[N * K];
-        loss_softmax_ce(s, labels, N, K, N, d_out);
+        float v;
+        loss_softmax_ce_checked(s, labels, N, K, N, d_out, &v, msg, sizeof msg);
         if (use_kd) {
-            loss_kd(s, t_copy, N, K, T, N, d_kd);
+            loss_kd_checked(s, t_copy, N, K, T, N, d_kd, &v, msg, sizeof msg);
             for (int j = 0; j < N * K; j++)
                 d_out[j] = (1 - lambda) * d_out[j] + lambda * d_kd[j];
         }
@@ -156,7 +158,9 @@ static void check_teacher_between(int threads)
     for (int with_teacher = 0; with_teacher < 2; with_teacher++) {
         Pass p = {.n = N, .training = 1, .seed = 4, .step = 7};
         const float *s = net_forward(student, &p, x_s);
-        loss_softmax_ce(s, labels, N, K, N, d_out);
+        float v;
+        char msg[256];
+        loss_softmax_ce_checked(s, labels, N, K, N, d_out, &v, msg, sizeof msg);
         if (with_teacher) {
             Pass tp = {.n = N, .training = 0, .seed = 4, .step = 7};
             net_forward(teacher, &tp, x_t);

@@ -27,13 +27,6 @@
 
 #include "trainer/trainer.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* --------------------------------------------------------- one micro-batch */
 
 /* Buffers for one micro-batch of at most max_n local and g global samples. */
@@ -110,7 +103,10 @@ static int micro_step(const TrainConfig *cfg, Comm *comm, Net *net, Net *teacher
     } else if (b->soft) {
         task = loss_softmax_ce_soft(out, b->soft, n, k, fnorm, w->d_out);
     } else {
-        task = loss_softmax_ce(out, b->label, n, k, fnorm, w->d_out);
+        float v;
+        if (loss_softmax_ce_checked(out, b->label, n, k, fnorm, w->d_out, &v, err, errlen))
+            return -1;
+        task = v;
     }
     if (!cfg->regression)
         for (int i = 0; i < n; i++) {
@@ -129,8 +125,12 @@ static int micro_step(const TrainConfig *cfg, Comm *comm, Net *net, Net *teacher
         double kd;
         if (cfg->regression)
             kd = cfg->l2 ? loss_l2(out, t_out, n, 1, fnorm, w->d_kd) : loss_l1(out, t_out, n, 1, fnorm, w->d_kd);
-        else
-            kd = loss_kd(out, t_out, n, k, cfg->T, fnorm, w->d_kd);
+        else {
+            float v;
+            if (loss_kd_checked(out, t_out, n, k, cfg->T, fnorm, w->d_kd, &v, err, errlen))
+                return -1;
+            kd = v;
+        }
         for (size_t j = 0; j < (size_t)n * k; j++)
             w->d_out[j] = (1.0f - lam) * w->d_out[j] + lam * w->d_kd[j];
         t->task -= lam * task;
@@ -148,8 +148,10 @@ static int micro_step(const TrainConfig *cfg, Comm *comm, Net *net, Net *teacher
             return -1;
         }
         uint64_t key = rng_mix(cfg->seed, p->step * 1000003u + (uint64_t)b->batch);
-        double tri = triplet_objective(w->s_emb, w->t_emb, w->g_labels, g, e, cfg->mining, cfg->positive,
-                                       cfg->margin, key, w->d_gs, &t->active);
+        float tri;
+        if (triplet_objective(w->s_emb, w->t_emb, w->g_labels, g, e, cfg->mining, cfg->positive, cfg->margin, key,
+                              w->d_gs, &t->active, &tri, err, errlen))
+            return -1;
         /* every rank holds the same value: count a share of it per rank */
         t->triplet += cfg->beta * tri * tri_scale / comm->group_size;
         float s = (float)(cfg->beta * tri_scale);
@@ -298,7 +300,7 @@ static int loop_prepare(Loop *L)
         snprintf(L->err, L->errlen, "%s: %s", cfg->name, comm->error);
         return -1;
     }
-    L->t_start = now();
+    L->t_start = clock_seconds();
     L->log.t0 = L->epoch.t0 = L->t_start;
     return 0;
 }
@@ -375,8 +377,8 @@ static void loop_log(Loop *L, int epoch_end)
         !((cfg->log_every > 0 && step % cfg->log_every == 0) || (cfg->log_every == 0 && epoch_end)))
         return;
     Interval *v = &L->log;
-    double el = now() - v->t0, n = (double)v->steps;
-    double eta = (now() - L->t_start) / (double)step * (double)(L->total_steps - step);
+    double el = clock_seconds() - v->t0, n = (double)v->steps;
+    double eta = (clock_seconds() - L->t_start) / (double)step * (double)(L->total_steps - step);
     char eta_s[32];
     fmt_duration(eta, eta_s, sizeof eta_s);
     fprintf(L->env->log,
@@ -387,7 +389,7 @@ static void loop_log(Loop *L, int epoch_end)
             el > 0 ? 100.0 * v->wait / el : 0.0, eta_s);
     fflush(L->env->log);
     memset(v, 0, sizeof *v);
-    v->t0 = now();
+    v->t0 = clock_seconds();
 }
 
 /* The end of an epoch: validation (the student on occluded faces, a teacher
@@ -399,7 +401,7 @@ static int loop_end_epoch(Loop *L)
     Net *net = L->net;
     char msg[COMM_MSG_MAX];
     int64_t epoch = (st->run.step - 1) / L->steps_per_epoch;
-    double el = now() - L->epoch.t0;
+    double el = clock_seconds() - L->epoch.t0;
     EpochRecord row = {.epoch = epoch + 1,
                        .lr = L->lr,
                        .train_loss = st->run.epoch_loss_sum / (double)L->steps_per_epoch,
@@ -441,7 +443,7 @@ static int loop_end_epoch(Loop *L)
     st->run.epoch = epoch + 1;
     st->run.epoch_loss_sum = st->run.epoch_seen = 0;
     memset(&L->epoch, 0, sizeof L->epoch);
-    L->epoch.t0 = now();
+    L->epoch.t0 = clock_seconds();
     return 0;
 }
 

@@ -105,8 +105,9 @@ int mine_triplets(const float *s, const float *t, const int *label, int g, int d
     return count;
 }
 
-float triplet_objective(const float *s, const float *t, const int *label, int g, int d, Mining mining,
-                        PositiveMode positive, float margin, uint64_t key, float *d_s, int *n_active)
+int triplet_objective(const float *s, const float *t, const int *label, int g, int d, Mining mining,
+                      PositiveMode positive, float margin, uint64_t key, float *d_s, int *n_active, float *loss,
+                      char *err, size_t errlen)
 {
     Triple *tr = malloc((size_t)g * sizeof(Triple));
     int nt = mine_triplets(s, t, label, g, d, mining, positive, margin, key, tr);
@@ -115,10 +116,14 @@ float triplet_objective(const float *s, const float *t, const int *label, int g,
     uint8_t *active = malloc((size_t)(nt > 0 ? nt : 1));
     memcpy(e, s, (size_t)g * d * sizeof(float));
     memcpy(e + (size_t)g * d, t, (size_t)g * d * sizeof(float));
-    float loss = loss_triplet(e, 2 * g, d, tr, nt, margin, (float)g, d_e, active);
-    if (d_s)
+    int rc = !tr || !e || !d_e || !active ? -1 : 0;
+    if (rc)
+        snprintf(err, errlen, "triplet term: out of memory for %d rows", g);
+    else
+        rc = loss_triplet_checked(e, 2 * g, d, tr, nt, margin, (float)g, d_e, active, loss, err, errlen);
+    if (!rc && d_s)
         memcpy(d_s, d_e, (size_t)g * d * sizeof(float));
-    if (n_active) {
+    if (!rc && n_active) {
         *n_active = 0;
         for (int i = 0; i < nt; i++)
             *n_active += active[i];
@@ -127,5 +132,5 @@ float triplet_objective(const float *s, const float *t, const int *label, int g,
     free(e);
     free(d_e);
     free(active);
-    return loss;
+    return rc;
 }

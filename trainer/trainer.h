@@ -31,10 +31,12 @@ int mine_triplets(const float *s, const float *t, const int *label, int g, int d
                   PositiveMode positive, float margin, uint64_t key, Triple *out);
 
 /* The triplet term over the global batch: mines, then evaluates the hinge.
- * Returns the loss (sum over triples / g); d_s (g,d) receives its gradient
- * with respect to the student embeddings (the teacher is frozen). */
-float triplet_objective(const float *s, const float *t, const int *label, int g, int d, Mining mining,
-                        PositiveMode positive, float margin, uint64_t key, float *d_s, int *n_active);
+ * 0 with the loss (sum over triples / g) in *loss; d_s (g,d) receives its
+ * gradient with respect to the student embeddings (the teacher is frozen);
+ * -1 with a message in err (no memory for the rows). */
+int triplet_objective(const float *s, const float *t, const int *label, int g, int d, Mining mining,
+                      PositiveMode positive, float margin, uint64_t key, float *d_s, int *n_active, float *loss,
+                      char *err, size_t errlen);
 
 /* ------------------------------------------------------ significance tests */
 
