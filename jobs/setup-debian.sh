@@ -3,7 +3,7 @@
 # Safe to run again. Uses sudo when not run as root.
 set -eu
 packages="build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
-libconfig-dev zlib1g-dev libstb-dev dataset-fashion-mnist libplplot-dev plplot-driver-cairo"
+libconfig-dev zlib1g-dev libstb-dev dataset-fashion-mnist libplplot-dev plplot-driver-cairo libdnnl-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
