@@ -101,6 +101,11 @@ typedef struct {
     int (*sum_i64)(void *ctx, int64_t *v, int n);
     /* rank 0's bytes to every rank */
     int (*bcast)(void *ctx, void *buf, size_t bytes);
+    /* every rank's status (0 fine; else a message in msg): 0 when all are
+     * fine, else non-zero with msg replaced everywhere by the lowest failing
+     * rank's message, prefixed with that rank (optional: without it ranks
+     * learn only that another rank failed) */
+    int (*agree)(void *ctx, int failed, char *msg, size_t len);
 } DataComm;
 
 /* Loads a data set (from the cache when it is valid, building it otherwise).

@@ -214,9 +214,19 @@ static int comm_bcast(const DataComm *c, void *buf, size_t bytes)
     return c && c->world > 1 && c->bcast ? c->bcast(c->ctx, buf, bytes) : 0;
 }
 
-/* Every rank's failure flag summed: all ranks learn whether any failed. */
+/* Every rank learns whether any failed, and, where the caller can carry
+ * it, the failing rank's own message. */
 static int agree(const DataComm *c, int failed, char *err, size_t errlen, const char *stage)
 {
+    if (c && c->world > 1 && c->agree) {
+        if (!failed)
+            err[0] = 0;
+        if (c->agree(c->ctx, failed, err, errlen) == 0)
+            return 0;
+        if (!err[0])
+            data_err(err, errlen, "data: communication failed while %s", stage);
+        return -1;
+    }
     int64_t v = failed != 0;
     if (comm_sum(c, &v, 1)) {
         if (!failed)

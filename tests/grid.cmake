@@ -96,3 +96,9 @@ add_test(NAME grid_stale_files
          COMMAND ${OCCKD_TEST_DIR}/test_stale.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/tiny.cfg
                  ${CMAKE_CURRENT_BINARY_DIR}/grid_stale)
 set_tests_properties(grid_stale_files PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# A bad image decoded by rank 1 with on_bad_sample = "fail": its message
+# reaches rank 0's output; the run exits 2 (invalid input) before training.
+add_test(NAME grid_bad_data
+         COMMAND ${OCCKD_TEST_DIR}/test_bad_data.sh $<TARGET_FILE:occkd_train> ${CMAKE_CURRENT_BINARY_DIR}/grid_bad_data)
+set_tests_properties(grid_bad_data PROPERTIES TIMEOUT 120 LABELS "mpi;e2e")

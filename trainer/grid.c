@@ -155,6 +155,7 @@ static void run_chains(Grid *g)
                 continue;
             }
             int rc = acquire_task(g, ch->task, err, sizeof err);
+            g->data_failed |= rc != 0;
             if (rc == 0)
                 rc = run_cell(g, ch, m, err, sizeof err);
             if (rc == 1) {
@@ -245,8 +246,8 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
     }
     run_chains(&g);
     /* everyone finishes (or stops) before the results are assembled */
-    int64_t flags[2] = {g.failed, g.stopped};
-    if (comm_sum_i64(comm, COMM_SCOPE_WORLD, flags, 2)) {
+    int64_t flags[3] = {g.failed, g.stopped, g.data_failed};
+    if (comm_sum_i64(comm, COMM_SCOPE_WORLD, flags, 3)) {
         snprintf(err, errlen, "%s", comm->error);
         rc = EXIT_FAILED;
         goto out;
@@ -286,7 +287,10 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
         rc = EXIT_FAILED;
         goto out;
     }
-    if (flags[0]) {
+    if (flags[2]) { /* a data set that cannot be read is invalid input */
+        snprintf(err, errlen, "the data of a task could not be loaded (the message is above); its cells did not run");
+        rc = EXIT_INVALID;
+    } else if (flags[0]) {
         snprintf(err, errlen, "some cells failed (their messages are above and in results.h5)");
         rc = EXIT_FAILED;
     }

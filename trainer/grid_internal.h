@@ -36,6 +36,7 @@ typedef struct {
     Chain *chains;
     int failed;           /* some cell failed */
     int stopped;          /* a signal asked to stop */
+    int data_failed;      /* a task's data could not be loaded */
 } Grid;
 
 /* 1 once SIGTERM or SIGUSR1 arrived (grid.c). */
