@@ -61,6 +61,43 @@ static int jpeg_truncated(const uint8_t *b, size_t n)
     return 1;
 }
 
+/* 1 when a JPEG holds a Huffman table (DHT segment) of more than 256
+ * codes: stb_image 2.27 writes them into its 257-entry table, past its
+ * end. The segments are walked as stb_image walks them (by their lengths,
+ * then byte by byte to the next marker after a scan's data). */
+static int jpeg_bad_huffman(const uint8_t *b, size_t n)
+{
+    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8)
+        return 0;
+    size_t i = 2;
+    while (i + 1 < n) {
+        uint8_t m = b[i + 1];
+        if (b[i] != 0xFF || m == 0xFF) { /* entropy-coded data, fill bytes */
+            i++;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* stuffed zero, TEM, RSTn */
+            i += 2;
+            continue;
+        }
+        if (m == 0xD9 || i + 4 > n)
+            break;
+        size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
+        if (m == 0xC4) /* tables of 1 + 16 + (codes) bytes while the length lasts */
+            for (size_t k = i + 4, left = len >= 2 ? len - 2 : 0; left > 0 && k + 17 <= n;) {
+                size_t codes = 0;
+                for (int c = 1; c <= 16; c++)
+                    codes += b[k + (size_t)c];
+                if (codes > 256)
+                    return 1;
+                k += 17 + codes;
+                left = left > 17 + codes ? left - (17 + codes) : 0;
+            }
+        i += 2 + len;
+    }
+    return 0;
+}
+
 /* 1 when b is a binary PGM or PPM (P5, P6) with fewer than `need` bytes
  * after its header: stb_image would leave the missing pixels as they were
  * in memory. The header is read as stb_image reads it: magic, white space
@@ -119,6 +156,11 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
     if (jpeg_truncated(buf, len)) {
         free(buf);
         data_err(err, errlen, "%s: truncated JPEG (no end-of-image marker)", path);
+        return -1;
+    }
+    if (jpeg_bad_huffman(buf, len)) {
+        free(buf);
+        data_err(err, errlen, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
         return -1;
     }
     int n_in, known = stbi_info_from_memory(buf, (int)len, w, h, &n_in);
