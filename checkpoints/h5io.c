@@ -18,6 +18,12 @@
 
 /* ------------------------------------------------------------- errors */
 
+/* HDF5 closes what is still open when the process exits; after a failed
+ * close (a full disk) that crashes inside the library. occkd closes every
+ * file itself, so the library's exit hook is turned off before its first
+ * use. */
+__attribute__((constructor)) static void h5io_no_exit_hook(void) { H5dont_atexit(); }
+
 void h5io_quiet(H5Quiet *q)
 {
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
@@ -28,6 +34,7 @@ void h5io_loud(const H5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); 
 
 typedef struct {
     char innermost[256];
+    char system[128];        /* the operating system's words, when a read or write failed */
     int found;
     int checksum;
 } ErrWalk;
@@ -42,6 +49,13 @@ static herr_t err_walk(unsigned n, const H5E_error2_t *e, void *user)
     }
     if (strstr(d, "checksum") || strstr(d, "Fletcher"))
         w->checksum = 1;
+    /* the file driver's "..., errno = 28, error message = 'No space left on device', ..." */
+    const char *m = strstr(d, "error message = '");
+    if (m && !w->system[0]) {
+        m += strlen("error message = '");
+        const char *end = strchr(m, '\'');
+        snprintf(w->system, sizeof w->system, "%.*s", end ? (int)(end - m) : (int)strlen(m), m);
+    }
     return 0;
 }
 
@@ -50,7 +64,10 @@ int h5io_last_error(char *buf, size_t n)
     ErrWalk w = {{0}, 0, 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, err_walk, &w);
     H5Eclear2(H5E_DEFAULT);
-    snprintf(buf, n, "%s", w.found ? w.innermost : "unknown HDF5 error");
+    if (w.system[0]) /* what the system said is what a user can act on */
+        snprintf(buf, n, "%s", w.system);
+    else
+        snprintf(buf, n, "%s", w.found ? w.innermost : "unknown HDF5 error");
     return w.checksum;
 }
 
