@@ -10,6 +10,17 @@
  * Statistics and gradient sums use double accumulators in a fixed order (eight
  * interleaved partial sums, so the loops vectorise); each channel is reduced
  * by one thread, so results do not depend on the number of threads.
+ *
+ * Synchronised over a group (Pass.reduce set, training): each pass runs in
+ * three phases, the per-channel sums of this slice, one reduce of all
+ * channels' sums at once, then the normalisation (forward) or the input
+ * gradient (backward) from the group's sums. Forward sums x - shift and
+ * (x - shift)^2 with shift the running mean as stored (the same on every
+ * rank, unlike any sample of the slice) and the slice's count; backward sums
+ * g and g * (x - mean). The cost is two allreduces of 2C + 1 and 2C doubles
+ * per layer per training step; without reduce the same phases run locally.
+ * gamma and beta get this slice's own gradient sums: the gradient allreduce
+ * adds the slices.
  */
 #include <math.h>
 
@@ -21,6 +32,9 @@ typedef struct {
     int relu;
     double *mean;   /* (C) batch mean of the last training forward */
     double *invstd; /* (C) its 1/sqrt(var + eps) */
+    double count;   /* values per channel behind them (the group's batch x H x W) */
+    double *sums;   /* (2C + 1) forward: per channel sum d, sum d^2, then the count;
+                       backward: per channel sum g, sum g * (x - mean) */
 } BatchNorm;
 
 #define BN_LANES 8
@@ -106,22 +120,29 @@ static void bn_affine(const float *restrict x, float *restrict y, size_t n, floa
             y[i] = (x[i] - mean) * a + b;
 }
 
-/* Batch statistics of channel c: mean and biased variance; moves the running
- * statistics. x is (N, C, HW). */
-static void bn_channel_stats(BatchNorm *bn, const float *x, int N, int c, size_t hw)
+/* This slice's sums of d = x - shift and d^2 for channel c into s[0], s[1]
+ * (x is (N, C, HW)); shift is the running mean, which keeps E[d^2] - E[d]^2
+ * accurate once it tracks the batches. */
+static void bn_channel_sums(const BatchNorm *bn, const float *x, int N, int c, size_t hw, double s[2])
 {
-    int C = bn->base.in_shape[0].c;
-    size_t stride = (size_t)C * hw;
+    size_t stride = (size_t)bn->base.in_shape[0].c * hw;
     const float *xc = x + (size_t)c * hw;
-    double shift = xc[0], s[2] = {0, 0}; /* shifting by one sample keeps E[d^2] - E[d]^2 accurate */
+    double shift = bn->base.state[0].data[c];
+    s[0] = s[1] = 0;
     for (int n = 0; n < N; n++)
         bn_moments(xc + (size_t)n * stride, hw, shift, s);
-    double m = (double)N * (double)hw;
-    double dm = s[0] / m, var = s[1] / m - dm * dm;
+}
+
+/* Batch statistics of channel c from the sums s of m values: mean and
+ * biased variance; moves the running statistics. */
+static void bn_channel_stats(BatchNorm *bn, int c, const double s[2], double m)
+{
+    float *rm = bn->base.state[0].data, *rv = bn->base.state[1].data;
+    double shift = rm[c];
+    double dm = m > 0 ? s[0] / m : 0.0, var = m > 0 ? s[1] / m - dm * dm : 0.0;
     var = var > 0.0 ? var : 0.0;
     bn->mean[c] = shift + dm;
     bn->invstd[c] = 1.0 / sqrt(var + (double)bn->eps);
-    float *rm = bn->base.state[0].data, *rv = bn->base.state[1].data;
     double mom = bn->momentum, unbiased = m > 1.0 ? var * m / (m - 1.0) : var;
     rm[c] = (float)((1.0 - mom) * rm[c] + mom * bn->mean[c]);
     rv[c] = (float)((1.0 - mom) * rv[c] + mom * unbiased);
@@ -147,11 +168,21 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
     size_t hw = (size_t)in.h * in.w, stride = (size_t)in.c * hw;
     const float *xs = x[0];
     const float *gamma = l->param[0].data, *beta = l->param[1].data;
-    int N = p->n, training = p->training;
+    int N = p->n, training = p->training, C = in.c;
+    if (training) { /* the slice's sums, the group's (reduce), the statistics */
+        double *s = bn->sums;
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-    for (int c = 0; c < in.c; c++) {
-        if (training)
-            bn_channel_stats(bn, xs, N, c, hw);
+        for (int c = 0; c < C; c++)
+            bn_channel_sums(bn, xs, N, c, hw, s + 2 * c);
+        s[2 * C] = (double)N * (double)hw;
+        if (p->reduce)
+            p->reduce(p->reduce_user, s, 2 * C + 1);
+        bn->count = s[2 * C];
+        for (int c = 0; c < C; c++)
+            bn_channel_stats(bn, c, s + 2 * c, bn->count);
+    }
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+    for (int c = 0; c < C; c++) {
         double mean, invstd;
         bn_channel_norm(bn, training, c, &mean, &invstd);
         float a = (float)((double)gamma[c] * invstd);
@@ -193,31 +224,40 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
     const float *ymask = bn->relu ? y : NULL;
     const float *gamma = l->param[0].data;
     float *d_gamma = l->param[0].grad, *d_beta = l->param[1].grad;
-    int N = p->n, training = p->training, acc_x = accumulate & 1u, acc_p = p->accumulate_grads;
-    double m = (double)N * (double)hw;
+    int N = p->n, training = p->training, acc_x = accumulate & 1u, acc_p = p->accumulate_grads, C = in.c;
+    double *s = bn->sums; /* per channel: sum g, sum g * (x - mean) */
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-    for (int c = 0; c < in.c; c++) {
-        double mean, invstd;
+    for (int c = 0; c < C; c++) {
+        double mean, invstd, *sc = s + 2 * c;
         bn_channel_norm(bn, training, c, &mean, &invstd);
-        double s[2] = {0, 0}; /* sum g, sum g * (x - mean) */
+        sc[0] = sc[1] = 0;
         for (int n = 0; n < N; n++) {
             size_t o = (size_t)n * stride + (size_t)c * hw;
-            bn_grad_sums(xs + o, ymask ? ymask + o : NULL, d_y + o, hw, mean, s);
+            bn_grad_sums(xs + o, ymask ? ymask + o : NULL, d_y + o, hw, mean, sc);
         }
-        double dbeta = s[0], dgamma = s[1] * invstd;
+        double dbeta = sc[0], dgamma = sc[1] * invstd; /* this slice's own */
         if (d_gamma) {
             d_gamma[c] = (float)(acc_p ? d_gamma[c] + dgamma : dgamma);
             d_beta[c] = (float)(acc_p ? d_beta[c] + dbeta : dbeta);
         }
-        if (!dx)
-            continue;
-        /* training, the full gradient through the batch statistics:
-         *   d_x = gamma*invstd * (g - dbeta/m - (x - mean)*invstd^2 * s1/m)
+    }
+    if (!dx)
+        return;
+    /* the input gradient goes through the statistics of the whole batch */
+    if (training && p->reduce)
+        p->reduce(p->reduce_user, s, 2 * C);
+    double m = bn->count;
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+    for (int c = 0; c < C; c++) {
+        double mean, invstd;
+        bn_channel_norm(bn, training, c, &mean, &invstd);
+        /* training, the full gradient through the batch statistics (m values):
+         *   d_x = gamma*invstd * (g - s0/m - (x - mean)*invstd^2 * s1/m)
          * inference, an affine map: d_x = gamma*invstd * g */
         double k1 = (double)gamma[c] * invstd, k2 = 0.0, k3 = 0.0;
         if (training) {
-            k2 = -k1 * invstd * invstd * s[1] / m;
-            k3 = -k1 * dbeta / m;
+            k2 = -k1 * invstd * invstd * s[2 * c + 1] / m;
+            k3 = -k1 * s[2 * c] / m;
         }
         for (int n = 0; n < N; n++) {
             size_t o = (size_t)n * stride + (size_t)c * hw;
@@ -232,6 +272,7 @@ static void bn_destroy(Layer *l)
     BatchNorm *bn = (BatchNorm *)l;
     free(bn->mean);
     free(bn->invstd);
+    free(bn->sums);
 }
 
 static void bn_describe(const Layer *l, char *buf, size_t len)
@@ -257,7 +298,9 @@ Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, i
     bn->relu = relu != 0;
     bn->mean = calloc((size_t)in.c, sizeof(double));
     bn->invstd = calloc((size_t)in.c, sizeof(double));
-    if (!bn->mean || !bn->invstd) {
+    bn->sums = calloc(2 * (size_t)in.c + 1, sizeof(double));
+    bn->count = 1;
+    if (!bn->mean || !bn->invstd || !bn->sums) {
         layer_destroy(l);
         return layer_refuse(&batchnorm_ops, name, err, errlen, "out of memory");
     }

@@ -45,6 +45,20 @@ typedef struct {
      * final: grads[0, n_ready) will not change any more in this pass. */
     void (*grads_ready)(void *user, size_t n_ready);
     void *user;
+    /* Synchronised batch normalisation (NULL: each caller's batch is
+     * normalised on its own). When set, a training pass is one slice of a
+     * batch shared with other callers (the ranks of a group): reduce sums
+     * v[0, n) in place over all of them, and every one of them must call it
+     * in the same order. Batch norm calls it once per layer in forward (the
+     * sums of x and x^2 per channel and the sample count) and once in
+     * backward (the sums of d_y and d_y * (x - mean)), so the statistics and
+     * the input gradients are those of the whole batch. Parameter gradients
+     * stay each slice's own (the gradient allreduce adds them). It returns 0;
+     * on failure the layer goes on with whatever v holds and the callback's
+     * owner reports the error after the pass. A forward and its backward
+     * must use the same setting. */
+    int (*reduce)(void *reduce_user, double *v, int n);
+    void *reduce_user;
 } Pass;
 
 /* -------------------------------------------------------- layers and views */
@@ -208,6 +222,10 @@ typedef struct {
     int fc;          /* hidden fully connected width (4096 published; resnet50: 0 = none) */
     int classes;     /* outputs; 1 for regression */
     float dropout;   /* rate after hidden fc layers (0.5 published) */
+    int batchnorm;   /* vgg_f, vgg_face: batch norm after every convolution, before its ReLU
+                        (0 published); resnet50 always has it (1, nothing else accepted) */
+    int fc_layers;   /* vgg_f, vgg_face: hidden fully connected layers, 0 to 2 (2 published; 0: the
+                        classifier reads pool5); resnet50: 0, its hidden layer comes from fc */
 } NetSpec;
 
 /* Fills the published defaults for an architecture. */

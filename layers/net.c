@@ -5,6 +5,9 @@
  * layer's output feed two consumers, so backward adds the second gradient
  * into the first (the `accumulate` bits of LayerOps.backward).
  *
+ * The VGG networks optionally put batch norm between each convolution and
+ * its ReLU and have 0 to 2 hidden fully connected layers (NetSpec).
+ *
  * Buffer order: the trainable tensors of the last layer come first in
  * `params`/`grads`, those of the first layer last. Backward walks the layers
  * from last to first, so the finished gradients always form a prefix of
@@ -86,54 +89,73 @@ static int scaled(int base, float width)
     return c < 1 ? 1 : c;
 }
 
+/* A VGG convolution with its ReLU: fused into the convolution, or, with
+ * s->batchnorm, a batch norm between them (the ReLU fused into it) named
+ * bn<suffix>, the convolution's name after "conv". Its index, or -1. */
+static int vgg_conv(Builder *b, const NetSpec *s, int x, LayerArgs conv, const char *name)
+{
+    conv.relu = !s->batchnorm;
+    x = add(b, "conv", x, conv, "%s", name);
+    if (s->batchnorm)
+        x = add(b, "batchnorm", x, (LayerArgs){.eps = 1e-5f, .momentum = 0.1f, .relu = 1}, "bn%s", name + 4);
+    return x;
+}
+
 /* ------------------------------------------------------------ architectures */
 
-/* VGG-f (CNN-F): 5 conv layers, LRN after the first two, 3 fully connected. */
+/* VGG-f (CNN-F): 5 conv layers, LRN after the first two, 3 fully connected;
+ * with batch norm, bn1 ... bn5 after conv1 ... conv5. */
 static int build_vgg_f(Builder *b, const NetSpec *s)
 {
     const int c64 = scaled(64, s->width), c256 = scaled(256, s->width);
     /* LRN as in the published model: size 5, k 1, alpha 1e-4 per element (PyTorch's alpha/size form), beta 0.75 */
     const LayerArgs lrn = {.size = 5, .alpha = 5e-4f, .beta = 0.75f, .lrn_k = 1.0f};
     const LayerArgs pool = {.pool = POOL_MAX, .k = 3, .stride = 2};
-    const LayerArgs conv3 = {.out = c256, .k = 3, .pad = {1, 1, 1, 1}, .bias = 1, .relu = 1};
-    int x = add(b, "conv", -1, (LayerArgs){.out = c64, .k = 11, .stride = 4, .bias = 1, .relu = 1}, "conv1");
+    const LayerArgs conv3 = {.out = c256, .k = 3, .pad = {1, 1, 1, 1}, .bias = 1};
+    int x = vgg_conv(b, s, -1, (LayerArgs){.out = c64, .k = 11, .stride = 4, .bias = 1}, "conv1");
     x = add(b, "lrn", x, lrn, "norm1");
     x = add(b, "pool", x, (LayerArgs){.pool = POOL_MAX, .k = 3, .stride = 2, .pad = {0, 1, 0, 1}}, "pool1");
-    x = add(b, "conv", x, (LayerArgs){.out = c256, .k = 5, .pad = {2, 2, 2, 2}, .bias = 1, .relu = 1}, "conv2");
+    x = vgg_conv(b, s, x, (LayerArgs){.out = c256, .k = 5, .pad = {2, 2, 2, 2}, .bias = 1}, "conv2");
     x = add(b, "lrn", x, lrn, "norm2");
     x = add(b, "pool", x, pool, "pool2");
-    x = add(b, "conv", x, conv3, "conv3");
-    x = add(b, "conv", x, conv3, "conv4");
-    x = add(b, "conv", x, conv3, "conv5");
+    x = vgg_conv(b, s, x, conv3, "conv3");
+    x = vgg_conv(b, s, x, conv3, "conv4");
+    x = vgg_conv(b, s, x, conv3, "conv5");
     return add(b, "pool", x, pool, "pool5");
 }
 
-/* VGG-face: the VGG-16 layout, 13 3x3 conv layers in 5 blocks. */
+/* VGG-face: the VGG-16 layout, 13 3x3 conv layers in 5 blocks; with batch
+ * norm, bn<block>_<j> after conv<block>_<j> (torchvision's vgg16_bn). */
 static int build_vgg_face(Builder *b, const NetSpec *s)
 {
     static const int blocks[5] = {2, 2, 3, 3, 3};
     static const int width[5] = {64, 128, 256, 512, 512};
     int x = -1;
     for (int blk = 0; blk < 5; blk++) {
-        const LayerArgs conv = {.out = scaled(width[blk], s->width), .k = 3, .pad = {1, 1, 1, 1}, .bias = 1, .relu = 1};
-        for (int j = 0; j < blocks[blk]; j++)
-            x = add(b, "conv", x, conv, "conv%d_%d", blk + 1, j + 1);
+        const LayerArgs conv = {.out = scaled(width[blk], s->width), .k = 3, .pad = {1, 1, 1, 1}, .bias = 1};
+        for (int j = 0; j < blocks[blk]; j++) {
+            char name[32];
+            snprintf(name, sizeof name, "conv%d_%d", blk + 1, j + 1);
+            x = vgg_conv(b, s, x, conv, name);
+        }
         x = add(b, "pool", x, (LayerArgs){.pool = POOL_MAX, .k = 2, .stride = 2}, "pool%d", blk + 1);
     }
     return x;
 }
 
-/* The two hidden fully connected layers of both VGG networks. */
+/* The hidden fully connected layers of both VGG networks (fc6, fc7; as
+ * many as s->fc_layers), each followed by dropout, and the classifier fc8.
+ * The embedding is the last hidden layer's output (pool5 without one). */
 static int build_vgg_head(Builder *b, const NetSpec *s, int x, int *embedding)
 {
     const LayerArgs hidden = {.out = s->fc, .relu = 1}, drop = {.rate = s->dropout};
-    x = add(b, "fc", x, hidden, "fc6");
-    if (s->dropout > 0)
-        x = add(b, "dropout", x, drop, "drop6");
-    x = add(b, "fc", x, hidden, "fc7");
     *embedding = x;
-    if (s->dropout > 0)
-        x = add(b, "dropout", x, drop, "drop7");
+    for (int i = 0; i < s->fc_layers; i++) {
+        x = add(b, "fc", x, hidden, "fc%d", 6 + i);
+        *embedding = x;
+        if (s->dropout > 0)
+            x = add(b, "dropout", x, drop, "drop%d", 6 + i);
+    }
     return add(b, "fc", x, (LayerArgs){.out = s->classes}, "fc8");
 }
 
@@ -204,10 +226,12 @@ int arch_parse(const char *name, Arch *out)
 NetSpec netspec_default(Arch arch)
 {
     NetSpec s = {.arch = arch, .input = 224, .channels = 3, .width = 1.0f, .fc = 4096, .classes = 1000,
-                 .dropout = 0.5f};
+                 .dropout = 0.5f, .batchnorm = 0, .fc_layers = 2};
     if (arch == ARCH_RESNET50) {
         s.fc = 0;
         s.dropout = 0;
+        s.batchnorm = 1;
+        s.fc_layers = 0;
     }
     return s;
 }
@@ -231,6 +255,14 @@ static int check_spec(const NetSpec *s, int max_batch, char *err, size_t errlen)
         why = "fc must be at least 1 (resnet50: 0 for no hidden layer)";
     else if (!(s->dropout >= 0 && s->dropout < 1))
         why = "dropout must be in [0, 1)";
+    else if (s->arch == ARCH_RESNET50 && s->batchnorm != 1)
+        why = "batchnorm cannot be turned off (every convolution of the published network has one)";
+    else if (s->arch == ARCH_RESNET50 && s->fc_layers != 0)
+        why = "fc_layers is for the VGG networks (resnet50 has a hidden layer when fc > 0)";
+    else if (s->batchnorm != 0 && s->batchnorm != 1)
+        why = "batchnorm must be 0 or 1";
+    else if (s->fc_layers < 0 || s->fc_layers > 2)
+        why = "fc_layers must be 0 to 2";
     else if (max_batch < 1)
         why = "the batch must hold at least one sample";
     if (why) {

@@ -97,6 +97,7 @@ typedef struct {
     float bucket_mb;          /* as given (MiB), then as bucket_bytes holds it */
     size_t bucket_bytes;      /* from bucket_mb */
     int overlap;              /* 0: one blocking allreduce per step */
+    int sync_bn;              /* 1: batch norm over the group's whole batch (TrainConfig.sync_bn) */
     int threads;              /* per rank; 0: from the node */
     double watchdog_seconds;  /* as CommOptions: > 0 limit; < 0 off (the job file's 0 means off) */
 } ParallelSettings;

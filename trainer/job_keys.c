@@ -164,6 +164,15 @@ static const KeyRow model_rows[] = {
      .def_doc = "4096; resnet50 0", .doc = "width of the hidden fully connected layers (resnet50: 0 = none)"},
     {ROW(ModelSpec, "dropout", K_FLOAT, net.dropout), .r = IN_RO(0, 1), .flags = KEY_NO_DEFAULT,
      .def_doc = "0.5; resnet50 0", .doc = "dropout after hidden fully connected layers"},
+    {ROW(ModelSpec, "batchnorm", K_BOOL, net.batchnorm), .flags = KEY_NO_DEFAULT,
+     .def_doc = "false (published); resnet50 true",
+     .doc = "`vgg_f`, `vgg_face`: batch normalisation after every convolution, before its ReLU (`bn1` ... of "
+            "vgg_f, `bn1_1` ... of vgg_face); resnet50 always has it"},
+    {ROW(ModelSpec, "fc_layers", K_INT, net.fc_layers), .r = IN(0, 2), .flags = KEY_NO_DEFAULT,
+     .range_doc = "0 to 2; resnet50 0", .def_doc = "2 (published); resnet50 0",
+     .doc = "`vgg_f`, `vgg_face`: hidden fully connected layers of width `fc` (fc6, fc7); the last one is the "
+            "embedding, with 0 the classifier reads pool5 and it is the embedding. resnet50 has a hidden layer "
+            "when `fc` > 0"},
     {ROW(ModelSpec, "init", K_STRING, init), .flags = KEY_NO_DEFAULT, .range_doc = "file must exist",
      .def_doc = "none (random init)", .doc = "pretrained weights for the teachers, HDF5 `/params/<layer>/<tensor>`"},
 };
@@ -263,6 +272,9 @@ static const KeyRow parallel_rows[] = {
      .doc = "gradient allreduce bucket size in MiB"},
     {PARALLEL("overlap", K_BOOL, overlap), .def = 1, .fmt = " overlap on,", .fmt_off = " overlap off,",
      .doc = "overlap the allreduce with backward (false: one blocking allreduce per step)"},
+    {PARALLEL("sync_bn", K_BOOL, sync_bn), .def = 1, .fmt = " sync_bn on,", .fmt_off = " sync_bn off,",
+     .doc = "batch normalisation over the whole batch of a rank group (two allreduces of 2 x channels "
+            "doubles per batch-norm layer per step; false: each rank normalises its own slice)"},
     {PARALLEL("threads", K_INT, threads), .r = IN(0, 1024), .def = 0, .fmt = " threads %d,",
      .fmt_off = " threads auto,", .def_doc = "0 (from the node)", .doc = "compute threads per rank"},
     {PARALLEL("watchdog_seconds", K_DOUBLE, watchdog_seconds), .r = GE(0), .def = COMM_WATCHDOG_DEFAULT,
