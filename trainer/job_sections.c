@@ -330,6 +330,10 @@ static void parse_model(Ctx *c, const config_setting_t *s, const Job *job, void 
         m->net.fc = set.fc;
     if (given(tab, got, "dropout"))
         m->net.dropout = set.dropout;
+    if (given(tab, got, "batchnorm"))
+        m->net.batchnorm = set.batchnorm;
+    if (given(tab, got, "fc_layers"))
+        m->net.fc_layers = set.fc_layers;
     if (given(tab, got, "fc") && set.fc == 0 && set.arch != ARCH_RESNET50)
         fail(c, member(s, "fc"), "models[%d].fc = 0: %s needs fully connected layers of width >= 1 (0 means "
                                  "none, for resnet50 only)", index, archs[set.arch]);
