@@ -196,6 +196,7 @@ static TrainConfig cell_config(const Grid *g, int task, int model, Method method
     c.sync.bucket_bytes = job->parallel.bucket_bytes;
     c.sync.blocking = !job->parallel.overlap;
     c.sync.scale = 1.0;
+    c.sync_bn = job->parallel.sync_bn;
     /* networks hold a training slice; evaluation runs in batches of that size
      * too (evaluate caps its batch), so a large eval_batch costs no memory */
     int gs = g->comm->group_size;

@@ -8,8 +8,11 @@
  * global batch, identical everywhere; each rank back-propagates the rows of
  * its own slice. Dropout masks and augmentations are keyed by global sample
  * indices. Hence a step does the same arithmetic whatever the number of
- * ranks, up to the order of floating-point sums (batch normalisation, which
- * uses per-rank batch statistics, is the exception).
+ * ranks, up to the order of floating-point sums. Batch normalisation
+ * normalises over the group's whole micro-batch (cfg->sync_bn: Pass.reduce
+ * sums its statistics and gradient sums over the group, two small
+ * allreduces per batch-norm layer per step); without it, over each rank's
+ * slice, which does depend on the number of ranks.
  *
  * train_cell reads as its phases: loop_prepare (checks, the same starting
  * point everywhere, the loader and the gradient buckets), then per step
@@ -215,6 +218,7 @@ typedef struct {
     double t_start;
     Interval log, epoch;     /* since the last progress line; since the epoch began */
     float lr;                /* of the last step */
+    int bn_failed;           /* a batch-norm sum over the group failed in this step */
     char *err;
     size_t errlen;
 } Loop;
@@ -305,6 +309,18 @@ static int loop_prepare(Loop *L)
     return 0;
 }
 
+/* Pass.reduce for synchronised batch norm: sums over the group. A failure
+ * is kept for loop_step to report after the pass. */
+static int bn_group_sum(void *user, double *v, int n)
+{
+    Loop *L = user;
+    if (comm_sum_f64(L->comm, COMM_SCOPE_GROUP, v, n)) {
+        L->bn_failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* One optimiser step: the micro-batches (gradients summed over them and,
  * bucket by bucket as backward frees them, over the group), the loss terms
  * summed over the group in one reduction (with the NaN flags), the SGD
@@ -332,8 +348,14 @@ static int loop_step(Loop *L)
             p.grads_ready = gradsync_on_ready;
             p.user = L->gs;
         }
+        if (cfg->sync_bn && comm->group_size > 1) {
+            p.reduce = bn_group_sum;
+            p.reduce_user = L;
+        }
         if (micro_step(cfg, comm, net, L->teacher, &b, &p, norm, 1.0 / L->accum, &L->w, &t, msg, sizeof msg))
             return loop_fail(L, "%s", msg);
+        if (L->bn_failed)
+            return loop_fail(L, "batch-norm statistics over the group: %s", comm->error);
         if (!local_fail && !isfinite(t.task + t.kd + t.triplet)) {
             local_fail = 1;
             describe_nonfinite(net, b.n, st->run.step, &t, msg, sizeof msg);

@@ -54,6 +54,7 @@ TrainConfig train_config_default(void)
     c.seed = 1;
     c.log_every = 0;
     c.sync.scale = 1.0;
+    c.sync_bn = 1;
     return c;
 }
 

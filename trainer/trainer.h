@@ -81,6 +81,7 @@ typedef struct {
     int log_every;           /* steps between progress lines (0: one per epoch; < 0: silent) */
     int eval_batch;          /* samples per evaluation batch over all ranks */
     GradSyncOptions sync;
+    int sync_bn;             /* 1 (default): batch norm over the group's whole batch (Pass.reduce); 0: per rank */
 } TrainConfig;
 
 TrainConfig train_config_default(void);
