@@ -32,6 +32,16 @@
 
 #include "internal.h"
 
+/* The oneDNN passes (conv_dnnl.c): each returns 0, or -1 when oneDNN cannot
+ * run the convolution (or the build has no oneDNN), and the layer then runs
+ * by im2col + sgemm below. */
+typedef struct ConvDnnl ConvDnnl;
+ConvDnnl *conv_dnnl_create(const ConvGeom *g, int oc, int has_bias, int relu);
+void conv_dnnl_free(ConvDnnl *d);
+int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const float *bias, float *y);
+int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const float *d_y, const float *w,
+                       float *d_w, float *d_b, int acc_p, float *d_x, int acc_x);
+
 /* Groups grow while a GEMM stays within this many columns: wider GEMMs run no
  * faster, while the layout pass and the scratch grow with g. Layers with at
  * least this many output pixels run one image per GEMM. */
@@ -47,6 +57,7 @@ typedef struct {
     int oc;
     int has_bias, relu;
     int direct; /* 1x1, stride 1, no padding: the input is its own column matrix */
+    ConvDnnl *dnnl; /* NULL: im2col + sgemm only */
 } Conv;
 
 /* Scratch floats for a group of g images. */
@@ -209,6 +220,9 @@ static void conv_forward_range(const Conv *cv, const float *xs, float *y, int a,
 static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
 {
     const Conv *cv = (const Conv *)l;
+    if (cv->dnnl && conv_dnnl_forward(cv->dnnl, p->n, xs[0], l->param[0].data, cv->has_bias ? l->param[1].data : NULL,
+                                      y) == 0)
+        return;
     const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (d.threads) {
         const size_t per = conv_group_floats(cv, d.g);
@@ -356,6 +370,9 @@ static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const
     float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
     float *d_x = d_xs ? d_xs[0] : NULL;
     const int acc_x = (int)(accumulate & 1u);
+    if (cv->dnnl && conv_dnnl_backward(cv->dnnl, p->n, xs[0], y, d_y, l->param[0].data, d_w, d_b,
+                                       p->accumulate_grads, d_x, acc_x) == 0)
+        return;
     const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (d.threads) {
         conv_backward_dyn(cv, p, xs[0], y, d_y, d_x, acc_x, d);
@@ -396,11 +413,14 @@ static void conv_describe(const Layer *l, char *buf, size_t len)
              cv->has_bias ? ", bias" : "", cv->relu ? ", relu" : "");
 }
 
+static void conv_destroy(Layer *l) { conv_dnnl_free(((Conv *)l)->dnnl); }
+
 const LayerOps conv_ops = {
     .type = "conv",
     .forward = conv_forward,
     .backward = conv_backward,
     .workspace = conv_workspace,
+    .destroy = conv_destroy,
     .describe = conv_describe,
 };
 
@@ -437,5 +457,9 @@ Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int
         l->n_params = 2;
     }
     l->flops = 2.0 * out_c * in.c * k * k * gm.oh * gm.ow;
+    /* OCCKD_DNNL=0 in the environment keeps the layer on im2col + sgemm */
+    const char *env = getenv("OCCKD_DNNL");
+    if (!(env && strcmp(env, "0") == 0))
+        cv->dnnl = conv_dnnl_create(&gm, out_c, cv->has_bias, cv->relu);
     return l;
 }
