@@ -61,6 +61,21 @@ static int jpeg_truncated(const uint8_t *b, size_t n)
     return 1;
 }
 
+/* 1 for the formats stb_image decodes that no reader lists (has_image_ext):
+ * Photoshop, Softimage PIC and Radiance HDR, known by their first bytes.
+ * stb_image would decode them whatever the file's name says. */
+static int unlisted_format(const uint8_t *b, size_t n)
+{
+    static const struct {
+        const char *magic;
+        size_t len;
+    } m[] = {{"8BPS", 4}, {"\x53\x80\xF6\x34", 4}, {"#?RADIANCE\n", 11}, {"#?RGBE\n", 7}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (n >= m[i].len && memcmp(b, m[i].magic, m[i].len) == 0)
+            return 1;
+    return 0;
+}
+
 /* 1 when a JPEG holds a Huffman table (DHT segment) of more than 256
  * codes: stb_image 2.27 writes them into its 257-entry table, past its
  * end. The segments are walked as stb_image walks them (by their lengths,
@@ -156,6 +171,12 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
     if (jpeg_truncated(buf, len)) {
         free(buf);
         data_err(err, errlen, "%s: truncated JPEG (no end-of-image marker)", path);
+        return -1;
+    }
+    if (unlisted_format(buf, len)) {
+        free(buf);
+        data_err(err, errlen, "%s: a Photoshop, Softimage PIC or Radiance HDR image (read: JPEG, PNG, BMP, GIF, TGA, "
+                 "PGM, PPM)", path);
         return -1;
     }
     if (jpeg_bad_huffman(buf, len)) {

@@ -611,7 +611,8 @@ static void test_folder(void)
 
 /* image_load on the files stb_image gets wrong: an empty PGM, a 16-bit PGM
  * asked for in 3 channels (stb_image overflowed its buffer), a PGM shorter
- * than its header says (stb_image left pixels unset). */
+ * than its header says (stb_image left pixels unset); and a format no
+ * reader lists. */
 #define FILE_BYTES(s) s, sizeof s - 1
 static void test_image_edges(void)
 {
@@ -627,6 +628,8 @@ static void test_image_edges(void)
         {"16-bit PGM, one pixel short", FILE_BYTES("P5\n2 1\n65535\n\xff\xff"), 3, 0, 0, 0, 0},
         {"PGM with a comment, one byte short", FILE_BYTES("P5\n# c\n2 2\n255\n\x01\x02\x03"), 1, 0, 0, 0, 0},
         {"PGM of height 0", FILE_BYTES("P5\n4 0\n255\n"), 1, 0, 0, 0, 0},
+        {"Radiance HDR (no reader lists it)",
+         FILE_BYTES("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x80\x80\x80\x81"), 3, 0, 0, 0, 0},
     };
     char p[512];
     path_of(p, sizeof p, "edge.pgm");

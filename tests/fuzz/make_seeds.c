@@ -2,7 +2,8 @@
  * valid inputs each, in the layout the target expects (see each
  * fuzz_<target>.c). Run by hand when a target's layout changes:
  *     build/tests/fuzz_make_seeds tests/fuzz/corpus
- * The output is deterministic.
+ * The text inputs come out the same each time; the HDF5 files differ in
+ * the times HDF5 records.
  */
 #include <stb/stb_image_write.h>
 #include <sys/stat.h>
@@ -53,7 +54,8 @@ static void job_seeds(void)
                            "models = ( { arch = \"vgg_f\"; width = 0.0625; fc = 16; } );\n"};
     seed_parts("job_set", "small", small, 1);
     const char *sets[] = {"job = { name = \"s\"; seed = 3L; };\n"
-                          "tasks = ( { name = \"e\"; target = \"expression\"; data = { count = 300; side = 32; }; } );\n"
+                          "tasks = ( { name = \"e\"; target = \"expression\";\n"
+                          "            data = { count = 300; side = 32; }; } );\n"
                           "models = ( { arch = \"vgg_face\"; width = 0.0625; fc = 16; } );\n"
                           "methods = [ \"teacher\", \"kd\" ];\n"
                           "train = { epochs = 2; batch = 16; lr = 0.01; };\n",
@@ -80,7 +82,8 @@ static void job_seeds(void)
         "checkpoint.every_steps=5000000000L"};
     seed_parts("job_set", "grid", grid, 2);
     const char *sources[] = {
-        "tasks = ( { name = \"f\"; target = \"expression\"; data = { source = \"ferplus\"; path = \"/d/fer\"; side = 64; "
+        "tasks = ( { name = \"f\"; target = \"expression\";\n"
+        "            data = { source = \"ferplus\"; path = \"/d/fer\"; side = 64; "
         "}; },\n"
         "          { name = \"a\"; target = \"expression\"; data = { source = \"affectnet\"; path = \"/d/aff\"; "
         "side = 64; channels = 3; }; },\n"
