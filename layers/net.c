@@ -91,10 +91,13 @@ static int scaled(int base, float width)
 
 /* A VGG convolution with its ReLU: fused into the convolution, or, with
  * s->batchnorm, a batch norm between them (the ReLU fused into it) named
- * bn<suffix>, the convolution's name after "conv". Its index, or -1. */
+ * bn<suffix>, the convolution's name after "conv". A convolution followed
+ * by batch norm has no bias (its gradient would be zero: the batch mean
+ * takes it away). Its index, or -1. */
 static int vgg_conv(Builder *b, const NetSpec *s, int x, LayerArgs conv, const char *name)
 {
     conv.relu = !s->batchnorm;
+    conv.bias = !s->batchnorm;
     x = add(b, "conv", x, conv, "%s", name);
     if (s->batchnorm)
         x = add(b, "batchnorm", x, (LayerArgs){.eps = 1e-5f, .momentum = 0.1f, .relu = 1}, "bn%s", name + 4);

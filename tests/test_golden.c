@@ -1,7 +1,9 @@
 /* test_golden.c - occkd's three networks and its losses against PyTorch.
  *
  * tests/golden/make_fixtures.py wrote, from PyTorch in float64, one HDF5 file
- * per small network (VGG-f, VGG-face, ResNet-50) and one for the losses; see
+ * per small network (VGG-f, VGG-face, ResNet-50; VGG-f with batch norm and
+ * no hidden fc layer, VGG-face with batch norm and one) and one for the
+ * losses; see
  * the top of that script for their layout. For each network this test builds
  * the occkd network from the file's spec attributes, copies every parameter
  * (and batch-norm statistic) by layer and tensor name, checking shapes and
@@ -12,10 +14,12 @@
  *   - every parameter gradient of that loss after net_backward;
  *   - VGG-f: every gradient again with an extra gradient fed in at the
  *     embedding (net_backward's d_embedding);
- *   - ResNet-50: an inference pass with stored running statistics first, the
- *     running statistics after the training pass, the gradient at every
- *     layer's output, and then every layer on its own, fed PyTorch's inputs
- *     and output gradients, with tight tolerances (errors cannot compound).
+ *   - VGG-f with batch norm: the same with the embedding at pool5;
+ *   - every network with batch norm: an inference pass with stored running
+ *     statistics first, the running statistics after the training pass;
+ *   - ResNet-50 and VGG-face with batch norm: the gradient at every layer's
+ *     output, and then every layer on its own, fed PyTorch's inputs and
+ *     output gradients, with tight tolerances (errors cannot compound).
  * The loss file checks each loss function's value, gradient and, for the
  * triplet loss, which hinges are active.
  *
@@ -74,15 +78,20 @@ static Net *net_from_fixture(const Fixture *fx, int batch)
               read_attr(fx, "/", "fc", H5T_NATIVE_INT, &s.fc) |
               read_attr(fx, "/", "classes", H5T_NATIVE_INT, &s.classes) |
               read_attr(fx, "/", "dropout", H5T_NATIVE_FLOAT, &s.dropout);
+    /* the VGG variants name how they differ from the published layout */
+    if (H5Aexists(fx->h, "batchnorm") > 0)
+        bad |= read_attr(fx, "/", "batchnorm", H5T_NATIVE_INT, &s.batchnorm);
+    if (H5Aexists(fx->h, "fc_layers") > 0)
+        bad |= read_attr(fx, "/", "fc_layers", H5T_NATIVE_INT, &s.fc_layers);
     if (bad)
         return NULL;
     char err[256];
     Net *net = net_create(&s, batch, 0, err, sizeof err);
     CHECK(net != NULL, "%s: net_create failed: %s", fx->name, err);
     if (net)
-        printf("%s: %s input %d width %g fc %d classes %d, batch %d: %d layers, %d tensors, %zu parameters\n",
-               fx->name, arch, s.input, (double)s.width, s.fc, s.classes, batch, net->n_layers, net->n_tensors,
-               net->n_params);
+        printf("%s: %s input %d width %g fc %d x %d classes %d%s, batch %d: %d layers, %d tensors, %zu "
+               "parameters\n", fx->name, arch, s.input, (double)s.width, s.fc_layers, s.fc, s.classes,
+               s.batchnorm ? " batch norm" : "", batch, net->n_layers, net->n_tensors, net->n_params);
     return net;
 }
 
@@ -380,10 +389,15 @@ static double compare_d_acts(const Fixture *fx, Net *net, int n, const float *d_
 static void check_whole(const Fixture *fx, Net *net, const Batch *b)
 {
     int bn = net->n_state > 0, k = net->spec.classes;
-    double tol_f = bn ? TOL_FORWARD_BN : TOL_FORWARD, tol_g = bn ? TOL_GRAD_BN : TOL_GRAD;
     double f32_f = NAN, f32_g = NAN;
     read_attr(fx, "/", "torch_f32_forward_err", H5T_NATIVE_DOUBLE, &f32_f);
     read_attr(fx, "/", "torch_f32_grad_err", H5T_NATIVE_DOUBLE, &f32_g);
+    /* the batch-norm tolerances only where the fixture amplifies rounding:
+     * PyTorch's own float32 run beyond a tenth of the tight ones (the small
+     * ResNet; the VGG networks with batch norm normalise over 16 or more
+     * values per channel and keep the tight tolerances) */
+    int loose = bn && !(f32_f < TOL_FORWARD / 10 && f32_g < TOL_GRAD / 10);
+    double tol_f = loose ? TOL_FORWARD_BN : TOL_FORWARD, tol_g = loose ? TOL_GRAD_BN : TOL_GRAD;
     if (bn)
         check_eval(fx, net, b);
 
@@ -623,5 +637,7 @@ int main(void)
     check_network("vgg_f.h5");
     check_network("vgg_face.h5");
     check_network("resnet50.h5");
+    check_network("vgg_f_bn.h5");
+    check_network("vgg_face_bn.h5");
     return test_finish("test_golden");
 }

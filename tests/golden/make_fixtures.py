@@ -3,34 +3,35 @@
 
 How to run (by hand; CI never runs it, it only reads the committed files):
 
-    cd tests/golden && /usr/bin/python3 make_fixtures.py
+    cd tests/golden && /usr/bin/python3 make_fixtures.py [file.h5 ...]
 
 It needs PyTorch (Debian's python3-torch, 1.13) and h5py (python3-h5py); it does
-not need torchvision. It rewrites vgg_f.h5, vgg_face.h5, resnet50.h5 and
-losses.h5 next to itself (about 3 MB together). The output is deterministic
+not need torchvision. It rewrites vgg_f.h5, vgg_face.h5, resnet50.h5,
+vgg_f_bn.h5, vgg_face_bn.h5 and losses.h5 next to itself (about 4 MB
+together), or only the files named on the command line. The output is deterministic
 for a given PyTorch version (seeded generators, float64 arithmetic, no
 timestamps in the files): rerunning it rewrites identical bytes unless this
 script changed. tests/test_golden.c reads them.
 
 What the files hold. Each network file describes one small network with the
 same knobs occkd's NetSpec has, stored as root attributes (arch, input,
-channels, width, fc, classes, dropout; dropout is always 0 because dropout
-masks cannot match between two libraries), and:
+channels, width, fc, classes, dropout, batchnorm, fc_layers; dropout is always
+0 because dropout masks cannot match between two libraries), and:
 
     /params/<layer>/<weight|bias>     float32, PyTorch layout, occkd layer names
-    /state/<layer>/running_mean|var   ResNet: batch-norm statistics before the pass
+    /state/<layer>/running_mean|var   with batch norm: its statistics before the pass
     /input (N,C,H,W)  /labels (N) int32
     /logits (N,classes)  /loss (scalar, mean softmax cross-entropy)
     /embedding (N,E)                  fc7 after ReLU (VGG), avgpool output (ResNet)
     /acts/<layer>                     the output of every occkd layer (training pass)
-    /d_acts/<layer>                   ResNet only: d(loss)/d(that output), for the
-                                      layer-by-layer checks
+    /d_acts/<layer>                   ResNet, VGG-face with batch norm: d(loss)/d(that
+                                      output), for the layer-by-layer checks
     /grads/<layer>/<tensor>           d(loss)/d(parameter)
     /d_embedding (N,E)                VGG-f only: a fixed random vector r
     /grads_emb/<layer>/<tensor>       VGG-f only: d(loss + sum(r * embedding))/d(parameter),
                                       which checks net_backward's d_embedding input
-    /state_after/<layer>/...          ResNet: running statistics after the training pass
-    /eval/logits, /eval/embedding     ResNet: an inference pass with /state
+    /state_after/<layer>/...          with batch norm: running statistics after the training pass
+    /eval/logits, /eval/embedding     with batch norm: an inference pass with /state
 
 Parameters, inputs (on a grid, as pixels are) and labels are generated in
 float32 and stored as such; the
@@ -52,6 +53,11 @@ Layer semantics that must match occkd (layers/net.c):
     and are >= 0, but -inf is exact whatever the input.
   * VGG-face: the VGG-16 layout, 13 3x3 conv + ReLU, max pool 2/2 after each
     block, the same fc6/fc7/fc8 head.
+  * Both VGG networks with batchnorm: batch norm (eps 1e-5, momentum 0.1)
+    between each convolution and its ReLU, named bn<suffix of the conv's
+    name> (bn1 of conv1, bn3_2 of conv3_2); those convolutions have no bias. fc_layers hidden layers (fc6,
+    fc7; 0 to 2): the embedding is the last hidden layer's output, or pool5
+    flattened without one; the classifier is fc8 either way.
   * ResNet-50: torchvision's layout (stride on the 3x3 of each bottleneck, 1x1
     projection shortcut on each stage's first block), convolutions without
     bias, batch norm eps 1e-5 momentum 0.1, written out here because
@@ -132,11 +138,11 @@ def vgg_f_build(S, spec):
     w = spec["width"]
     c64, c256 = scaled(64, w), scaled(256, w)
     C = spec["channels"]
-    S.conv("conv1", c64, C, 11, True)
-    S.conv("conv2", c256, c64, 5, True)
-    S.conv("conv3", c256, c256, 3, True)
-    S.conv("conv4", c256, c256, 3, True)
-    S.conv("conv5", c256, c256, 3, True)
+    for name, oc, ic, k in (("conv1", c64, C, 11), ("conv2", c256, c64, 5), ("conv3", c256, c256, 3),
+                            ("conv4", c256, c256, 3), ("conv5", c256, c256, 3)):
+        S.conv(name, oc, ic, k, not spec.get("batchnorm"))
+        if spec.get("batchnorm"):
+            S.bn("bn" + name[4:], oc)
     side = spec["input"]
     side = (side - 11) // 4 + 1          # conv1
     side = (side + 1 - 3) // 2 + 1       # pool1, one row/column of padding
@@ -145,18 +151,35 @@ def vgg_f_build(S, spec):
     return c256 * side * side
 
 
-def vgg_f_features(S, x, rec):
+def bn_layer(S, name, x, relu, training, rec):
+    P, St = S.params, S.state
+    y = F.batch_norm(x, St[name + "/running_mean"], St[name + "/running_var"], P[name + "/weight"],
+                     P[name + "/bias"], training=training, momentum=0.1, eps=1e-5)
+    return rec(name, F.relu(y) if relu else y)
+
+
+def vgg_conv(S, name, x, rec, training, **kw):
+    """A VGG convolution and its ReLU, with batch norm between them when the
+    store has the conv's bn (occkd's vgg_conv)."""
     P = S.params
+    y = F.conv2d(x, P[name + "/weight"], P.get(name + "/bias"), **kw)
+    bn = "bn" + name[4:]
+    if bn + "/weight" not in P:
+        return rec(name, F.relu(y))
+    return bn_layer(S, bn, rec(name, y), True, training, rec)
+
+
+def vgg_f_features(S, x, rec, training):
     lrn = dict(size=5, alpha=5e-4, beta=0.75, k=1.0)
-    x = rec("conv1", F.relu(F.conv2d(x, P["conv1/weight"], P["conv1/bias"], stride=4)))
+    x = vgg_conv(S, "conv1", x, rec, training, stride=4)
     x = rec("norm1", F.local_response_norm(x, **lrn))
     x = F.pad(x, (0, 1, 0, 1), value=-math.inf)  # (left, right, top, bottom)
     x = rec("pool1", F.max_pool2d(x, 3, 2))
-    x = rec("conv2", F.relu(F.conv2d(x, P["conv2/weight"], P["conv2/bias"], padding=2)))
+    x = vgg_conv(S, "conv2", x, rec, training, padding=2)
     x = rec("norm2", F.local_response_norm(x, **lrn))
     x = rec("pool2", F.max_pool2d(x, 3, 2))
     for name in ("conv3", "conv4", "conv5"):
-        x = rec(name, F.relu(F.conv2d(x, P[name + "/weight"], P[name + "/bias"], padding=1)))
+        x = vgg_conv(S, name, x, rec, training, padding=1)
     return rec("pool5", F.max_pool2d(x, 3, 2))
 
 
@@ -169,33 +192,38 @@ def vgg_face_build(S, spec):
     for b, (n, base) in enumerate(VGG16_BLOCKS):
         oc = scaled(base, spec["width"])
         for j in range(n):
-            S.conv("conv%d_%d" % (b + 1, j + 1), oc, ic, 3, True)
+            S.conv("conv%d_%d" % (b + 1, j + 1), oc, ic, 3, not spec.get("batchnorm"))
+            if spec.get("batchnorm"):
+                S.bn("bn%d_%d" % (b + 1, j + 1), oc)
             ic = oc
         side //= 2
     return ic * side * side
 
 
-def vgg_face_features(S, x, rec):
-    P = S.params
+def vgg_face_features(S, x, rec, training):
     for b, (n, _) in enumerate(VGG16_BLOCKS):
         for j in range(n):
-            name = "conv%d_%d" % (b + 1, j + 1)
-            x = rec(name, F.relu(F.conv2d(x, P[name + "/weight"], P[name + "/bias"], padding=1)))
+            x = vgg_conv(S, "conv%d_%d" % (b + 1, j + 1), x, rec, training, padding=1)
         x = rec("pool%d" % (b + 1), F.max_pool2d(x, 2, 2))
     return x
 
 
 def vgg_head_build(S, spec, flat, head_gain):
-    S.fc("fc6", spec["fc"], flat)
-    S.fc("fc7", spec["fc"], spec["fc"])
-    S.fc("fc8", spec["classes"], spec["fc"], gain=head_gain)
+    inp = flat
+    for i in range(spec.get("fc_layers", 2)):
+        S.fc("fc%d" % (6 + i), spec["fc"], inp)
+        inp = spec["fc"]
+    S.fc("fc8", spec["classes"], inp, gain=head_gain)
 
 
 def vgg_head(S, x, rec):
     P = S.params
-    x = x.flatten(1)
-    x = rec("fc6", F.relu(F.linear(x, P["fc6/weight"], P["fc6/bias"])))
-    emb = rec("fc7", F.relu(F.linear(x, P["fc7/weight"], P["fc7/bias"])))
+    emb = x.flatten(1)
+    i = 6
+    while i < 8 and "fc%d/weight" % i in P:
+        name = "fc%d" % i
+        emb = rec(name, F.relu(F.linear(emb, P[name + "/weight"], P[name + "/bias"])))
+        i += 1
     return rec("fc8", F.linear(emb, P["fc8/weight"], P["fc8/bias"])), emb
 
 
@@ -229,12 +257,10 @@ def resnet_build(S, spec):
 
 
 def resnet_forward(S, x, rec, training):
-    P, St = S.params, S.state
+    P = S.params
 
     def bn(name, x, relu):
-        y = F.batch_norm(x, St[name + "/running_mean"], St[name + "/running_var"], P[name + "/weight"],
-                         P[name + "/bias"], training=training, momentum=0.1, eps=1e-5)
-        return rec(name, F.relu(y) if relu else y)
+        return bn_layer(S, name, x, relu, training, rec)
 
     def conv(name, x, stride=1, padding=0):
         return rec(name, F.conv2d(x, P[name + "/weight"], None, stride=stride, padding=padding))
@@ -343,11 +369,11 @@ def run_network(spec, seed, batch, input_scale, input_step, head_gain, dtype, wi
 
         if arch == "resnet50":
             return resnet_forward(S, x, rec, training)
-        feats = vgg_f_features(S, x, rec) if arch == "vgg_f" else vgg_face_features(S, x, rec)
+        feats = vgg_f_features(S, x, rec, training) if arch == "vgg_f" else vgg_face_features(S, x, rec, training)
         return vgg_head(S, feats, rec)
 
     r["evals"] = None
-    if arch == "resnet50":  # inference with the stored running statistics; changes nothing
+    if S.state:  # batch norm: inference with the stored running statistics; changes nothing
         with torch.no_grad():
             r["evals"] = forward(False, None)
     acts = {}
@@ -386,6 +412,9 @@ def make_network(fname, spec, seed, batch, input_scale, input_step, head_gain=1.
             h5.attrs[k] = np.int32(spec[k])
         h5.attrs["width"] = np.float32(spec["width"])
         h5.attrs["dropout"] = np.float32(0.0)
+        if spec["arch"] != "resnet50" and (spec.get("batchnorm") or spec.get("fc_layers", 2) != 2):
+            h5.attrs["batchnorm"] = np.int32(1 if spec.get("batchnorm") else 0)
+            h5.attrs["fc_layers"] = np.int32(spec.get("fc_layers", 2))
         h5.attrs["torch_f32_forward_err"] = f32_fwd
         h5.attrs["torch_f32_grad_err"] = f32_grad
         write_tree(h5, "params", S.params)
@@ -410,7 +439,7 @@ def make_network(fname, spec, seed, batch, input_scale, input_step, head_gain=1.
     print("%-12s %3d tensors, loss %.5f, logits std %.3f, embedding max %.3f" %
           (fname, len(S.params), float(r["loss"]), float(r["logits"].std()), float(r["emb"].abs().max())))
     print("  PyTorch float32 vs float64: worst relative error %.2e forward, %.2e gradients" % (f32_fwd, f32_grad))
-    if spec["arch"] == "vgg_f":  # how much LRN changes its input: it must matter for the test to mean much
+    if spec["arch"] == "vgg_f" and not spec.get("batchnorm"):  # how much LRN changes its input: it must matter for the test to mean much
         for norm, conv in (("norm1", "conv1"), ("norm2", "conv2")):
             a, b = r["acts"][norm], r["acts"][conv]
             mask = b > 0
@@ -503,16 +532,35 @@ def make_losses(fname, seed):
         print("%-12s triplet: %d of %d hinges active" % (fname, active, len(tri)))
 
 
-def main():
+def main(names):
     torch.set_num_threads(1)
-    make_network("vgg_f.h5", dict(arch="vgg_f", input=64, channels=3, width=1 / 8, fc=32, classes=5),
-                 seed=11, batch=4, input_scale=40.0, input_step=1.0, head_gain=1e-3, with_emb_grads=True)
-    make_network("vgg_face.h5", dict(arch="vgg_face", input=32, channels=3, width=1 / 16, fc=32, classes=5),
-                 seed=12, batch=3, input_scale=1.0, input_step=1 / 64)
-    make_network("resnet50.h5", dict(arch="resnet50", input=32, channels=3, width=1 / 16, fc=0, classes=5),
-                 seed=13, batch=4, input_scale=1.0, input_step=1 / 64, with_d_acts=True)
-    make_losses("losses.h5", seed=14)
+    jobs = {
+        "vgg_f.h5": lambda f: make_network(
+            f, dict(arch="vgg_f", input=64, channels=3, width=1 / 8, fc=32, classes=5), seed=11, batch=4,
+            input_scale=40.0, input_step=1.0, head_gain=1e-3, with_emb_grads=True),
+        "vgg_face.h5": lambda f: make_network(
+            f, dict(arch="vgg_face", input=32, channels=3, width=1 / 16, fc=32, classes=5), seed=12, batch=3,
+            input_scale=1.0, input_step=1 / 64),
+        "resnet50.h5": lambda f: make_network(
+            f, dict(arch="resnet50", input=32, channels=3, width=1 / 16, fc=0, classes=5), seed=13, batch=4,
+            input_scale=1.0, input_step=1 / 64, with_d_acts=True),
+        # batch norm, no hidden fc layer: the embedding is pool5 (and takes r)
+        "vgg_f_bn.h5": lambda f: make_network(
+            f, dict(arch="vgg_f", input=64, channels=3, width=1 / 8, fc=32, classes=5, batchnorm=True,
+                    fc_layers=0), seed=15, batch=4, input_scale=40.0, input_step=1.0, with_emb_grads=True),
+        # the small FER+ network's layout (grey, batch norm, one hidden fc) at a tiny width and 32 px
+        "vgg_face_bn.h5": lambda f: make_network(
+            f, dict(arch="vgg_face", input=32, channels=1, width=1 / 16, fc=32, classes=8, batchnorm=True,
+                    fc_layers=1), seed=16, batch=4, input_scale=1.0, input_step=1 / 64, with_d_acts=True),
+        "losses.h5": lambda f: make_losses(f, seed=14),
+    }
+    for name in names or list(jobs):
+        if name not in jobs:
+            raise SystemExit("make_fixtures.py: unknown fixture %s (known: %s)" % (name, ", ".join(jobs)))
+        jobs[name](name)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])
