@@ -102,3 +102,13 @@ set_tests_properties(grid_stale_files PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
 add_test(NAME grid_bad_data
          COMMAND ${OCCKD_TEST_DIR}/test_bad_data.sh $<TARGET_FILE:occkd_train> ${CMAKE_CURRENT_BINARY_DIR}/grid_bad_data)
 set_tests_properties(grid_bad_data PROPERTIES TIMEOUT 120 LABELS "mpi;e2e")
+
+# The fault matrix: kills at several points, a stalled rank and the
+# watchdog, signals to the launcher and to the ranks, a full disk during a
+# checkpoint and during the cache build, a read-only output; each with its
+# status and message, no finished result lost, and a rerun equal to an
+# uninterrupted run.
+add_test(NAME grid_fault_matrix
+         COMMAND ${OCCKD_TEST_DIR}/test_faults.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/tiny.cfg
+                 ${CMAKE_CURRENT_BINARY_DIR}/grid_faults)
+set_tests_properties(grid_fault_matrix PROPERTIES TIMEOUT 900 LABELS "mpi;e2e")
