@@ -1,0 +1,102 @@
+#!/bin/sh
+# Side by side: occkd_bench and PyTorch (torch_bench.py, the same networks
+# with the same parameter counts) on the benchmark workloads, in one run, as
+# one table: images/s of both, their ratio, occkd's training GFLOP/s, the
+# sgemm GFLOP/s of the same run and the BLAS core.
+#
+#   layers/bench/compare.sh [--bench PATH/occkd_bench] [--threads T] [--steps N] [--smoke]
+#
+# --smoke runs tiny sizes for a few steps (a check that both sides run and
+# agree on parameter counts, not a measurement). PyTorch is Debian's
+# (python3-torch; /usr/bin/python3 unless PYTHON is set); without it the
+# PyTorch columns are skipped with a message. Exits 1 when a side fails or
+# the parameter counts differ.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+bench=""
+threads=2
+steps=10
+smoke=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bench) bench=$2; shift 2 ;;
+        --threads) threads=$2; shift 2 ;;
+        --steps) steps=$2; shift 2 ;;
+        --smoke) smoke=1; shift ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "compare: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+if [ -z "$bench" ]; then
+    for b in "$here/../../build/occkd_bench" "$here/../../build-g/occkd_bench"; do
+        [ -x "$b" ] && bench=$b && break
+    done
+fi
+[ -n "$bench" ] && [ -x "$bench" ] || { echo "compare: no occkd_bench (give --bench PATH)" >&2; exit 2; }
+python=${PYTHON:-/usr/bin/python3}
+have_torch=1
+if ! "$python" -c "import torch" >/dev/null 2>&1; then
+    have_torch=0
+    echo "compare: PyTorch not found for $python (apt-get install python3-torch); occkd only"
+fi
+
+# name|arguments of both programs
+if [ "$smoke" -eq 1 ]; then
+    steps=2
+    workloads="vgg_f 64 b4|--model vgg_f --input 64 --width 0.25 --fc 128 --classes 7 --batch 4
+resnet50 32 b4|--model resnet50 --input 32 --width 0.125 --classes 7 --batch 4
+vgg_face/8 32 grey b4|--model vgg_face --input 32 --channels 1 --width 0.125 --fc 64 --classes 7 --batch 4"
+    warmup=1
+else
+    workloads="vgg_f 224 b32|--model vgg_f --input 224 --batch 32
+resnet50 112 b16|--model resnet50 --input 112 --batch 16
+vgg_face/4 48 grey b64|--model vgg_face --input 48 --channels 1 --width 0.25 --fc 512 --classes 7 --batch 64
+resnet50/4 48 grey b64|--model resnet50 --input 48 --channels 1 --width 0.25 --classes 7 --batch 64"
+    warmup=2
+fi
+
+field() { echo "$2" | sed -n "s/^$1: //p" | head -1; }
+
+echo "threads $threads, steps $steps (+$warmup warm-up), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+rows=""
+status=0
+core=""
+nl='
+'
+IFS_SAVE=$IFS
+IFS=$nl
+for w in $workloads; do
+    IFS=$IFS_SAVE
+    name=${w%%|*}
+    args=${w#*|}
+    # shellcheck disable=SC2086
+    out=$("$bench" $args --steps "$steps" --warmup "$warmup" --threads "$threads" 2>&1) || {
+        echo "compare: occkd_bench failed on $name:$nl$out" >&2; status=1; IFS=$nl; continue; }
+    o_ips=$(field train_images_per_s "$out")
+    o_params=$(field params "$out")
+    o_gf=$(field train_gflops_per_s "$out")
+    sg=$(field sgemm_gflops_per_s "$out")
+    core=$(field blas_core "$out")
+    t_ips="-"
+    ratio="-"
+    if [ "$have_torch" -eq 1 ]; then
+        # shellcheck disable=SC2086
+        tout=$("$python" "$here/torch_bench.py" $args --steps "$steps" --warmup "$warmup" --threads "$threads" 2>&1) || {
+            echo "compare: torch_bench.py failed on $name:$nl$tout" >&2; status=1; IFS=$nl; continue; }
+        t_ips=$(field train_images_per_s "$tout")
+        t_params=$(field params "$tout")
+        if [ "$t_params" != "$o_params" ]; then
+            echo "compare: $name: parameter counts differ (occkd $o_params, PyTorch $t_params)" >&2
+            status=1
+        fi
+        ratio=$(awk "BEGIN { printf \"%.2f\", $o_ips / $t_ips }")
+    fi
+    rows="$rows$(printf '%-24s %10s %12s %10s %8s %12s %10s %6s' "$name" "$o_params" "$t_ips" "$o_ips" "$ratio" \
+        "$o_gf" "$sg" "$(cut -d' ' -f1 /proc/loadavg)")$nl"
+    IFS=$nl
+done
+IFS=$IFS_SAVE
+printf '\n%-24s %10s %12s %10s %8s %12s %10s %6s\n' workload params torch_img/s occkd_img/s ratio occkd_GF/s sgemm_GF/s load
+printf '%s' "$rows"
+echo "BLAS core: $core"
+exit $status
