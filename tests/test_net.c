@@ -1,13 +1,23 @@
 /* test_net.c - the three architectures: published parameter counts, shapes,
  * buffer order, gradient prefixes, determinism, the embedding gradient, and a
- * tiny network that overfits a batch with the SGD loop. */
+ * tiny network that overfits a batch with the SGD loop; the VGG variants
+ * with batch norm and 0 or 1 hidden fc layers; batch norm synchronised over
+ * two threads (Pass.reduce) against one pass over their whole batch. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gradcheck.h"
 #include "layers/layers.h"
+
+/* The VGG variants: batch norm after every convolution, hidden fc layers. */
+typedef struct {
+    int batchnorm, fc_layers;
+} Variant;
+
+static Variant variant = {0, 2}; /* what make() builds for a VGG network */
 
 /* A network initialised from seed; NULL, and a failed check, when it cannot
  * be built. */
@@ -19,6 +29,10 @@ static Net *make(Arch a, int input, float width, int fc, int classes, float drop
     s.fc = fc;
     s.classes = classes;
     s.dropout = dropout;
+    if (a != ARCH_RESNET50) {
+        s.batchnorm = variant.batchnorm;
+        s.fc_layers = variant.fc_layers;
+    }
     char err[256] = "";
     Net *n = net_create(&s, batch, 0, err, sizeof err);
     CHECK(n != NULL, "build %s: %s", arch_name(a), err);
@@ -134,6 +148,14 @@ static float step_grads(Net *n, Pass *p, const float *x, const int *y, float *d_
     return loss;
 }
 
+/* A training-mode forward/backward of the whole batch of n with the loss
+ * normalised by n. */
+static void step_grads_norm(Net *n, const float *x, const int *y, int batch, float *d_out)
+{
+    Pass p = {.n = batch, .training = 1, .seed = 1, .step = 1};
+    step_grads(n, &p, x, y, d_out);
+}
+
 static void test_determinism_and_prefix(Arch a, int input, float width, int fc)
 {
     int batch = 4, k = 5;
@@ -166,8 +188,9 @@ static void test_determinism_and_prefix(Arch a, int input, float width, int fc)
     CHECK(nonzero > (int)(n->n_params / 4), "%s: only %d of %zu gradients are non-zero", arch_name(a), nonzero,
           n->n_params);
 
-    /* a different step gives other dropout masks, hence other gradients (VGG has dropout) */
-    if (a != ARCH_RESNET50) {
+    /* a different step gives other dropout masks, hence other gradients (VGG
+     * with a hidden fc layer has dropout) */
+    if (a != ARCH_RESNET50 && n->spec.fc_layers > 0) {
         p.grads_ready = NULL;
         p.step = 2;
         step_grads(n, &p, x, y, d_out);
@@ -261,6 +284,236 @@ static void test_overfit(Arch a, int input, float width, int fc, int steps, floa
     net_free(n);
 }
 
+
+/* The VGG variants: counts (computed layer by layer from the PyTorch
+ * layouts), layer names, the embedding, refused settings. */
+static void test_variants(void)
+{
+    static const struct {
+        Arch arch;
+        int input, channels, batchnorm, fc_layers, fc, classes;
+        float width;
+        size_t params;
+        const char *embedding, *bn_layer;
+    } want[] = {
+        /* the small FER+ network (jobs/ferplus-small.cfg) */
+        {ARCH_VGG_FACE, 48, 1, 1, 1, 512, 8, 0.25f, 991704, "fc6", "bn5_3"},
+        /* the published sizes with batch norm: each conv bias becomes gamma and beta */
+        {ARCH_VGG_FACE, 224, 3, 1, 2, 4096, 1000, 1.0f, 138361768, "fc7", "bn1_1"},
+        {ARCH_VGG_F, 224, 3, 1, 1, 4096, 1000, 1.0f, 44054312, "fc6", "bn5"},
+        /* no hidden layer: fc8 reads pool5 (256 x 6 x 6) */
+        {ARCH_VGG_F, 224, 3, 0, 0, 4096, 1000, 1.0f, 11420392, "pool5", NULL},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        NetSpec s = netspec_default(want[i].arch);
+        s.input = want[i].input;
+        s.channels = want[i].channels;
+        s.batchnorm = want[i].batchnorm;
+        s.fc_layers = want[i].fc_layers;
+        s.fc = want[i].fc;
+        s.classes = want[i].classes;
+        s.width = want[i].width;
+        char err[256] = "";
+        Net *n = net_create(&s, 1, 0, err, sizeof err);
+        CHECK(n != NULL, "%s variant %zu: %s", arch_name(s.arch), i, err);
+        if (!n)
+            continue;
+        CHECK(n->n_params == want[i].params, "%s input %d batchnorm %d fc_layers %d: %zu parameters, expected %zu",
+              arch_name(s.arch), s.input, s.batchnorm, s.fc_layers, n->n_params, want[i].params);
+        CHECK(strcmp(n->layers[n->embedding]->name, want[i].embedding) == 0, "%s variant %zu: embedding %s, expected %s",
+              arch_name(s.arch), i, n->layers[n->embedding]->name, want[i].embedding);
+        int fc8 = net_find_layer(n, "fc8");
+        CHECK(fc8 == n->n_layers - 1, "%s variant %zu: the classifier is not fc8", arch_name(s.arch), i);
+        if (want[i].bn_layer) {
+            int b = net_find_layer(n, want[i].bn_layer);
+            CHECK(b >= 0 && strcmp(n->layers[b]->ops->type, "batchnorm") == 0, "%s variant %zu lacks %s",
+                  arch_name(s.arch), i, want[i].bn_layer);
+            CHECK(b > 0 && n->layers[b - 1]->n_params == 1, "%s: the convolution before %s has a bias",
+                  arch_name(s.arch), want[i].bn_layer);
+        } else {
+            CHECK(n->n_state == 0, "%s without batch norm has %zu state values", arch_name(s.arch), n->n_state);
+        }
+        printf("%-9s input %d batchnorm %d fc_layers %d: %zu parameters, embedding %s (%zu)\n", arch_name(s.arch),
+               s.input, s.batchnorm, s.fc_layers, n->n_params, n->layers[n->embedding]->name, net_embedding_size(n));
+        net_free(n);
+    }
+    static const struct {
+        Arch arch;
+        int batchnorm, fc_layers;
+        const char *names;
+    } bad[] = {{ARCH_RESNET50, 0, 0, "batchnorm"}, {ARCH_RESNET50, 1, 1, "fc_layers"},
+               {ARCH_VGG_FACE, 0, 3, "fc_layers"}, {ARCH_VGG_F, 2, 2, "batchnorm"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        NetSpec s = netspec_default(bad[i].arch);
+        s.batchnorm = bad[i].batchnorm;
+        s.fc_layers = bad[i].fc_layers;
+        char err[256] = "";
+        Net *n = net_create(&s, 1, 0, err, sizeof err);
+        CHECK(n == NULL && strstr(err, bad[i].names), "%s batchnorm %d fc_layers %d should be refused naming %s: '%s'",
+              arch_name(bad[i].arch), bad[i].batchnorm, bad[i].fc_layers, bad[i].names, err);
+        net_free(n);
+    }
+}
+
+/* ------------------------------------------- batch norm over two threads */
+
+/* Two threads sharing one batch, as two ranks of a group: Pass.reduce sums
+ * their values at a barrier. */
+typedef struct {
+    pthread_barrier_t bar;
+    double *slot[2];
+    int len[2];
+    double sum[1 << 14];
+    int calls, mismatched;
+} Pair;
+
+typedef struct {
+    Pair *pair;
+    int rank;
+    Net *net;
+    const float *x;
+    const int *y;
+    int n, total, sync;
+    float loss;
+} Member;
+
+static int pair_sum(void *user, double *v, int n)
+{
+    Member *m = user;
+    Pair *g = m->pair;
+    g->slot[m->rank] = v;
+    g->len[m->rank] = n;
+    pthread_barrier_wait(&g->bar);
+    if (m->rank == 0) {
+        g->calls++;
+        if (g->len[0] != g->len[1] || n > (int)(sizeof g->sum / sizeof g->sum[0]))
+            g->mismatched++;
+        else
+            for (int i = 0; i < n; i++)
+                g->sum[i] = g->slot[0][i] + g->slot[1][i];
+    }
+    pthread_barrier_wait(&g->bar);
+    memcpy(v, g->sum, (size_t)n * sizeof(double));
+    pthread_barrier_wait(&g->bar); /* nobody writes sum before both have read it */
+    return 0;
+}
+
+static float *member_dout;
+
+/* One training step of a member's slice, its loss normalised by the whole batch. */
+static void *member_step(void *arg)
+{
+    Member *m = arg;
+    Pass p = {.n = m->n, .training = 1, .seed = 1, .step = 1};
+    if (m->sync) {
+        p.reduce = pair_sum;
+        p.reduce_user = m;
+    }
+    int k = m->net->spec.classes;
+    float *d_out = member_dout + (size_t)m->rank * m->n * k;
+    const float *logits = net_forward(m->net, &p, m->x);
+    char err[256] = "";
+    CHECK(loss_softmax_ce_checked(logits, m->y, m->n, k, (float)m->total, d_out, &m->loss, err, sizeof err) == 0,
+          "%s", err);
+    net_backward(m->net, &p, d_out, NULL);
+    return NULL;
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double worst = 0, big = 1e-12;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        big = fmax(big, fabs((double)b[i]));
+    }
+    return worst / big;
+}
+
+/* Two halves of a batch, normalised together (sync) or each on its own,
+ * against one pass over the whole batch: the logits, the summed parameter
+ * gradients and the running statistics. Returns the worst relative error
+ * of the three. */
+static double halves_vs_whole(Arch a, int input, float width, int sync, double out[3])
+{
+    enum { B = 8, H = 4, K = 4 };
+    Net *whole = make(a, input, width, 16, K, 0.0f, B, 3);
+    Net *half[2] = {make(a, input, width, 16, K, 0.0f, H, 3), make(a, input, width, 16, K, 0.0f, H, 3)};
+    if (!whole || !half[0] || !half[1]) {
+        net_free(whole), net_free(half[0]), net_free(half[1]);
+        return INFINITY;
+    }
+    float *x = random_input(whole, B, 21);
+    int y[B] = {0, 1, 2, 3, 3, 1, 0, 2};
+    float *d_out = malloc((size_t)B * K * sizeof(float));
+    step_grads_norm(whole, x, y, B, d_out);
+    member_dout = malloc((size_t)B * K * sizeof(float));
+    Pair pair;
+    memset(&pair, 0, sizeof pair);
+    pthread_barrier_init(&pair.bar, NULL, 2);
+    Member m[2];
+    pthread_t th[2];
+    size_t nx = (size_t)H * shape_size(whole->input);
+    for (int r = 0; r < 2; r++) {
+        m[r] = (Member){.pair = &pair, .rank = r, .net = half[r], .x = x + r * nx, .y = y + r * H, .n = H,
+                        .total = B, .sync = sync};
+        pthread_create(&th[r], NULL, member_step, &m[r]);
+    }
+    for (int r = 0; r < 2; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&pair.bar);
+    CHECK(pair.mismatched == 0, "the two halves reduced different lengths");
+    float *logits = malloc((size_t)B * K * sizeof(float)), *g = malloc(whole->n_params * sizeof(float));
+    for (int r = 0; r < 2; r++)
+        memcpy(logits + (size_t)r * H * K, half[r]->act[half[r]->n_layers - 1], (size_t)H * K * sizeof(float));
+    for (size_t j = 0; j < whole->n_params; j++)
+        g[j] = half[0]->grads[j] + half[1]->grads[j];
+    out[0] = max_rel(logits, whole->act[whole->n_layers - 1], (size_t)B * K);
+    out[1] = max_rel(g, whole->grads, whole->n_params);
+    out[2] = fmax(max_rel(half[0]->state, whole->state, whole->n_state),
+                  max_rel(half[1]->state, whole->state, whole->n_state));
+    if (sync) {
+        CHECK(memcmp(half[0]->state, half[1]->state, whole->n_state * sizeof(float)) == 0,
+              "%s: the two halves hold different running statistics", arch_name(a));
+        int n_bn = 0;
+        for (int i = 0; i < whole->n_layers; i++)
+            n_bn += strcmp(whole->layers[i]->ops->type, "batchnorm") == 0;
+        CHECK(pair.calls == 2 * n_bn, "%s: %d reductions for %d batch-norm layers (expected two each)",
+              arch_name(a), pair.calls, n_bn);
+    } else {
+        CHECK(pair.calls == 0, "reduce called without being set");
+    }
+    free(logits), free(g), free(x), free(d_out), free(member_dout);
+    net_free(whole), net_free(half[0]), net_free(half[1]);
+    return fmax(out[0], fmax(out[1], out[2]));
+}
+
+static void test_sync_bn(void)
+{
+    static const struct {
+        Arch arch;
+        int input;
+        float width;
+    } nets[] = {{ARCH_VGG_FACE, 32, 0.0625f}, {ARCH_VGG_F, 64, 0.125f}, {ARCH_RESNET50, 32, 0.0625f}};
+    Variant keep = variant;
+    variant = (Variant){1, 1};
+    layers_set_threads(1); /* each thread its own pass */
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
+        double e_sync[3], e_local[3];
+        double s = halves_vs_whole(nets[i].arch, nets[i].input, nets[i].width, 1, e_sync);
+        double l = halves_vs_whole(nets[i].arch, nets[i].input, nets[i].width, 0, e_local);
+        printf("%-9s two halves vs the whole batch: synchronised %.2e logits, %.2e gradients, %.2e statistics; "
+               "each half alone %.2e, %.2e, %.2e\n", arch_name(nets[i].arch), e_sync[0], e_sync[1], e_sync[2],
+               e_local[0], e_local[1], e_local[2]);
+        /* float32 sums in another order: ~1e-6; the per-half statistics are a different computation */
+        CHECK(s < 1e-4, "%s: synchronised batch norm over two halves differs from the whole batch by %.3g",
+              arch_name(nets[i].arch), s);
+        CHECK(l > 100 * s && l > 1e-3, "%s: the test cannot tell per-half statistics (%.3g) from synchronised (%.3g)",
+              arch_name(nets[i].arch), l, s);
+    }
+    layers_set_threads(2);
+    variant = keep;
+}
+
 int main(void)
 {
     layers_set_threads(2);
@@ -271,5 +524,14 @@ int main(void)
     test_determinism_and_prefix(ARCH_RESNET50, 32, 0.125f, 0);
     test_overfit(ARCH_VGG_F, 64, 0.25f, 64, 60, 0.05f);
     test_overfit(ARCH_RESNET50, 32, 0.125f, 0, 60, 0.05f);
+    test_variants();
+    variant = (Variant){1, 1}; /* batch norm and one hidden layer (the small FER+ network's layout) */
+    test_determinism_and_prefix(ARCH_VGG_FACE, 32, 0.0625f, 32);
+    test_overfit(ARCH_VGG_FACE, 32, 0.125f, 64, 60, 0.05f);
+    variant = (Variant){1, 0}; /* batch norm, the classifier on pool5 */
+    test_determinism_and_prefix(ARCH_VGG_F, 64, 0.125f, 32);
+    test_overfit(ARCH_VGG_F, 64, 0.25f, 64, 60, 0.05f);
+    variant = (Variant){0, 2};
+    test_sync_bn();
     return test_finish("test_net");
 }
