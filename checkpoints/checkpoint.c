@@ -50,10 +50,11 @@ static void tensor_name(char *buf, size_t n, const char *group, const Layer *l, 
     snprintf(buf, n, "%s/%s/%s", group, l->name, t->name);
 }
 
-/* Writes every tensor of one kind from base (a buffer laid out as the
- * network's params or state) under group. */
-static int write_tensors(hid_t f, const char *group, const Net *net, Kind k, const float *base, const char *file,
-                         char *err, size_t errlen)
+/* Calls visit for every tensor of one kind, with its dataset name under
+ * group and its dims; stops at the first non-zero return. */
+typedef int (*TensorVisit)(void *ctx, const Layer *l, const Tensor *t, const char *name, const hsize_t *dims);
+
+static int each_tensor(const Net *net, Kind k, const char *group, TensorVisit visit, void *ctx)
 {
     char name[256];
     hsize_t dims[4];
@@ -63,12 +64,57 @@ static int write_tensors(hid_t f, const char *group, const Net *net, Kind k, con
             const Tensor *t = layer_tensor(l, k, i);
             tensor_name(name, sizeof name, group, l, t);
             tensor_dims(t, dims);
-            if (h5io_write(f, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, t->ndims, dims, base + t->offset, file, err,
-                           errlen))
-                return -1;
+            int rc = visit(ctx, l, t, name, dims);
+            if (rc)
+                return rc;
         }
     }
     return 0;
+}
+
+typedef struct {
+    hid_t f;
+    float *base;             /* laid out as the network's params or state (const when writing) */
+    int partial, *loaded;
+    const char *file;
+    char *err;
+    size_t errlen;
+} TensorIO;
+
+static int write_one(void *ctx, const Layer *l, const Tensor *t, const char *name, const hsize_t *dims)
+{
+    TensorIO *io = ctx;
+    (void)l;
+    return h5io_write(io->f, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, t->ndims, dims, io->base + t->offset, io->file,
+                      io->err, io->errlen);
+}
+
+static int read_one(void *ctx, const Layer *l, const Tensor *t, const char *name, const hsize_t *dims)
+{
+    TensorIO *io = ctx;
+    char what[260];
+    snprintf(what, sizeof what, "/%s", name);
+    if (!h5io_exists(io->f, name)) {
+        if (io->partial)
+            return 0;
+        snprintf(io->err, io->errlen, "file %s: dataset %s is missing (the network's layer %s has a tensor %s)",
+                 io->file, what, l->name, t->name);
+        return -1;
+    }
+    if (h5io_read(io->f, name, H5T_NATIVE_FLOAT, t->ndims, dims, io->base + t->offset, io->file, what, io->err,
+                  io->errlen))
+        return -1;
+    if (io->loaded)
+        (*io->loaded)++;
+    return 0;
+}
+
+/* Writes every tensor of one kind from base under group. */
+static int write_tensors(hid_t f, const char *group, const Net *net, Kind k, const float *base, const char *file,
+                         char *err, size_t errlen)
+{
+    TensorIO io = {f, (float *)base, 0, NULL, file, err, errlen};
+    return each_tensor(net, k, group, write_one, &io);
 }
 
 /* Reads every tensor of one kind under group into base. Missing tensors are
@@ -76,29 +122,8 @@ static int write_tensors(hid_t f, const char *group, const Net *net, Kind k, con
 static int read_tensors(hid_t f, const char *group, const Net *net, Kind k, float *base, int partial, int *loaded,
                         const char *file, char *err, size_t errlen)
 {
-    char name[256], what[260];
-    hsize_t dims[4];
-    for (int li = 0; li < net->n_layers; li++) {
-        const Layer *l = net->layers[li];
-        for (int i = 0; i < layer_count(l, k); i++) {
-            const Tensor *t = layer_tensor(l, k, i);
-            tensor_name(name, sizeof name, group, l, t);
-            snprintf(what, sizeof what, "/%s", name);
-            if (!h5io_exists(f, name)) {
-                if (partial)
-                    continue;
-                snprintf(err, errlen, "file %s: dataset %s is missing (the network's layer %s has a tensor %s)", file,
-                         what, l->name, t->name);
-                return -1;
-            }
-            tensor_dims(t, dims);
-            if (h5io_read(f, name, H5T_NATIVE_FLOAT, t->ndims, dims, base + t->offset, file, what, err, errlen))
-                return -1;
-            if (loaded)
-                (*loaded)++;
-        }
-    }
-    return 0;
+    TensorIO io = {f, base, partial, loaded, file, err, errlen};
+    return each_tensor(net, k, group, read_one, &io);
 }
 
 /* Finds a tensor in the file that the network lacks (a checkpoint of
@@ -248,34 +273,40 @@ static int check_format(hid_t f, const char *accept1, const char *accept2, const
 
 /* ------------------------------------------------------------- checkpoints */
 
+/* What a checkpoint or a weights file holds, for the fill callbacks. */
+typedef struct {
+    const Net *net;
+    const float *velocity, *best_params, *best_state; /* NULL: not written */
+    const CheckpointMeta *meta;                       /* NULL: a weights file */
+    const CellStamp *stamp;                           /* weights files: optional */
+} Contents;
+
+static int fill_file(hid_t f, const char *tmp, const void *ctx, char *err, size_t errlen)
+{
+    const Contents *c = ctx;
+    const Net *net = c->net;
+    int attrs = c->meta ? write_meta(f, c->meta)
+                        : h5io_attr_str(f, "format", WEIGHTS_FORMAT) || (c->stamp && h5io_write_stamp(f, c->stamp));
+    if (attrs || write_spec(f, &net->spec)) {
+        snprintf(err, errlen, "file %s: cannot write the attributes of /", tmp);
+        return -1;
+    }
+    return write_tensors(f, "params", net, KIND_PARAMS, net->params, tmp, err, errlen) ||
+                   write_tensors(f, "state", net, KIND_STATE, net->state, tmp, err, errlen) ||
+                   (c->velocity && write_tensors(f, "optimizer", net, KIND_PARAMS, c->velocity, tmp, err, errlen)) ||
+                   (c->best_params &&
+                    write_tensors(f, "best/params", net, KIND_PARAMS, c->best_params, tmp, err, errlen)) ||
+                   (c->best_state && write_tensors(f, "best/state", net, KIND_STATE, c->best_state, tmp, err, errlen)) ||
+                   (c->meta && h5io_write_history(f, "history", &c->meta->history, tmp, err, errlen))
+               ? -1
+               : 0;
+}
+
 int checkpoint_save(const char *path, const Net *net, const float *velocity, const float *best_params,
                     const float *best_state, const CheckpointMeta *meta, char *err, size_t errlen)
 {
-    H5Quiet q;
-    h5io_quiet(&q);
-    char tmp[PATH_MAX_LEN];
-    int rc = -1;
-    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
-    if (f < 0)
-        goto out;
-    if (write_meta(f, meta) || write_spec(f, &net->spec)) {
-        snprintf(err, errlen, "file %s: cannot write the attributes of /", tmp);
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    if (write_tensors(f, "params", net, KIND_PARAMS, net->params, tmp, err, errlen) ||
-        write_tensors(f, "state", net, KIND_STATE, net->state, tmp, err, errlen) ||
-        (velocity && write_tensors(f, "optimizer", net, KIND_PARAMS, velocity, tmp, err, errlen)) ||
-        (best_params && write_tensors(f, "best/params", net, KIND_PARAMS, best_params, tmp, err, errlen)) ||
-        (best_state && write_tensors(f, "best/state", net, KIND_STATE, best_state, tmp, err, errlen)) ||
-        h5io_write_history(f, "history", &meta->history, tmp, err, errlen)) {
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    rc = h5io_commit(f, tmp, path, err, errlen);
-out:
-    h5io_loud(&q);
-    return rc;
+    Contents c = {net, velocity, best_params, best_state, meta, NULL};
+    return h5io_save(path, fill_file, &c, err, errlen);
 }
 
 /* Scratch copies for an all-or-nothing load. */
@@ -403,25 +434,6 @@ out:
 
 int weights_save(const char *path, const Net *net, const CellStamp *stamp, char *err, size_t errlen)
 {
-    H5Quiet q;
-    h5io_quiet(&q);
-    char tmp[PATH_MAX_LEN];
-    int rc = -1;
-    hid_t f = h5io_create(path, tmp, sizeof tmp, err, errlen);
-    if (f < 0)
-        goto out;
-    if (h5io_attr_str(f, "format", WEIGHTS_FORMAT) || write_spec(f, &net->spec) || (stamp && h5io_write_stamp(f, stamp))) {
-        snprintf(err, errlen, "file %s: cannot write the attributes of /", tmp);
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    if (write_tensors(f, "params", net, KIND_PARAMS, net->params, tmp, err, errlen) ||
-        write_tensors(f, "state", net, KIND_STATE, net->state, tmp, err, errlen)) {
-        h5io_abandon(f, tmp);
-        goto out;
-    }
-    rc = h5io_commit(f, tmp, path, err, errlen);
-out:
-    h5io_loud(&q);
-    return rc;
+    Contents c = {net, NULL, NULL, NULL, NULL, stamp};
+    return h5io_save(path, fill_file, &c, err, errlen);
 }
