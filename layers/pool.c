@@ -20,6 +20,9 @@
  *
  * Both passes are separable: a pass over window rows (vectorised along the
  * row) and then one over window columns. Planes (n, c) run in parallel.
+ * Max pooling whose windows tile the input (stride k, no padding: VGG's
+ * 2x2) has its own paths: forward reads each 2x2 window once, backward
+ * writes each input position once, with no clearing pass.
  */
 #include <float.h>
 #include <math.h>
@@ -105,6 +108,29 @@ static void pool_plane_forward(const Pool *pl, const float *x, float *y, float *
     }
 }
 
+/* Max pooling whose windows tile the input (stride k, no padding): every
+ * input position lies in at most one window. */
+static int pool_tiles(const Pool *pl)
+{
+    return pl->kind == POOL_MAX && pl->stride == pl->k && !pl->pad_t && !pl->pad_b && !pl->pad_l && !pl->pad_r;
+}
+
+/* One plane of a 2x2 stride-2 max pooling whose windows lie inside the
+ * input: x (H,W) -> y (OH,OW), reduced in the order of the general path
+ * (rows first, then columns). */
+static void pool_plane_forward_2x2(const float *x, int W, float *y, int OH, int OW)
+{
+    for (int oh = 0; oh < OH; oh++) {
+        const float *r0 = x + (size_t)2 * oh * W, *r1 = r0 + W;
+        float *yo = y + (size_t)oh * OW;
+        for (int ow = 0; ow < OW; ow++) {
+            float a = r1[2 * ow] > r0[2 * ow] ? r1[2 * ow] : r0[2 * ow];
+            float b = r1[2 * ow + 1] > r0[2 * ow + 1] ? r1[2 * ow + 1] : r0[2 * ow + 1];
+            yo[ow] = b > a ? b : a;
+        }
+    }
+}
+
 // x (N,C,H,W) -> y (N,C,OH,OW)
 static void pool_forward(Layer *l, const Pass *p, const float *const *x, float *y)
 {
@@ -112,6 +138,12 @@ static void pool_forward(Layer *l, const Pass *p, const float *const *x, float *
     Shape in = l->in_shape[0];
     size_t planes = (size_t)p->n * in.c, in_plane = (size_t)in.h * in.w, out_plane = (size_t)l->out.h * l->out.w;
     const float *xs = x[0];
+    if (pool_tiles(pl) && pl->k == 2 && 2 * l->out.h <= in.h && 2 * l->out.w <= in.w) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
+        for (size_t i = 0; i < planes; i++)
+            pool_plane_forward_2x2(xs + i * in_plane, in.w, y + i * out_plane, l->out.h, l->out.w);
+        return;
+    }
 #pragma omp parallel if (OMP_WORTH(planes * in_plane))
     {
         float *row = malloc((size_t)in.w * sizeof(float));
@@ -158,6 +190,34 @@ static void pool_plane_backward(const Pool *pl, const float *x, const float *y, 
     }
 }
 
+/* One plane of a tiled max pooling (pool_tiles): d_y (OH,OW) -> d_x (H,W),
+ * each window writing its part of d_x once, the gradient at its first
+ * maximum (row-major) and zeros elsewhere; acc adds instead. */
+static void pool_plane_backward_tiled(const Pool *pl, const float *x, const float *y, const float *d_y, float *d_x,
+                                      int acc)
+{
+    const Layer *l = &pl->base;
+    const int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w, k = pl->k;
+    if (!acc && (OH * k < H || OW * k < W)) /* rows or columns no window covers */
+        memset(d_x, 0, (size_t)H * W * sizeof(float));
+    for (int oh = 0; oh < OH; oh++) {
+        const int h0 = oh * k, h1 = h0 + k < H ? h0 + k : H;
+        for (int ow = 0; ow < OW; ow++) {
+            const int w0 = ow * k, w1 = w0 + k < W ? w0 + k : W;
+            const float m = y[(size_t)oh * OW + ow], g = d_y[(size_t)oh * OW + ow];
+            int found = 0;
+            for (int h = h0; h < h1; h++)
+                for (int w = w0; w < w1; w++) {
+                    const size_t at = (size_t)h * W + w;
+                    const int hit = !found && x[at] == m;
+                    found |= hit;
+                    const float v = hit ? g : 0.0f;
+                    d_x[at] = acc ? d_x[at] + v : v;
+                }
+        }
+    }
+}
+
 // d_y (N,C,OH,OW) -> d_x (N,C,H,W)
 static void pool_backward(Layer *l, const Pass *p, const float *const *x, const float *y, const float *d_y,
                           float *const *d_x, unsigned accumulate)
@@ -170,6 +230,13 @@ static void pool_backward(Layer *l, const Pass *p, const float *const *x, const 
     const float *xs = x[0];
     float *dx = d_x[0];
     int acc = accumulate & 1u;
+    if (pool_tiles(pl)) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
+        for (size_t i = 0; i < planes; i++)
+            pool_plane_backward_tiled(pl, xs + i * in_plane, y + i * out_plane, d_y + i * out_plane,
+                                      dx + i * in_plane, acc);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
     for (size_t i = 0; i < planes; i++) {
         if (!acc)
