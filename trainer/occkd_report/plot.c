@@ -56,9 +56,9 @@ static int method_colour(const Layout *L, int method)
     const char *name = L->methods.name[method];
     int k = 0;
     for (int c = 0; c < N_CANONICAL; c++) {
-        if (strcmp(name, CANONICAL[c]) == 0)
+        if (strcmp(name, canonical_method(c)) == 0)
             return 2 + c;
-        k += name_index(&L->methods, CANONICAL[c]) >= 0;
+        k += name_index(&L->methods, canonical_method(c)) >= 0;
     }
     return 2 + (N_CANONICAL + method - k) % N_PALETTE;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "checkpoints/checkpoints.h"
+#include "trainer/trainer.h"
 
 enum { REPORT_OK = 0, REPORT_FAILED = 1, REPORT_INVALID = 2 };
 
@@ -37,8 +38,10 @@ int is_accuracy(const char *metric);
 int is_mae(const char *metric);
 
 /* The paper's methods, in the order of the table's columns. */
-extern const char *const CANONICAL[];
-#define N_CANONICAL 6
+/* The canonical column order: teacher, teacher (occluded), then every
+ * student method as the trainer lists them. */
+const char *canonical_method(int c);
+#define N_CANONICAL (METHOD_COUNT + 1)
 
 /* The table's shape: rows (task, model) in order of first appearance,
  * columns in the paper's order, then fusions in order of appearance. */

@@ -69,15 +69,23 @@ static void format_value(const char *metric, double v, char *out, size_t len)
 
 /* ------------------------------------------------------------ the layout */
 
-const char *const CANONICAL[N_CANONICAL] = {"teacher", "teacher (occluded)", "student", "kd", "triplet", "kd+triplet"};
+/* The methods in the trainer's order, the teacher's occluded row after it. */
+const char *canonical_method(int c)
+{
+    if (c == 0)
+        return method_name(METHOD_TEACHER);
+    if (c == 1)
+        return "teacher (occluded)";
+    return method_name((Method)(c - 1));
+}
 
 int layout_build(const Report *r, Layout *L, char *err, size_t errlen)
 {
     memset(L, 0, sizeof *L);
     for (int c = 0; c < N_CANONICAL; c++)
         for (int i = 0; i < r->n_rows; i++)
-            if (strcmp(r->rows[i].method, CANONICAL[c]) == 0) {
-                name_add(&L->methods, CANONICAL[c]);
+            if (strcmp(r->rows[i].method, canonical_method(c)) == 0) {
+                name_add(&L->methods, canonical_method(c));
                 break;
             }
     for (int i = 0; i < r->n_rows; i++) {
