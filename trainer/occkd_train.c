@@ -36,6 +36,48 @@ static int launcher_rank(void)
     return v ? atoi(v) : 0;
 }
 
+/* --check: validates the job file (every process alike; the launcher's rank
+ * 0 prints), lists its cells and estimates what it needs. */
+static int check_job(const char *path, const char **sets, int n_sets, int no_paths)
+{
+    Job job;
+    char err[8192];
+    /* every process validates the same file the same way; one prints */
+    int rc = job_load_ex(path, sets, n_sets, no_paths ? JOB_NO_PATH_CHECK : 0, &job, err, sizeof err);
+    char out_err[4400];
+    if (!rc && output_check(job.output, out_err, sizeof out_err)) {
+        snprintf(err, sizeof err, "%s: %s", path, out_err);
+        job_free(&job);
+        rc = -1;
+    }
+    if (launcher_rank() == 0) {
+        if (rc) {
+            fprintf(stderr, "%s\n", err);
+            /* where only paths are missing (a job planned on another
+             * machine), the estimate still helps */
+            Job j2;
+            char e2[256];
+            if (!no_paths && job_load_ex(path, sets, n_sets, JOB_NO_PATH_CHECK, &j2, e2, sizeof e2) == 0) {
+                const char *r = getenv("OCCKD_RANKS");
+                job_print_estimate(&j2, r && atoi(r) > 0 ? atoi(r) : 1, stdout);
+                job_free(&j2);
+            }
+        } else {
+            job_print(&job, stdout);
+            const char *r = getenv("OCCKD_RANKS");
+            if (!r)
+                r = getenv("OMPI_COMM_WORLD_SIZE");
+            if (!r)
+                r = getenv("SLURM_NTASKS");
+            job_print_estimate(&job, r && atoi(r) > 0 ? atoi(r) : 1, stdout);
+            printf("%s: valid\n", path);
+        }
+    }
+    if (!rc)
+        job_free(&job);
+    return rc ? EXIT_INVALID : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     blas_kernel_select(argv); /* before MPI: may run the program again with better kernels */
@@ -78,46 +120,13 @@ int main(int argc, char **argv)
         return EXIT_INVALID;
     }
 
+    if (check) {
+        int rc = check_job(path, sets, n_sets, no_paths);
+        free(sets);
+        return rc;
+    }
     Job job;
     char err[8192];
-    if (check) {
-        /* every process validates the same file the same way; one prints */
-        int rc = job_load_ex(path, sets, n_sets, no_paths ? JOB_NO_PATH_CHECK : 0, &job, err, sizeof err);
-        char out_err[4400];
-        if (!rc && output_check(job.output, out_err, sizeof out_err)) {
-            snprintf(err, sizeof err, "%s: %s", path, out_err);
-            job_free(&job);
-            rc = -1;
-        }
-        if (launcher_rank() == 0) {
-            if (rc) {
-                fprintf(stderr, "%s\n", err);
-                /* where only paths are missing (a job planned on another
-                 * machine), the estimate still helps */
-                Job j2;
-                char e2[256];
-                if (!no_paths && job_load_ex(path, sets, n_sets, JOB_NO_PATH_CHECK, &j2, e2, sizeof e2) == 0) {
-                    const char *r = getenv("OCCKD_RANKS");
-                    job_print_estimate(&j2, r && atoi(r) > 0 ? atoi(r) : 1, stdout);
-                    job_free(&j2);
-                }
-            } else {
-                job_print(&job, stdout);
-                const char *r = getenv("OCCKD_RANKS");
-                if (!r)
-                    r = getenv("OMPI_COMM_WORLD_SIZE");
-                if (!r)
-                    r = getenv("SLURM_NTASKS");
-                job_print_estimate(&job, r && atoi(r) > 0 ? atoi(r) : 1, stdout);
-                printf("%s: valid\n", path);
-            }
-        }
-        if (!rc)
-            job_free(&job);
-        free(sets);
-        return rc ? EXIT_INVALID : EXIT_OK;
-    }
-
     Comm comm;
     CommOptions co = {.threads = 0, .watchdog_seconds = 0};
     if (comm_init(&argc, &argv, &co, &comm)) {
