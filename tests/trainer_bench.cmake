@@ -26,3 +26,9 @@ add_test(NAME blas_kernel_check
          COMMAND ${OCCKD_TEST_DIR}/test_blas_kernel.sh $<TARGET_FILE:occkd_bench> $<TARGET_FILE:occkd_train>
                  ${OCCKD_TEST_DIR}/jobs/tiny.cfg ${CMAKE_CURRENT_BINARY_DIR}/blas_kernel)
 set_tests_properties(blas_kernel_check PROPERTIES TIMEOUT 120 LABELS "mpi;e2e")
+
+# The side-by-side benchmark against PyTorch at tiny sizes: both sides run
+# and build networks of equal parameter counts (skipped without python3-torch).
+add_test(NAME bench_compare_smoke
+         COMMAND ${CMAKE_SOURCE_DIR}/layers/bench/compare.sh --smoke --bench $<TARGET_FILE:occkd_bench>)
+set_tests_properties(bench_compare_smoke PROPERTIES TIMEOUT 300 LABELS unit SKIP_RETURN_CODE 77)
