@@ -35,10 +35,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "data/internal.h"
 
-#define CACHE_FORMAT "occkd-data-cache 2"
+#define CACHE_FORMAT "occkd-data-cache 3" /* 3: checksums (Fletcher-32 on the tables, CRC-32 per image) */
 #define RUN_BYTES ((size_t)8 << 20) /* images written per H5Dwrite */
 
 static const char *const label_names[ATTR_COUNT] = {"expression", "gender", "age_unused", "class"};
@@ -88,7 +89,18 @@ static int put_data(hid_t loc, const char *name, hid_t file_type, hid_t mem_type
                     const void *data)
 {
     hid_t s = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    /* checksummed (a flipped byte is refused on reading): the filter needs a
+     * chunked layout, one chunk per table */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    int empty = 0;
+    for (int i = 0; i < rank; i++)
+        empty |= dims[i] == 0;
+    if (!empty) {
+        H5Pset_chunk(dcpl, rank, dims);
+        H5Pset_fletcher32(dcpl);
+    }
+    hid_t d = H5Dcreate2(loc, name, file_type, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
     int rc = d < 0 || H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0;
     if (d >= 0)
         H5Dclose(d);
@@ -121,7 +133,7 @@ static int put_strings(hid_t loc, const char *name, char *const *v, int n)
 
 /* /images, written run by run from src; the pixel sums of each split on the way. */
 static int write_images(hid_t f, const Dataset *d, const PixelSource *src, uint64_t sum[3][4], uint64_t sq[3][4],
-                        char *err, size_t errlen)
+                        uint32_t *crc, char *err, size_t errlen)
 {
     hsize_t dims[4] = {(hsize_t)d->n, (hsize_t)d->channels, (hsize_t)d->side, (hsize_t)d->side};
     size_t np = (size_t)d->side * d->side, sz = (size_t)d->channels * np;
@@ -140,6 +152,8 @@ static int write_images(hid_t f, const Dataset *d, const PixelSource *src, uint6
         for (int64_t k = 0; !rc && k < m; k++) {
             uint8_t *px = buf + (size_t)k * sz;
             rc = src->get(src->ctx, i0 + k, px, err, errlen);
+            if (!rc)
+                crc[i0 + k] = (uint32_t)crc32(0L, px, (uInt)sz);
             int split = d->split[i0 + k];
             for (int c = 0; !rc && split < 3 && c < d->channels; c++) {
                 uint64_t a = 0, a2 = 0;
@@ -181,8 +195,17 @@ static int write_body(hid_t f, const Dataset *d, const char *options, const Fing
     for (int a = 0; a < ATTR_COUNT; a++)
         ncl[a] = d->n_classes[a];
     uint64_t sum[3][4] = {{0}}, sq[3][4] = {{0}};
-    if (write_images(f, d, src, sum, sq, err, errlen))
+    uint32_t *crc = malloc((n ? n : 1) * sizeof *crc);
+    if (!crc) {
+        data_err(err, errlen, "data: out of memory for the images' checksums");
         return -1;
+    }
+    if (write_images(f, d, src, sum, sq, crc, err, errlen) ||
+        put_data(f, "image_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT32, 1, &n, crc)) {
+        free(crc);
+        return -1;
+    }
+    free(crc);
     int64_t sum_v[12], sq_v[12];
     for (int k = 0; k < 12; k++) {
         sum_v[k] = (int64_t)sum[k / 4][k % 4];
@@ -405,6 +428,9 @@ static int read_body(hid_t f, Dataset *d)
     }
     d->has_sums = 1;
     void *p;
+    if (get_data(f, "image_crc32", H5T_NATIVE_UINT32, sizeof(uint32_t), (size_t)n, &p) || (!p && n > 0))
+        return -1;
+    d->image_crc = p;
     if (get_data(f, "split", H5T_NATIVE_UINT8, 1, (size_t)n, &p) || !p)
         return -1;
     d->split = p;

@@ -85,6 +85,7 @@ typedef struct {
     int streaming;             /* 1: pixels come from fd */
     int fd;
     int64_t image_offset;
+    uint32_t *image_crc;       /* (n) CRC-32 of each sample's bytes, checked on every read; NULL: none */
     int64_t *bytes_read;       /* pixel bytes read from the cache so far (shared counter), or NULL */
     /* exact pixel sums per split and channel, recorded when the cache was
      * written (has_sums), so that normalisation needs no pass over the data */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "data/internal.h"
 
@@ -500,6 +501,7 @@ void dataset_free(Dataset *d)
     if (d->streaming && d->fd >= 0)
         close(d->fd);
     free(d->bytes_read);
+    free(d->image_crc);
     free(d->pixels);
     for (int a = 0; a < ATTR_COUNT; a++)
         free(d->attr_class[a]);
@@ -549,6 +551,12 @@ int dataset_read_sample(const Dataset *d, int64_t id, uint8_t *dst, char *err, s
     }
     if (d->bytes_read)
         __atomic_fetch_add(d->bytes_read, (int64_t)sz, __ATOMIC_RELAXED);
+    if (d->image_crc && (uint32_t)crc32(0L, dst, (uInt)sz) != d->image_crc[id]) {
+        data_err(err, errlen, "%s: sample %lld%s%s fails its checksum (the cache file is damaged): delete it and it "
+                 "is built again",
+                 d->cache_path, (long long)id, d->name && d->name[id] ? " " : "", d->name && d->name[id] ? d->name[id] : "");
+        return -1;
+    }
     return 0;
 }
 

@@ -358,7 +358,7 @@ static void test_parallel_build(const char *cache)
             pid[r] = fork();
             if (pid[r] == 0) {
                 RankCtx rc = {s, r};
-                DataComm comm = {r, world, &rc, sh_barrier, sh_sum, sh_bcast};
+                DataComm comm = {r, world, &rc, sh_barrier, sh_sum, sh_bcast, NULL};
                 Dataset d;
                 char e[1024] = "";
                 if (dataset_load(&o, cache, &comm, &d, e, sizeof e)) {
@@ -395,6 +395,43 @@ static void test_parallel_build(const char *cache)
     dataset_free(&ref);
 }
 
+/* A flipped byte in a cached image is found when the image is read (each
+ * image's CRC-32 is stored with the cache); flipped bytes in the tables are
+ * refused by their Fletcher-32 checksums and the cache is built again. */
+static void test_checksums(const char *cache)
+{
+    DataOptions o;
+    data_options_default(&o);
+    o.synth_count = 60;
+    o.side = 16;
+    o.channels = 1;
+    Dataset a, b;
+    char err[1024] = "";
+    CHECK(dataset_load(&o, cache, NULL, &a, err, sizeof err) == 0, "build: %s", err);
+    CHECK(a.image_crc != NULL, "the cache records no image checksums");
+    uint8_t px[16 * 16];
+    int64_t victim = 7;
+    CHECK(dataset_read_sample(&a, victim, px, err, sizeof err) == 0, "an intact sample was refused: %s", err);
+    /* flip one byte of image 7 in the file */
+    FILE *f = fopen(a.cache_path, "r+b");
+    long at = (long)(a.image_offset + victim * 16 * 16 + 100);
+    int c = f && fseek(f, at, SEEK_SET) == 0 ? fgetc(f) : EOF;
+    CHECK(c != EOF, "cannot read the cache at %ld", at);
+    if (f && c != EOF) {
+        fseek(f, at, SEEK_SET);
+        fputc(c ^ 0x10, f);
+    }
+    if (f)
+        fclose(f);
+    CHECK(dataset_load(&o, cache, NULL, &b, err, sizeof err) == 0 && b.from_cache == 1, "reload: %s", err);
+    int rc = dataset_read_sample(&b, victim, px, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "fails its checksum") && strstr(err, "sample 7"),
+          "a flipped image byte was not found (rc %d): %s", rc, err);
+    CHECK(dataset_read_sample(&b, victim + 1, px, err, sizeof err) == 0, "the next sample was refused too: %s", err);
+    dataset_free(&a);
+    dataset_free(&b);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/occkd_cache_XXXXXX");
@@ -408,6 +445,7 @@ int main(void)
     test_source_change(cache);
     test_source_resolution(cache);
     test_parallel_build(cache);
+    test_checksums(cache);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)

@@ -282,7 +282,7 @@ typedef struct {
     Grid *g;
     const Chain *ch;
     Method method;
-    char ckpt[2048], model_file[2048], result[2048], teacher_file[2048], name[160];
+    char ckpt[2048], model_file[2048], result[2048], teacher_file[2048], name[256];
     CellStamp stamp, teacher_stamp; /* this cell's, and a student's teacher's */
     TrainConfig cfg;
     LoaderOptions base;
@@ -520,7 +520,7 @@ int run_concat(Grid *g, const Chain *ch, const FusionSpec *f, char *err, size_t 
     Comm *comm = g->comm;
     int task = ch->task, model = ch->model;
     const Dataset *d = &g->data[g->task_data[task]];
-    char ckpt[2048], mf[2048], res[2048], name[160], msg[COMM_MSG_MAX] = "";
+    char ckpt[2048], mf[2048], res[2048], name[256], msg[COMM_MSG_MAX] = "";
     cell_paths(job, ch->seed_i, task, model, f->name, ckpt, mf, res, sizeof ckpt);
     cell_name(job, ch->seed_i, task, model, f->name, name, sizeof name);
     if (group_decides(comm, comm->group_rank == 0 && cell_done(res)))
