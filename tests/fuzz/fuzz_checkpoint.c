@@ -1,14 +1,20 @@
 /* fuzz_checkpoint.c - the checkpoint and weights loader: the input is
  * written as an HDF5 file and read by checkpoint_load (every buffer and the
  * metadata, then with a cell stamp to match), by cell_stamp_read and by
- * weights_load, whole and partial, into fuzz_net(). HDF5's own error stack
- * printing is off.
+ * weights_load, whole and partial, into fuzz_net(); then no HDF5 object may
+ * be left open. HDF5's own error stack printing is off.
  */
 #include <hdf5.h>
 
 #include "checkpoints/checkpoints.h"
 #include "tests/fuzz/fuzz_common.h"
 #include "tests/fuzz/fuzz_net.h"
+
+/* HDF5 1.10 loses parts of its metadata cache on some corrupt object
+ * headers: leaks inside the library, which LeakSanitizer is told to ignore.
+ * Handles the loaders leave open are caught below instead. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libhdf5_serial.so\n"; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,5 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = weights_load(path, net, 0, &loaded, err, sizeof err);
     fuzz_note("weights_load", rc, err);
     (void)weights_load(path, net, 1, &loaded, err, sizeof err);
+    /* every file, group, dataset and attribute opened was closed again */
+    ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    if (open_ids != 0) {
+        fprintf(stderr, "%zd HDF5 objects left open\n", open_ids);
+        abort();
+    }
     return 0;
 }
