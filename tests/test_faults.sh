@@ -18,6 +18,8 @@
 #   full-ckpt      the output on a full file system: "No space left on device", status 1
 #   full-cache     the data cache on a full file system: the same words
 #   read-only      the output on a read-only file system: refused before training
+#   corrupt        a damaged checkpoint: refused naming it (status 2), then deleted
+#   blind          one rank sees none of the output's files: the group leader decides
 # (A second run into a running job's output is tests/test_output.sh.) The
 # file-system cases need root to mount a small tmpfs; without it they are
 # skipped with a message.
@@ -66,14 +68,15 @@ kept() { # kept OUTPUT: every cell result finished before the fault is still the
     [ -s "$1.cells" ] || return 0
     (cd "$1" && md5sum -c --quiet "../$1.cells") || fail "$1: a finished cell result was lost or changed"
 }
-same_as_ref() { # same_as_ref OUTPUT
-    h5diff ref/results.h5 "$1/results.h5" /summary /summary >diff.txt 2>&1 || { cat diff.txt; fail "$1: /summary differs"; }
-    for f in ref/cells/*/*/*.h5; do
-        g=$1/${f#ref/}
+same_as_ref() { # same_as_ref OUTPUT [REFERENCE]
+    r=${2:-ref}
+    h5diff "$r/results.h5" "$1/results.h5" /summary /summary >diff.txt 2>&1 || { cat diff.txt; fail "$1: /summary differs"; }
+    for f in "$r"/cells/*/*/*.h5; do
+        g=$1/${f#"$r"/}
         h5diff "$f" "$g" /test/predictions /test/predictions >diff.txt 2>&1 || { cat diff.txt; fail "$g: predictions differ"; }
     done
-    for f in ref/models/*/*/*.h5; do
-        g=$1/${f#ref/}
+    for f in "$r"/models/*/*/*.h5; do
+        g=$1/${f#"$r"/}
         h5diff "$f" "$g" /params /params >diff.txt 2>&1 || { cat diff.txt; fail "$g: weights differ"; }
     done
 }
@@ -155,6 +158,37 @@ signalled usr1-launcher USR1 launcher 0
 signalled term-launcher TERM launcher 1
 signalled term-rank TERM rank 0
 signalled usr1-ranks USR1 ranks 0
+
+# ------------------------------------------------- a damaged checkpoint
+# refused by its checksum before anything trains, naming the file and saying
+# to delete it; once deleted, the cell trains from its start
+run corrupt corrupt-a.log OCCKD_FAULT_AT_STEP=5 OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=corrupt.mark
+ck=$(find corrupt/checkpoints -name '*.h5' | head -n 1)
+[ -n "$ck" ] || fail "corrupt: no checkpoint to damage"
+printf 'XXXXXXXXXXXXXXXX' | dd of="$ck" bs=1 seek=100 conv=notrunc 2>/dev/null
+run corrupt corrupt.log
+expect corrupt 2 "$ck"
+grep -q "delete the files named" corrupt.log || { cat corrupt.log; fail "corrupt: no advice to delete the file"; }
+grep -q "infinite loop\|Segmentation fault" corrupt.log && fail "corrupt: HDF5 broke down at exit"
+rm "$ck"
+finish corrupt
+
+# ---------------------------------------------- the group leader decides
+# one group of 2 ranks; rank 1 sees none of the output's files (as behind a
+# stale attribute cache): the rerun must follow the leader, skip the
+# finished cells, resume the checkpointed one, and end as an uninterrupted run
+one=--set
+run ref1 ref1.log -- $one parallel.groups=1
+[ $status -eq 0 ] || { cat ref1.log; fail "the one-group reference failed"; }
+run blind blind-a.log OCCKD_FAULT_KILL_AFTER_CELL=2 -- $one parallel.groups=1
+run blind blind-b.log OCCKD_FAULT_AT_STEP=5 OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=blind.mark -- $one parallel.groups=1
+grep -q "killed at step 5" blind-b.log || { cat blind-b.log; fail "blind: the step fault did not fire"; }
+run blind blind.log OCCKD_FAULT_BLIND_RANK=1 -- $one parallel.groups=1 $one parallel.watchdog_seconds=30
+[ $status -eq 0 ] || { cat blind.log; fail "blind: a rank that sees no files broke the rerun (status $status)"; }
+grep -q "resuming at step" blind.log || { cat blind.log; fail "blind: the checkpointed cell did not resume"; }
+[ "$(grep -c 'training:' blind.log)" -lt 10 ] || fail "blind: finished cells trained again"
+same_as_ref blind ref1
+echo "test_faults: blind: a rank blind to the file system follows its leader; equal to the uninterrupted run"
 
 # ------------------------------------------------------------ file systems
 small_fs() { # small_fs NAME SIZE [ro]: a tmpfs at $mnt/NAME; 1 when it cannot be mounted

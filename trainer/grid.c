@@ -196,6 +196,7 @@ int grid_run(const Job *job, Comm *comm, char *err, size_t errlen)
     memset(&g, 0, sizeof g);
     g.job = job;
     g.comm = comm;
+    fault_blind_init(comm->rank);
     char msg[COMM_MSG_MAX] = "";
     int status = 0, locked = 0;
     int rc = EXIT_OK;

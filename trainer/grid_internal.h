@@ -47,6 +47,8 @@ int grid_stop_requested(void);
  * every rank of the group. Collective over the group. */
 int group_decides(Comm *comm, int leader_value);
 int file_exists(const char *path);
+/* Reads OCCKD_FAULT_BLIND_RANK (a test switch; see cell.c). */
+void fault_blind_init(int world_rank);
 /* 1 when the cell result file at `path` exists and says "done". */
 int cell_done(const char *path);
 /* A cell's random keys come from the names of its task and model. */
