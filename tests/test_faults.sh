@@ -18,6 +18,7 @@
 #   full-ckpt      the output on a full file system: "No space left on device", status 1
 #   full-cache     the data cache on a full file system: the same words
 #   read-only      the output on a read-only file system: refused before training
+#   huge           epochs = 2^31 - 1: no memory reserved per epoch (VmPeak < 4 GiB)
 #   corrupt        a damaged checkpoint: refused naming it (status 2), then deleted
 #   blind          one rank sees none of the output's files: the group leader decides
 # (A second run into a running job's output is tests/test_output.sh.) The
@@ -158,6 +159,18 @@ signalled usr1-launcher USR1 launcher 0
 signalled term-launcher TERM launcher 1
 signalled term-rank TERM rank 0
 signalled usr1-ranks USR1 ranks 0
+
+# ------------------------------------------------------ a huge epoch count
+# nothing is reserved per epoch up front: at epochs = 2^31 - 1 a rank's
+# virtual memory at step 2 stays that of a small job
+launch huge huge.log OCCKD_FAULT_AT_STEP=2 OCCKD_FAULT_ACTION=pause OCCKD_FAULT_MARK=huge.mark -- \
+    --set train.epochs=2147483647
+wait_mark huge.mark || { cat huge.log; fail "huge: no rank reached step 2"; }
+peak=$(awk '/^VmPeak:/ { print $2 }' "/proc/$(cat huge.mark)/status")
+kill -USR1 $pid
+wait $pid
+[ "${peak:-0}" -gt 0 ] && [ "$peak" -lt 4194304 ] || fail "huge: VmPeak ${peak:-?} kB at epochs 2^31 - 1"
+echo "test_faults: huge: epochs 2147483647, VmPeak $((peak / 1024)) MiB at step 2"
 
 # ------------------------------------------------- a damaged checkpoint
 # refused by its checksum before anything trains, naming the file and saying
