@@ -5,6 +5,7 @@
 # two ranks: the image is decoded by rank 1 (the ranks decode samples
 # r, r + 2, ...), and its message (the file) reaches rank 0's output, not
 # only "another rank failed". Invalid data is invalid input: status 2.
+# And a data file that is a folder is reported as a folder, not as missing.
 set -u
 train=$1 work=$2
 . "$(dirname "$0")/e2e.sh"
@@ -35,4 +36,17 @@ cat run.log | grep -v "^\[" | head -20
 [ $status -eq 2 ] || fail "exit status $status, expected 2 (invalid input)"
 grep -q "rank 1: .*img01.pgm" run.log || fail "rank 1's message naming the bad image did not reach the output"
 grep -q "training:" run.log && fail "cells trained on a data set that failed"
+# a data file that is a folder is named as such, not as missing
+mkdir -p fer/fer2013.csv && touch fer/fer2013new.csv
+cat >fer.cfg <<CFG
+job = { name = "fer"; output = "out-fer"; };
+tasks = ( { name = "expression"; target = "expression"; data = { source = "ferplus"; path = "fer"; }; } );
+models = ( { arch = "vgg_f"; } );
+methods = [ "teacher" ];
+CFG
+"$train" --check fer.cfg >fer.log 2>&1
+status=$?
+[ $status -eq 2 ] || { cat fer.log; fail "--check with a folder for fer2013.csv exited $status, expected 2"; }
+grep -q "fer.cfg:2: tasks\[0\].data.path: 'fer/fer2013.csv' is a folder, expected a file" fer.log ||
+    { cat fer.log; fail "a folder in place of fer2013.csv is not named as such"; }
 echo "test_bad_data: passed"

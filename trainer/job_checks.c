@@ -34,14 +34,24 @@ static int need_file_in(Ctx *c, const config_setting_t *s, const char *key, cons
     size_t n = strlen(dir);
     const char *sep = n && dir[n - 1] == '/' ? "" : "/";
     snprintf(p, sizeof p, "%s%s%s", dir, sep, name);
-    if (path_kind(p) == 1)
+    int kind = path_kind(p);
+    if (kind == 1)
         return 0;
     if (gz_ok) {
-        snprintf(p, sizeof p, "%s%s%s.gz", dir, sep, name);
-        if (path_kind(p) == 1)
+        char z[JOB_PATH_MAX + 64];
+        snprintf(z, sizeof z, "%s%s%s.gz", dir, sep, name);
+        int zk = path_kind(z);
+        if (zk == 1)
             return 0;
+        if (!kind && zk) {
+            snprintf(p, sizeof p, "%s", z);
+            kind = zk;
+        }
     }
-    fail(c, s, "%s: '%s%s%s%s' not found", key, dir, sep, name, gz_ok ? "[.gz]" : "");
+    if (kind) /* there, but not a file: a folder of that name, a device */
+        fail(c, s, "%s: '%s' is %s, expected a file", key, p, kind == 2 ? "a folder" : "not a regular file");
+    else
+        fail(c, s, "%s: '%s%s%s%s' not found", key, dir, sep, name, gz_ok ? "[.gz]" : "");
     return -1;
 }
 
