@@ -5,6 +5,12 @@
  *                                all); the weights must agree across group
  *                                sizes and be identical within a group;
  *                                bucketed-overlapped vs blocking allreduce.
+ *                                Then networks with batch norm (a small
+ *                                ResNet-50, VGG-face with batch norm and one
+ *                                hidden layer), teacher and kd, synchronised
+ *                                batch norm on: the same agreement; and off
+ *                                (each rank normalises its slice): a larger
+ *                                disagreement, which the measure must see.
  *   test_train_mpi bad-sample    one sample's label is out of range: the rank
  *                                that meets it fails, all ranks leave with its
  *                                message, exit status 1.
@@ -32,15 +38,25 @@
 
 static Comm comm;
 
+/* The network of the test's cells: kind 0 the small VGG-face with dropout,
+ * 1 a small ResNet-50 (started with zero_init_residual), 2 VGG-face with
+ * batch norm, one hidden layer and dropout. */
+static int net_kind = 0;
+static int sync_bn = 1;
+
 static Net *small_net(int batch)
 {
-    NetSpec s = netspec_default(ARCH_VGG_FACE);
+    NetSpec s = netspec_default(net_kind == 1 ? ARCH_RESNET50 : ARCH_VGG_FACE);
     s.input = 32;
     s.channels = 1;
     s.width = 0.0625f;
-    s.fc = 32;
+    s.fc = net_kind == 1 ? 0 : 32;
     s.classes = 8;
-    s.dropout = 0.5f;
+    s.dropout = net_kind == 0 ? 0.5f : net_kind == 2 ? 0.3f : 0.0f;
+    if (net_kind == 2) {
+        s.batchnorm = 1;
+        s.fc_layers = 1;
+    }
     char err[256];
     Net *n = net_create(&s, batch, 0, err, sizeof err);
     if (!n)
@@ -101,21 +117,48 @@ static TrainConfig config(Method m)
     return c;
 }
 
-/* Trains one cell; returns its final weights (malloc'ed). */
+/* torchvision's zero_init_residual: the last batch norm of every bottleneck
+ * starts with gamma 0, so that each block starts as the identity. From
+ * net_init alone the small ResNet is too ill-conditioned to compare
+ * weights after 16 steps: a 1e-4 change of the learning rate moves them by
+ * about half their motion within 4 steps, rounding as much. Started so, the
+ * same change moves them by 0.08 of their motion after 16 steps. */
+static void zero_init_residual(Net *net)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *l = net->layers[i];
+        size_t len = strlen(l->name);
+        if (len > 4 && strcmp(l->name + len - 4, ".bn3") == 0)
+            memset(l->param[0].data, 0, l->param[0].count * sizeof(float));
+    }
+}
+
+/* Trains one cell; returns its final weights (malloc'ed). A cell starting
+ * from teacher_params takes start_state as its batch-norm statistics when
+ * set; the statistics it ends with go to trained_state (malloc'ed, the
+ * caller frees) when the network has any. */
 static float lr_scale = 1.0f;
+static const float *start_state;
+static float *trained_state;
 
 static float *train(Method m, const float *teacher_params, Net *teacher, const Dataset *d, int blocking, int accum,
                     TrainEnv *env)
 {
     TrainConfig c = config(m);
     c.sgd.lr *= lr_scale;
+    c.sync_bn = sync_bn;
     c.sync.blocking = blocking;
     c.accum = accum;
     Net *net = small_net(c.global_batch);
-    if (teacher_params)
+    if (teacher_params) {
         memcpy(net->params, teacher_params, net->n_params * sizeof(float));
-    else
+        if (start_state && net->n_state)
+            memcpy(net->state, start_state, net->n_state * sizeof(float));
+    } else {
         net_init(net, 5);
+        if (net_kind == 1)
+            zero_init_residual(net);
+    }
     LoaderOptions base = base_options(d);
     TrainState st;
     train_state_init(&st, net);
@@ -133,6 +176,11 @@ static float *train(Method m, const float *teacher_params, Net *teacher, const D
         comm_abort_all(&comm, comm.error);
     float *w = malloc(net->n_params * sizeof(float));
     memcpy(w, net->params, net->n_params * sizeof(float));
+    if (net->n_state) {
+        free(trained_state);
+        trained_state = malloc(net->n_state * sizeof(float));
+        memcpy(trained_state, net->state, net->n_state * sizeof(float));
+    }
     train_state_free(&st);
     net_free(net);
     return w;
@@ -166,6 +214,8 @@ static const char *cache_dir(void)
     snprintf(dir, sizeof dir, "%s/occkd-test-train-cache", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     return dir;
 }
+
+static void equivalence_bn(const Dataset *d);
 
 static void equivalence(void)
 {
@@ -251,7 +301,94 @@ static void equivalence(void)
     for (int m = 0; m < NM; m++)
         free(ref[m]);
     free(ref_init);
+    equivalence_bn(&d);
     dataset_free(&d);
+}
+
+/* The networks with batch norm: a teacher from the same initialisation and
+ * (VGG-face) a kd student from the reference teacher, for every group size,
+ * against groups of one rank; with sync_bn on they agree as the network
+ * without batch norm does. The teacher once more with sync_bn off, where
+ * each rank normalises its own slice (3, 4 or 6 of the 12 samples): the
+ * measure must show that larger difference. The small ResNet's kd student
+ * is left out: from its trained teacher, 16 steps amplify rounding to 0.1
+ * to 0.4 of the student's motion whatever the ranks. */
+static void equivalence_bn(const Dataset *d)
+{
+    static const char *const kind_names[] = {"vgg_face", "resnet50", "vgg_face+bn"};
+    for (net_kind = 1; net_kind <= 2; net_kind++) {
+        Net *probe = small_net(12);
+        size_t np = probe->n_params, ns = probe->n_state;
+        net_init(probe, 5); /* the teacher's starting point, as in train() */
+        if (net_kind == 1)
+            zero_init_residual(probe);
+        float *init = malloc(np * sizeof(float));
+        memcpy(init, probe->params, np * sizeof(float));
+        net_free(probe);
+        float *ref_t = NULL, *ref_k = NULL, *ref_state = NULL;
+        int ref_size = 0;
+        for (int groups = comm.size; groups >= 1; groups--) {
+            if (comm.size % groups)
+                continue;
+            if (comm_split_groups(&comm, groups))
+                comm_abort_all(&comm, comm.error);
+            sync_bn = 1;
+            float *w_t = train(METHOD_TEACHER, NULL, NULL, d, 0, 1, NULL);
+            float *st_t = trained_state;
+            trained_state = NULL;
+            /* kd starts from the reference teacher (weights and statistics) */
+            float *start = malloc(np * sizeof(float)), *sst = malloc(ns * sizeof(float));
+            int have_ref = ref_t != NULL;
+            comm_bcast_bytes(&comm, COMM_SCOPE_WORLD, &have_ref, sizeof have_ref, 0);
+            memcpy(start, comm.rank == 0 && have_ref ? ref_t : w_t, np * sizeof(float));
+            memcpy(sst, comm.rank == 0 && have_ref ? ref_state : st_t, ns * sizeof(float));
+            if (have_ref) {
+                comm_bcast_bytes(&comm, COMM_SCOPE_WORLD, start, np * sizeof(float), 0);
+                comm_bcast_bytes(&comm, COMM_SCOPE_WORLD, sst, ns * sizeof(float), 0);
+            }
+            Net *teacher = small_net(12);
+            memcpy(teacher->params, start, np * sizeof(float));
+            memcpy(teacher->state, sst, ns * sizeof(float));
+            start_state = sst;
+            float *w_k = net_kind == 2 ? train(METHOD_KD, start, teacher, d, 0, 1, NULL) : NULL;
+            start_state = NULL;
+            float *w_local = NULL;
+            if (comm.group_size > 1) {
+                sync_bn = 0;
+                w_local = train(METHOD_TEACHER, NULL, NULL, d, 0, 1, NULL);
+                sync_bn = 1;
+            }
+            net_free(teacher);
+            free(start);
+            free(sst);
+            if (comm.rank == 0 && !ref_t) {
+                ref_t = w_t, ref_k = w_k, ref_state = st_t, ref_size = comm.group_size;
+                printf("%s: reference: groups of %d rank(s)\n", kind_names[net_kind], ref_size);
+                continue;
+            }
+            if (comm.rank == 0) {
+                double rt = rel_to_motion(w_t, ref_t, init, np), rk = w_k ? rel_to_motion(w_k, ref_k, ref_t, np) : 0;
+                double rs = rel_diff(ref_state, st_t, ns);
+                char kd[48] = "";
+                if (w_k)
+                    snprintf(kd, sizeof kd, ", kd %.3g", rk);
+                printf("%s sync_bn: %d rank(s) per group vs %d: teacher %.3g%s of the motion; batch-norm statistics "
+                       "%.3g of the largest\n", kind_names[net_kind], comm.group_size, ref_size, rt, kd, rs);
+                CHECK(rt < TOL && rk < TOL, "%s: with sync_bn, %d vs %d ranks differ by %g (teacher), %g (kd) of "
+                      "the motion (tolerance %g)", kind_names[net_kind], comm.group_size, ref_size, rt, rk, TOL);
+                CHECK(rs < TOL, "%s: with sync_bn, the batch-norm statistics of %d vs %d ranks differ by %g",
+                      kind_names[net_kind], comm.group_size, ref_size, rs);
+                double rl = rel_to_motion(w_local, ref_t, init, np);
+                printf("%s per-rank batch norm: %d rank(s) per group vs %d: teacher %.3g of the motion\n",
+                       kind_names[net_kind], comm.group_size, ref_size, rl);
+                CHECK(rl > 2 * TOL, "%s: per-rank batch norm on %d ranks differs by only %g from one rank: the "
+                      "tolerance %g cannot tell it", kind_names[net_kind], comm.group_size, rl, TOL);
+            }
+            free(w_t), free(w_k), free(st_t), free(w_local);
+        }
+        free(ref_t), free(ref_k), free(ref_state), free(init);
+    }
+    net_kind = 0;
 }
 
 static void bad_sample(void)
