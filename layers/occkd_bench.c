@@ -5,7 +5,8 @@
  *
  * Runs full training steps (forward, softmax cross-entropy, backward, SGD
  * update) on random images and labels, and prints one figure per line:
- * params, train_images_per_s, train_gflops_per_s, sgemm_gflops_per_s (a
+ * params, train_images_per_s, train_gflops_per_s, train_cpu_ms_per_step (CPU
+ * time of all threads), sgemm_gflops_per_s (a
  * large OpenBLAS sgemm measured in the same run, the machine's reference),
  * peak_memory_mb, then the time per layer with the layer's settings.
  * Forward+backward is counted as three times the forward flops.
@@ -17,13 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "layers/layers.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: occkd_bench --model vgg_f|vgg_face|resnet50 --input SIDE --batch N [--width W] [--fc F]\n"
-               "                   [--classes K] [--channels C] [--steps N] [--warmup N] [--threads T]\n");
+               "                   [--classes K] [--channels C] [--steps N] [--warmup N] [--threads T]\n"
+               "The convolutions run by oneDNN where the build has it; OCCKD_DNNL=0 in the environment\n"
+               "runs them by im2col + sgemm instead.\n");
 }
 
 static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
@@ -139,11 +143,21 @@ static int parse_args(int argc, char **argv, BenchArgs *a)
     return 0;
 }
 
+/* Seconds of CPU time used by all threads of the process: on a machine
+ * shared with other jobs, a one-thread run's CPU time per step is what the
+ * others disturb least. */
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* a->warmup + a->steps training steps on random images and labels (forward,
  * cross-entropy, backward, SGD), the last a->steps timed and profiled
  * per layer. 0 with the seconds of the timed steps and the last loss, or -1
  * with a message on stderr. */
-static int train_steps(Net *net, const BenchArgs *a, double *elapsed, float *loss)
+static int train_steps(Net *net, const BenchArgs *a, double *elapsed, double *cpu, float *loss)
 {
     const int batch = a->batch, classes = a->spec.classes;
     size_t nx = (size_t)batch * shape_size(net->input);
@@ -163,13 +177,14 @@ static int train_steps(Net *net, const BenchArgs *a, double *elapsed, float *los
     SgdConfig opt = sgd_default();
     opt.lr = 1e-3f;
     Pass p = {.n = batch, .training = 1, .seed = 1, .sample_id = ids};
-    double t_start = 0;
+    double t_start = 0, cpu_start = 0;
     char err[256];
     int rc = 0;
     for (int s = 0; s < a->warmup + a->steps && !rc; s++) {
         if (s == a->warmup) {
             net_profile(net, 1);
             t_start = clock_seconds();
+            cpu_start = cpu_seconds();
         }
         p.step = (uint64_t)s;
         const float *logits = net_forward(net, &p, x);
@@ -182,6 +197,7 @@ static int train_steps(Net *net, const BenchArgs *a, double *elapsed, float *los
         sgd_step(&opt, opt.lr, net->params, net->grads, velocity, net->n_params);
     }
     *elapsed = clock_seconds() - t_start;
+    *cpu = cpu_seconds() - cpu_start;
     free(x);
     free(y);
     free(d_out);
@@ -232,9 +248,9 @@ int main(int argc, char **argv)
     net_init(net, 1);
     printf("model: %s input %d width %g fc %d classes %d batch %d threads %d\n", arch_name(a.spec.arch),
            a.spec.input, a.spec.width, a.spec.fc, a.spec.classes, a.batch, layers_get_threads());
-    double elapsed;
+    double elapsed, cpu;
     float loss = 0;
-    if (train_steps(net, &a, &elapsed, &loss)) {
+    if (train_steps(net, &a, &elapsed, &cpu, &loss)) {
         net_free(net);
         return 1;
     }
@@ -247,6 +263,7 @@ int main(int argc, char **argv)
     printf("params: %zu\n", net->n_params);
     printf("train_images_per_s: %.2f\n", ips);
     printf("train_gflops_per_s: %.1f\n", gflops);
+    printf("train_cpu_ms_per_step: %.1f\n", 1e3 * cpu / a.steps);
     printf("sgemm_gflops_per_s: %.1f\n", sgemm);
     printf("blas_core: %s\n", blas_kernel_describe());
     printf("peak_memory_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);

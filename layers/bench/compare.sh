@@ -7,8 +7,10 @@
 #   layers/bench/compare.sh [--bench PATH/occkd_bench] [--threads T] [--steps N] [--repeat R] [--smoke]
 #
 # Each side runs R times (default 1), alternating, and the best images/s
-# counts (a shared machine only ever slows a run down). occkd also runs on one
-# thread, for the column 1t_img/s and the ratio of T threads to one.
+# counts (a shared machine only ever slows a run down). Both also run on one
+# thread: occkd's images/s there and the ratio of T threads to one, and a
+# second table of both sides' CPU time per step on one thread (which other
+# jobs on the machine disturb least).
 # --smoke runs tiny sizes for a few steps (a check that both sides run and
 # agree on parameter counts, not a measurement). PyTorch is Debian's
 # (python3-torch; /usr/bin/python3 unless PYTHON is set); without it the
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
         --steps) steps=$2; shift 2 ;;
         --repeat) repeat=$2; shift 2 ;;
         --smoke) smoke=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -65,9 +67,11 @@ fi
 field() { echo "$2" | sed -n "s/^$1: //p" | head -1; }
 best() { awk "BEGIN { print ($1 > $2) ? $1 : $2 }"; }
 greater() { awk "BEGIN { exit !($1 > $2) }"; }
+least() { awk "BEGIN { print ($1 == 0 || $2 < $1) ? $2 : $1 }"; } # 0: none yet
 
 echo "threads $threads, steps $steps (+$warmup warm-up), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rows=""
+cpu_rows=""
 status=0
 core=""
 nl='
@@ -82,6 +86,8 @@ for w in $workloads; do
     o_gf=0
     sg=0
     o1_ips=0
+    o1_cpu=0
+    t1_cpu=0
     t_ips=0
     r=0
     while [ $r -lt "$repeat" ]; do
@@ -102,12 +108,19 @@ for w in $workloads; do
             out1=$("$bench" $args --steps "$steps" --warmup "$warmup" --threads 1 2>&1) || {
                 echo "compare: occkd_bench failed on $name, 1 thread:$nl$out1" >&2; status=1; break; }
             o1_ips=$(best "$o1_ips" "$(field train_images_per_s "$out1")")
+            o1_cpu=$(least "$o1_cpu" "$(field train_cpu_ms_per_step "$out1")")
         fi
         [ "$have_torch" -eq 1 ] || continue
         # shellcheck disable=SC2086
         tout=$("$python" "$here/torch_bench.py" $args --steps "$steps" --warmup "$warmup" --threads "$threads" 2>&1) || {
             echo "compare: torch_bench.py failed on $name:$nl$tout" >&2; status=1; break; }
         t_ips=$(best "$t_ips" "$(field train_images_per_s "$tout")")
+        if [ "$threads" -ne 1 ]; then
+            # shellcheck disable=SC2086
+            tout1=$("$python" "$here/torch_bench.py" $args --steps "$steps" --warmup "$warmup" --threads 1 2>&1) || {
+                echo "compare: torch_bench.py failed on $name, 1 thread:$nl$tout1" >&2; status=1; break; }
+            t1_cpu=$(least "$t1_cpu" "$(field train_cpu_ms_per_step "$tout1")")
+        fi
         t_params=$(field params "$tout")
         if [ "$t_params" != "$o_params" ]; then
             echo "compare: $name: parameter counts differ (occkd $o_params, PyTorch $t_params)" >&2
@@ -120,11 +133,19 @@ for w in $workloads; do
     [ "$threads" -ne 1 ] && scale=$(awk "BEGIN { if ($o1_ips > 0) printf \"%.2f\", $o_ips / $o1_ips; else print \"-\" }")
     rows="$rows$(printf '%-24s %10s %12s %11s %6s %10s %6s %10s %10s %5s' "$name" "$o_params" "$t_ips" "$o_ips" \
         "$ratio" "$o1_ips" "$scale" "$o_gf" "$sg" "$(cut -d' ' -f1 /proc/loadavg)")$nl"
+    cpu_ratio=$(awk "BEGIN { if ($o1_cpu > 0 && $t1_cpu > 0) printf \"%.2f\", $t1_cpu / $o1_cpu; else print \"-\" }")
+    cpu_rows="$cpu_rows$(printf '%-24s %14s %14s %6s' "$name" "$t1_cpu" "$o1_cpu" "$cpu_ratio")$nl"
     IFS=$nl
 done
 IFS=$IFS_SAVE
 printf '\n%-24s %10s %12s %11s %6s %10s %6s %10s %10s %5s\n' workload params torch_img/s occkd_img/s ratio \
     1t_img/s Tt/1t occkd_GF/s sgemm_GF/s load
 printf '%s' "$rows"
+if [ "$threads" -ne 1 ]; then
+    # CPU time on one thread: what other jobs on a shared machine disturb least
+    printf '\none thread, CPU ms per step (best of %s):\n%-24s %14s %14s %6s\n' "$repeat" workload torch_cpu_ms \
+        occkd_cpu_ms ratio
+    printf '%s' "$cpu_rows"
+fi
 echo "BLAS core: $core"
 exit $status

@@ -4,8 +4,9 @@
 The networks are built as layers/net.c builds them (the same layers, channel
 widths and parameter counts), and one step is what occkd_bench times:
 forward, softmax cross-entropy, backward, an SGD step with momentum, on
-random images and labels. Prints `params: N` and `train_images_per_s: X`,
-the lines compare.sh reads next to occkd_bench's.
+random images and labels. Prints `params: N`, `train_images_per_s: X` and
+`train_cpu_ms_per_step: T` (CPU time of all threads), the lines compare.sh
+reads next to occkd_bench's.
 
     torch_bench.py --model vgg_f --input 224 --batch 32 [--width 1] [--fc 4096]
                    [--classes 1000] [--channels 3] [--steps 10] [--warmup 2] [--threads 2]
@@ -123,15 +124,18 @@ def main():
     for s in range(a.warmup + a.steps):
         if s == a.warmup:
             t0 = time.perf_counter()
+            c0 = time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     print("torch: %s threads %d mkldnn %s" % (torch.__version__, torch.get_num_threads(),
                                               torch.backends.mkldnn.is_available()))
     print("params: %d" % sum(q.numel() for q in net.parameters()))
     print("train_images_per_s: %.2f" % (a.steps * a.batch / elapsed))
+    print("train_cpu_ms_per_step: %.1f" % (1e3 * cpu / a.steps))
     print("final_loss: %.4f" % loss.item())
     return 0
 
