@@ -113,15 +113,17 @@ static int jpeg_bad_huffman(const uint8_t *b, size_t n)
     return 0;
 }
 
-/* 1 when b is a binary PGM or PPM (P5, P6) with fewer than `need` bytes
- * after its header: stb_image would leave the missing pixels as they were
- * in memory. The header is read as stb_image reads it: magic, white space
- * and # comments, width, height, maximum, one white-space byte. */
-static int pnm_truncated(const uint8_t *b, size_t n, uint64_t need)
+/* Why a binary PGM or PPM (P5, P6) is refused, or NULL: stb_image 2.27
+ * overflows an int on a header number of more than 9 digits, and leaves
+ * the pixels a short file lacks as they were in memory. The header is read
+ * as stb_image reads it: magic, white space and # comments, width, height,
+ * maximum, one white-space byte. */
+static const char *pnm_refused(const uint8_t *b, size_t n)
 {
     if (n < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6'))
-        return 0;
+        return NULL;
     size_t i = 2;
+    uint64_t v[3] = {0, 0, 0};
     for (int field = 0; field < 3; field++) {
         for (;;) {
             while (i < n && isspace(b[i]))
@@ -131,11 +133,17 @@ static int pnm_truncated(const uint8_t *b, size_t n, uint64_t need)
             while (i < n && b[i] != '\n' && b[i] != '\r')
                 i++;
         }
+        size_t start = i;
         while (i < n && isdigit(b[i]))
-            i++;
+            v[field] = v[field] * 10 + (uint64_t)(b[i++] - '0');
+        if (i - start > 9)
+            return "a PNM header number of more than 9 digits";
+        if (i == start)
+            return NULL; /* not a header stb_image reads either */
     }
     i++;
-    return i > n || n - i < need;
+    uint64_t need = v[0] * v[1] * (b[1] == '5' ? 1u : 3u) * (v[2] > 255 ? 2u : 1u);
+    return i > n || n - i < need ? "truncated PNM (fewer pixel bytes than its header says)" : NULL;
 }
 
 /* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
@@ -184,6 +192,12 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
         data_err(err, errlen, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
         return -1;
     }
+    const char *pnm = pnm_refused(buf, len);
+    if (pnm) {
+        free(buf);
+        data_err(err, errlen, "%s: %s", path, pnm);
+        return -1;
+    }
     int n_in, known = stbi_info_from_memory(buf, (int)len, w, h, &n_in);
     if (known && (int64_t)*w * *h > IMAGE_MAX_PIXELS) {
         free(buf);
@@ -194,11 +208,6 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
      * and then reads twice the bytes it made (a heap overflow): 16-bit
      * images are decoded in their own channels and converted here. */
     int wide = stbi_is_16_bit_from_memory(buf, (int)len);
-    if (known && pnm_truncated(buf, len, (uint64_t)*w * (uint64_t)*h * (uint64_t)n_in * (wide ? 2u : 1u))) {
-        free(buf);
-        data_err(err, errlen, "%s: truncated PNM (fewer pixel bytes than its header's %d x %d)", path, *w, *h);
-        return -1;
-    }
     uint8_t *px = stbi_load_from_memory(buf, (int)len, w, h, &n_in, wide ? 0 : channels);
     free(buf);
     if (px && wide && n_in != channels)

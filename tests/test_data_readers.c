@@ -628,6 +628,7 @@ static void test_image_edges(void)
         {"16-bit PGM, one pixel short", FILE_BYTES("P5\n2 1\n65535\n\xff\xff"), 3, 0, 0, 0, 0},
         {"PGM with a comment, one byte short", FILE_BYTES("P5\n# c\n2 2\n255\n\x01\x02\x03"), 1, 0, 0, 0, 0},
         {"PGM of height 0", FILE_BYTES("P5\n4 0\n255\n"), 1, 0, 0, 0, 0},
+        {"PGM 9999999999 wide", FILE_BYTES("P5\n9999999999 1\n255\n\x01"), 1, 0, 0, 0, 0},
         {"Radiance HDR (no reader lists it)",
          FILE_BYTES("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x80\x80\x80\x81"), 3, 0, 0, 0, 0},
     };
