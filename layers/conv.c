@@ -1,4 +1,8 @@
-/* conv.c - 2-D convolution by im2col + cblas_sgemm, several images per GEMM.
+/* conv.c - 2-D convolution: by oneDNN where the build has it (conv_dnnl.c:
+ * its own kernels for this CPU, in blocked layouts it converts to and from
+ * inside the layer), else, or with OCCKD_DNNL=0 in the environment, or for a
+ * shape oneDNN cannot plan, by im2col + cblas_sgemm, several images per GEMM,
+ * as follows.
  *
  * x (N,C,H,W), weight (OC,C,K,K), bias (OC) -> y (N,OC,OH,OW),
  * OH = (H + 2 pad - K) / stride + 1 (floor), the same for OW.
