@@ -309,7 +309,8 @@ static const WideLiteral *wide_literal(Ctx *c, const config_setting_t *s)
             c->n_wide = scan_wide_literals(text, c->wide, WIDE_MAX);
         free(text);
         if (c->n_wide > WIDE_MAX)
-            fail(c, NULL, "%d integers need more than 32 bits; a job file may hold at most %d", c->n_wide, WIDE_MAX);
+            fail(c, NULL, "%d integers need more than 32 bits: at most %d are read without the L suffix "
+                          "(write 5000000000L)", c->n_wide, WIDE_MAX);
     }
     char path[256];
     key_path(s, path, sizeof path);
