@@ -662,6 +662,14 @@ static void test_wide_integers(void)
     check_refused("train = { lr = 0.1; accum = 2; epochs = 1; }; job = { name = 4294967297; };\n",
                   "job.name: expected a string, got an integer 4294967297");
     check_refused("job = { seed = 9223372036854775808L; };\n", "job.seed = 9223372036854775808L does not fit");
+    /* more wide literals than are remembered: refused, not read wrapped */
+    char many[700] = "train = { epochs = 1; };\nseeds_of_old = [";
+    for (int i = 0; i <= WIDE_MAX; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s%lld", i ? ", " : "", 4294967296ll + i);
+    snprintf(many + strlen(many), sizeof many - strlen(many), "];\n");
+    char want[64];
+    snprintf(want, sizeof want, "%d integers need more than 32 bits", WIDE_MAX + 1);
+    check_refused(many, want);
 }
 
 #ifdef JOB_TEST_EXTRA_KEY
