@@ -18,7 +18,7 @@
  * (x - shift)^2 with shift the running mean as stored (the same on every
  * rank, unlike any sample of the slice) and the slice's count; backward sums
  * g and g * (x - mean). The cost is two allreduces of 2C + 1 and 2C doubles
- * per layer per training step; without reduce the same phases run locally.
+ * per layer per training pass; without reduce the same phases run locally.
  * gamma and beta get this slice's own gradient sums: the gradient allreduce
  * adds the slices.
  */

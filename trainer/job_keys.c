@@ -273,8 +273,9 @@ static const KeyRow parallel_rows[] = {
     {PARALLEL("overlap", K_BOOL, overlap), .def = 1, .fmt = " overlap on,", .fmt_off = " overlap off,",
      .doc = "overlap the allreduce with backward (false: one blocking allreduce per step)"},
     {PARALLEL("sync_bn", K_BOOL, sync_bn), .def = 1, .fmt = " sync_bn on,", .fmt_off = " sync_bn off,",
-     .doc = "batch normalisation over the whole batch of a rank group (two allreduces of 2 x channels "
-            "doubles per batch-norm layer per step; false: each rank normalises its own slice)"},
+     .doc = "batch normalisation over the whole micro-batch of a rank group: two small allreduces (2 x "
+            "channels doubles) per batch-norm layer per micro-batch, about 10 ms per step for ResNet-50's 53 on 2 "
+            "ranks; false: each rank normalises its own slice, and results depend on the number of ranks"},
     {PARALLEL("threads", K_INT, threads), .r = IN(0, 1024), .def = 0, .fmt = " threads %d,",
      .fmt_off = " threads auto,", .def_doc = "0 (from the node)", .doc = "compute threads per rank"},
     {PARALLEL("watchdog_seconds", K_DOUBLE, watchdog_seconds), .r = GE(0), .def = COMM_WATCHDOG_DEFAULT,
