@@ -98,11 +98,12 @@ static int jpeg_bad_huffman(const uint8_t *b, size_t n)
         if (m == 0xD9 || i + 4 > n)
             break;
         size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
-        if (m == 0xC4) /* tables of 1 + 16 + (codes) bytes while the length lasts */
-            for (size_t k = i + 4, left = len >= 2 ? len - 2 : 0; left > 0 && k + 17 <= n;) {
+        if (m == 0xC4) /* tables of 1 + 16 + (codes) bytes while the length lasts; past the end of the
+                          file stb_image reads zeros */
+            for (size_t k = i + 4, left = len >= 2 ? len - 2 : 0; left > 0 && k < n;) {
                 size_t codes = 0;
-                for (int c = 1; c <= 16; c++)
-                    codes += b[k + (size_t)c];
+                for (size_t c = 1; c <= 16 && k + c < n; c++)
+                    codes += b[k + c];
                 if (codes > 256)
                     return 1;
                 k += 17 + codes;
