@@ -48,13 +48,24 @@ static int read_whole_file(const char *path, uint8_t **buf, size_t *len, char *e
     return 0;
 }
 
+/* Where a JPEG's data after its start marker (SOI: FF D8, after any number
+ * of FF fill bytes, as stb_image reads it) begins; 0 when b is no JPEG. */
+static size_t jpeg_body(const uint8_t *b, size_t n)
+{
+    size_t i = 0;
+    while (i < n && b[i] == 0xFF)
+        i++;
+    return i > 0 && i < n && b[i] == 0xD8 ? i + 1 : 0;
+}
+
 /* A JPEG must start with SOI (FF D8) and hold EOI (FF D9) near its end;
  * stb_image would otherwise decode a cut file into grey garbage. */
 static int jpeg_truncated(const uint8_t *b, size_t n)
 {
-    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8)
+    size_t body = jpeg_body(b, n);
+    if (n < 4 || !body)
         return 0; /* not a JPEG */
-    size_t from = n > 4096 ? n - 4096 : 2;
+    size_t from = n > 4096 ? n - 4096 : body;
     for (size_t i = n - 1; i > from; i--)
         if (b[i - 1] == 0xFF && b[i] == 0xD9)
             return 0;
@@ -82,9 +93,9 @@ static int unlisted_format(const uint8_t *b, size_t n)
  * then byte by byte to the next marker after a scan's data). */
 static int jpeg_bad_huffman(const uint8_t *b, size_t n)
 {
-    if (n < 4 || b[0] != 0xFF || b[1] != 0xD8)
+    size_t i = jpeg_body(b, n);
+    if (i == 0)
         return 0;
-    size_t i = 2;
     while (i + 1 < n) {
         uint8_t m = b[i + 1];
         if (b[i] != 0xFF || m == 0xFF) { /* entropy-coded data, fill bytes */

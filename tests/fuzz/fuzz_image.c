@@ -29,8 +29,11 @@
  * header reading already meets what image_load refuses in them. */
 static int64_t claimed_pixels(const uint8_t *b, size_t n)
 {
-    if (n >= 4 && b[0] == 0xFF && b[1] == 0xD8) {
-        for (size_t i = 2; i + 9 < n;) {
+    size_t start = 0;
+    while (start < n && b[start] == 0xFF) /* fill bytes before SOI, as stb_image allows */
+        start++;
+    if (start > 0 && start < n && b[start] == 0xD8) {
+        for (size_t i = start + 1; i + 9 < n;) {
             uint8_t m = b[i + 1];
             if (b[i] != 0xFF || m == 0xFF)
                 i++;
