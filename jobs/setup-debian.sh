@@ -4,6 +4,8 @@
 set -eu
 packages="build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
 libconfig-dev zlib1g-dev libstb-dev dataset-fashion-mnist libplplot-dev plplot-driver-cairo libdnnl-dev"
+# `jobs/setup-debian.sh --tests`: also what the test suite's fuzz stage needs
+[ "${1:-}" = --tests ] && packages="$packages clang libfuzzer-14-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -36,16 +36,6 @@
 
 #include "internal.h"
 
-/* The oneDNN passes (conv_dnnl.c): each returns 0, or -1 when oneDNN cannot
- * run the convolution (or the build has no oneDNN), and the layer then runs
- * by im2col + sgemm below. */
-typedef struct ConvDnnl ConvDnnl;
-ConvDnnl *conv_dnnl_create(const ConvGeom *g, int oc, int has_bias, int relu);
-void conv_dnnl_free(ConvDnnl *d);
-int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const float *bias, float *y);
-int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const float *d_y, const float *w,
-                       float *d_w, float *d_b, int acc_p, float *d_x, int acc_x);
-
 /* Groups grow while a GEMM stays within this many columns: wider GEMMs run no
  * faster, while the layout pass and the scratch grow with g. Layers with at
  * least this many output pixels run one image per GEMM. */

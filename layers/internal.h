@@ -154,6 +154,16 @@ typedef struct {
 static inline size_t conv_geom_rows(const ConvGeom *g) { return (size_t)g->c * (size_t)g->k * (size_t)g->k; }
 static inline size_t conv_geom_cols(const ConvGeom *g) { return (size_t)g->oh * (size_t)g->ow; }
 
+/* The oneDNN passes (conv_dnnl.c): each returns 0, or -1 when oneDNN cannot
+ * run the convolution (or the build has no oneDNN), and the layer then runs
+ * by im2col + sgemm below. */
+typedef struct ConvDnnl ConvDnnl;
+ConvDnnl *conv_dnnl_create(const ConvGeom *g, int oc, int has_bias, int relu);
+void conv_dnnl_free(ConvDnnl *d);
+int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const float *bias, float *y);
+int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const float *d_y, const float *w,
+                       float *d_w, float *d_b, int acc_p, float *d_x, int acc_x);
+
 /* x (g images, C,H,W) -> col (C*K*K, ld) where image i fills columns
  * [i*OH*OW, (i+1)*OH*OW) of every row; ld >= g*OH*OW. Padding reads as 0. */
 void im2col_batch(const ConvGeom *geom, const float *x, int g, float *col, size_t ld);

@@ -5,7 +5,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-jobs/setup-debian.sh
+jobs/setup-debian.sh --tests
 # Open MPI refuses root without these; tests may start more ranks than cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
@@ -20,3 +20,11 @@ cmake --build build -j"$ncpu"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DOCCKD_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$ncpu"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -L unit "$@")
+
+# The libFuzzer targets (Debian's clang, ASan + UBSan), a few seconds each
+# from their seed corpora (label "fuzz"; tests/fuzz/README.md runs them for
+# 10^6 inputs). The checkpoint target runs as its replay above only: two
+# inputs in tests/fuzz/known still crash HDF5 itself.
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOCCKD_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$ncpu" --target fuzz
+(cd build-fuzz && ctest --output-on-failure -L fuzz -E fuzz_checkpoint "$@")

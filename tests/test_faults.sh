@@ -176,8 +176,13 @@ echo "test_faults: huge: epochs 2147483647, VmPeak $((peak / 1024)) MiB at step 
 # refused by its checksum before anything trains, naming the file and saying
 # to delete it; once deleted, the cell trains from its start
 run corrupt corrupt-a.log OCCKD_FAULT_AT_STEP=5 OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=corrupt.mark
-ck=$(find corrupt/checkpoints -name '*.h5' | head -n 1)
-[ -n "$ck" ] || fail "corrupt: no checkpoint to damage"
+# the checkpoint of the cell the kill left unfinished (no result file yet)
+ck=
+for f in $(find corrupt/checkpoints -name '*.h5' | sort); do
+    r=corrupt/cells/${f#corrupt/checkpoints/}
+    [ -e "$r" ] || { ck=$f; break; }
+done
+[ -n "$ck" ] || fail "corrupt: no checkpoint of an unfinished cell to damage"
 printf 'XXXXXXXXXXXXXXXX' | dd of="$ck" bs=1 seek=100 conv=notrunc 2>/dev/null
 run corrupt corrupt.log
 expect corrupt 2 "$ck"

@@ -173,7 +173,9 @@ void select_only_task(Ctx *c, const config_setting_t *s, Job *job)
         return;
     int type = config_setting_type(s), pick = -1;
     if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
-        long long i = config_setting_get_int64(s);
+        long long i;
+        if (setting_integer(c, s, &i))
+            return;
         if (i < 0 || i >= job->n_tasks) {
             fail(c, s, "job.only_task %lld is out of range: the job has %d task(s), indices 0 to %d", i,
                  job->n_tasks, job->n_tasks - 1);
