@@ -79,6 +79,14 @@ int job_load_ex(const char *path, const char *const *sets, int n_sets, unsigned 
         return -1;
     config_t cfg;
     config_init(&cfg);
+    /* an @include names a file beside the job file, wherever occkd runs */
+    char dir[sizeof job->path];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        config_set_include_dir(&cfg, dir[0] ? dir : "/");
+    }
     if (!config_read_file(&cfg, path)) {
         char near[96];
         line_excerpt(job->text, config_error_line(&cfg), near, sizeof near);

@@ -517,14 +517,45 @@ static void fail_unknown_key(Ctx *c, const config_setting_t *group, const config
     }
 }
 
+/* The line of the job file's `@include` that names `file` (the last part of
+ * its path), or 0. */
+static unsigned include_line(const char *job_path, const char *file)
+{
+    FILE *f = fopen(job_path, "r");
+    if (!f)
+        return 0;
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    char line[4096];
+    unsigned n = 0, found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        n++;
+        const char *p = line + strspn(line, " \t");
+        if (strncmp(p, "@include", 8) == 0 && strstr(p, base))
+            found = n;
+    }
+    fclose(f);
+    return found;
+}
+
 /* One member: found, recorded in got and read. 0 when valid. */
 static int parse_member(Ctx *c, const config_setting_t *g, const config_setting_t *m, const TableUse *u, int n_u,
                         const char *prefix)
 {
     const char *file = config_setting_source_file(m);
     if (file && strcmp(file, c->path) != 0) {
-        fail(c, m, "'%s' comes from @include \"%s\": job files must be one file (its text is the job's "
-                   "identity)", config_setting_name(m), file);
+        /* named at the @include's line of the job file, not at the
+         * setting's line inside the included file */
+        unsigned at = include_line(c->path, file);
+        c->n_errors++;
+        if (c->n_errors <= JOB_MAX_ERRORS) {
+            char loc[64] = "";
+            if (at)
+                snprintf(loc, sizeof loc, ":%u", at);
+            append_f(c, "%s%s%s: '%s' comes from @include \"%s\" (its line %u): job files must be one file (its "
+                        "text is the job's identity)",
+                     c->used ? "\n" : "", c->path, loc, config_setting_name(m), file,
+                     (unsigned)config_setting_source_line(m));
+        }
         return -1;
     }
     int ui = 0, ri = 0;
