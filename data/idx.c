@@ -42,8 +42,14 @@ static int idx_read(const char *path, int want_dims, uint32_t dims[3], uint8_t *
     unsigned hbytes = 4 + 4 * (unsigned)want_dims;
     int rc = -1;
     *data = NULL;
-    if (gzread(g, head, hbytes) != (int)hbytes) {
-        data_err(err, errlen, "%s: truncated header (expected %u bytes)", path, hbytes);
+    int got_head = gzread(g, head, hbytes);
+    if (got_head != (int)hbytes) {
+        int zerr = Z_OK;
+        const char *zmsg = gzerror(g, &zerr);
+        if (got_head < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR)) /* a damaged gzip stream, not a short file */
+            data_err(err, errlen, "%s: cannot decompress: %s", path, zmsg ? zmsg : "gzip error");
+        else
+            data_err(err, errlen, "%s: truncated header (expected %u bytes)", path, hbytes);
         goto out;
     }
     uint32_t magic = be32(head), expect = 0x800u | (uint32_t)want_dims;
@@ -174,6 +180,31 @@ int idx_open(const DataOptions *o, Dataset *meta, Reader *r, int verbose, char *
     for (uint32_t i = 0; i < ldim[0][0]; i++)
         if (lab[0][i] + 1 > classes)
             classes = lab[0][i] + 1;
+    /* every class up to the largest label has training images: one stray
+     * label (255, say) would otherwise make hundreds of empty classes */
+    if (classes > 0) {
+        int *count = calloc((size_t)classes, sizeof *count);
+        uint32_t at_max = 0;
+        if (!count) {
+            data_err(err, errlen, "idx: out of memory");
+            goto out;
+        }
+        for (uint32_t i = 0; i < ldim[0][0]; i++) {
+            count[lab[0][i]]++;
+            if ((int)lab[0][i] == classes - 1)
+                at_max = i;
+        }
+        int missing = -1;
+        for (int k = 0; k < classes && missing < 0; k++)
+            if (count[k] == 0)
+                missing = k;
+        free(count);
+        if (missing >= 0) {
+            data_err(err, errlen, "%s: no training image has label %d, but image %u has label %d: the classes must "
+                     "be 0 to N-1 with images in each (a stray label?)", path[1], missing, at_max, classes - 1);
+            goto out;
+        }
+    }
     for (uint32_t i = 0; i < ldim[1][0]; i++)
         if (lab[1][i] >= classes) {
             data_err(err, errlen, "%s: label %u of image %u out of range (training labels are 0-%d)", path[3],

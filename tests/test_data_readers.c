@@ -550,6 +550,40 @@ static void test_idx(void)
     write_idx("idx_count/t10k-labels-idx1-ubyte", 0, 7, 4, 0, 0, 0);
     o = opts(SOURCE_IDX, "idx_count");
     expect_fail(&o, "label count", "t10k-labels-idx1-ubyte", "7 labels for 8 images");
+    /* one stray label 255 among labels 0-3: refused, not 256 classes */
+    write_idx_set("idx_stray", 4);
+    {
+        char sp[512];
+        path_of(sp, sizeof sp, "idx_stray/train-labels-idx1-ubyte.gz");
+        unsigned char head[8], lab[20];
+        put32(head, 0x801);
+        put32(head + 4, 20);
+        for (int i = 0; i < 20; i++)
+            lab[i] = (unsigned char)(i % 4);
+        lab[13] = 255;
+        gzFile g = gzopen(sp, "wb");
+        gzwrite(g, head, 8);
+        gzwrite(g, lab, 20);
+        gzclose(g);
+    }
+    o = opts(SOURCE_IDX, "idx_stray");
+    expect_fail(&o, "a stray label", "image 13 has label 255", "stray label");
+    /* a damaged gzip stream (its bytes flipped after the header) is named
+     * as such, not as a truncated header */
+    write_idx_set("idx_crc", 4);
+    {
+        char cp[512];
+        path_of(cp, sizeof cp, "idx_crc/train-labels-idx1-ubyte.gz");
+        FILE *f = fopen(cp, "r+b");
+        if (f) {
+            fseek(f, 12, SEEK_SET);
+            unsigned char junk[8] = {0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef};
+            fwrite(junk, 1, 8, f);
+            fclose(f);
+        }
+    }
+    o = opts(SOURCE_IDX, "idx_crc");
+    expect_fail(&o, "a damaged gzip stream", "train-labels-idx1-ubyte.gz", "decompress");
     write_idx_set("idx_missing", 4);
     char p[512];
     path_of(p, sizeof p, "idx_missing/t10k-images-idx3-ubyte");
