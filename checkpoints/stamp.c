@@ -30,14 +30,13 @@ static int value_of(const char *text, const char *key, size_t key_len, char *out
  * Returns the count so far. */
 static int list_changes(const char *a, const char *b, int a_is_file, char *msg, size_t len, int max, int count)
 {
-    for (const char *line = a; *line && count < max;) {
-        const char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        const char *eq = memchr(line, '=', n);
-        line += n + (end ? 1 : 0);
-        if (!eq || eq == line - n - (end ? 1 : 0) || eq[-1] != ' ')
+    for (const char *next = a; *next && count < max;) {
+        const char *key = next, *end = strchr(key, '\n');
+        size_t n = end ? (size_t)(end - key) : strlen(key);
+        next = key + n + (end ? 1 : 0);
+        const char *eq = memchr(key, '=', n);
+        if (!eq || eq == key || eq[-1] != ' ')
             continue;
-        const char *key = line - n - (end ? 1 : 0);
         size_t key_len = (size_t)(eq - 1 - key);
         char va[512], vb[512], *at = msg + strlen(msg);
         size_t room = len - (size_t)(at - msg);

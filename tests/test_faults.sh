@@ -195,13 +195,12 @@ finish corrupt
 # one group of 2 ranks; rank 1 sees none of the output's files (as behind a
 # stale attribute cache): the rerun must follow the leader, skip the
 # finished cells, resume the checkpointed one, and end as an uninterrupted run
-one=--set
-run ref1 ref1.log -- $one parallel.groups=1
+run ref1 ref1.log -- --set parallel.groups=1
 [ $status -eq 0 ] || { cat ref1.log; fail "the one-group reference failed"; }
-run blind blind-a.log OCCKD_FAULT_KILL_AFTER_CELL=2 -- $one parallel.groups=1
-run blind blind-b.log OCCKD_FAULT_AT_STEP=5 OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=blind.mark -- $one parallel.groups=1
+run blind blind-a.log OCCKD_FAULT_KILL_AFTER_CELL=2 -- --set parallel.groups=1
+run blind blind-b.log OCCKD_FAULT_AT_STEP=5 OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=blind.mark -- --set parallel.groups=1
 grep -q "killed at step 5" blind-b.log || { cat blind-b.log; fail "blind: the step fault did not fire"; }
-run blind blind.log OCCKD_FAULT_BLIND_RANK=1 -- $one parallel.groups=1 $one parallel.watchdog_seconds=30
+run blind blind.log OCCKD_FAULT_BLIND_RANK=1 -- --set parallel.groups=1 --set parallel.watchdog_seconds=30
 [ $status -eq 0 ] || { cat blind.log; fail "blind: a rank that sees no files broke the rerun (status $status)"; }
 grep -q "resuming at step" blind.log || { cat blind.log; fail "blind: the checkpointed cell did not resume"; }
 [ "$(grep -c 'training:' blind.log)" -lt 10 ] || fail "blind: finished cells trained again"

@@ -139,6 +139,15 @@ typedef struct {
 
 int word_char(int ch) { return ch && (isalnum(ch) || strchr("_+-.*", ch)); }
 
+/* Bytes of the libconfig name or number at p. */
+static size_t word_len(const char *p)
+{
+    size_t n = 0;
+    while (word_char((unsigned char)p[n]))
+        n++;
+    return n;
+}
+
 /* Past white space, comments and @include lines. */
 static void scan_space(Scan *s)
 {
@@ -167,9 +176,7 @@ static int scan_group(Scan *s, const char *prefix, char close)
             s->p += close != '\0';
             return 0;
         }
-        size_t n = 0;
-        while (word_char((unsigned char)s->p[n]))
-            n++;
+        size_t n = word_len(s->p);
         if (n == 0)
             return -1;
         char path[sizeof s->out->path];
@@ -232,9 +239,7 @@ static int scan_value(Scan *s, const char *path)
         }
         return 0;
     }
-    size_t n = 0;
-    while (word_char((unsigned char)s->p[n]))
-        n++;
+    size_t n = word_len(s->p);
     if (n == 0)
         return -1;
     long long v = 0;

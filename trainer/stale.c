@@ -74,9 +74,7 @@ int grid_check_outputs(const Grid *g, char *msg, size_t len)
         snprintf(msg, len, "out of memory");
         return -1;
     }
-    msg[0] = 0;
-    int head = snprintf(msg, len, "files in %s belong to other cells or were made with other settings:",
-                        job->output);
+    snprintf(msg, len, "files in %s belong to other cells or were made with other settings:", job->output);
     Problems p = {msg, len, 0};
     for (int i = 0; i < g->n_chains; i++) {
         const Chain *ch = &g->chains[i];
@@ -99,6 +97,5 @@ int grid_check_outputs(const Grid *g, char *msg, size_t len)
     snprintf(msg + used, len - used,
              "\nNothing was trained. Give these settings another job.output, or delete the files named to train "
              "their cells again.");
-    (void)head;
     return -1;
 }

@@ -7,8 +7,7 @@
 #include <stb/stb_image_write.h>
 #include <sys/stat.h>
 
-#include "data/data.h"
-#include "tests/fuzz/fuzz_common.h"
+#include "tests/fuzz/fuzz_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,24 +23,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!stbi_write_png(img, 40, 30, 3, px, 40 * 3))
             abort();
     }
-    char *part[2], *copy;
-    size_t len[2];
-    int n = fuzz_split_nul(data, size, part, len, 2, &copy);
-    fuzz_write(a, part[0], len[0]);
-    fuzz_write(b, n > 1 ? part[1] : "", n > 1 ? len[1] : 0);
-    free(copy);
-    DataOptions o;
-    data_options_default(&o);
-    o.source = SOURCE_AFFECTNET;
-    snprintf(o.path, sizeof o.path, "%s", fuzz_dir());
-    o.side = 16;
+    fuzz_write_two(data, size, a, b);
+    DataOptions o = fuzz_data_options(SOURCE_AFFECTNET, 16);
     o.channels = size && (data[size - 1] & 2) ? 3 : 1;
     o.on_bad_sample = size && (data[size - 1] & 1) ? BAD_SAMPLE_FAIL : BAD_SAMPLE_SKIP;
-    Dataset d;
-    char err[1024];
-    int rc = dataset_load(&o, NULL, NULL, &d, err, sizeof err);
-    fuzz_note("dataset_load", rc, err);
-    if (rc == 0)
-        dataset_free(&d);
+    fuzz_load(&o);
     return 0;
 }

@@ -80,6 +80,18 @@ static inline int fuzz_split_nul(const uint8_t *data, size_t size, char **part, 
     return n;
 }
 
+/* The input cut at its first NUL into the files a and b (b empty without
+ * a NUL). */
+static inline void fuzz_write_two(const uint8_t *data, size_t size, const char *a, const char *b)
+{
+    char *part[2], *copy;
+    size_t len[2];
+    int n = fuzz_split_nul(data, size, part, len, 2, &copy);
+    fuzz_write(a, part[0], len[0]);
+    fuzz_write(b, n > 1 ? part[1] : "", n > 1 ? len[1] : 0);
+    free(copy);
+}
+
 /* With OCCKD_FUZZ_VERBOSE set, prints what the code under test said of an
  * input (to see whether seeds load or where they are refused). */
 static inline void fuzz_note(const char *what, int rc, const char *err)

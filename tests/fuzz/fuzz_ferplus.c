@@ -4,8 +4,7 @@
  * once more in distribution mode with 3 channels when the first load
  * succeeded.
  */
-#include "data/data.h"
-#include "tests/fuzz/fuzz_common.h"
+#include "tests/fuzz/fuzz_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -14,28 +13,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_path(a, sizeof a, "fer2013.csv");
         fuzz_path(b, sizeof b, "fer2013new.csv");
     }
-    char *part[2], *copy;
-    size_t len[2];
-    int n = fuzz_split_nul(data, size, part, len, 2, &copy);
-    fuzz_write(a, part[0], len[0]);
-    fuzz_write(b, n > 1 ? part[1] : "", n > 1 ? len[1] : 0);
-    free(copy);
-    DataOptions o;
-    data_options_default(&o);
-    o.source = SOURCE_FERPLUS;
-    snprintf(o.path, sizeof o.path, "%s", fuzz_dir());
-    o.side = 16;
-    o.channels = 1;
-    Dataset d;
-    char err[1024];
+    fuzz_write_two(data, size, a, b);
+    DataOptions o = fuzz_data_options(SOURCE_FERPLUS, 16);
     for (int mode = 0; mode < 2; mode++) {
         o.ferplus_distribution = mode;
         o.channels = mode ? 3 : 1;
-        int rc = dataset_load(&o, NULL, NULL, &d, err, sizeof err);
-        fuzz_note("dataset_load", rc, err);
-        if (rc)
+        if (fuzz_load(&o))
             break;
-        dataset_free(&d);
     }
     return 0;
 }

@@ -8,8 +8,7 @@
  */
 #include <zlib.h>
 
-#include "data/data.h"
-#include "tests/fuzz/fuzz_common.h"
+#include "tests/fuzz/fuzz_data.h"
 
 static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                                      "t10k-labels-idx1-ubyte"};
@@ -47,18 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         put_file(k, (int)(modes >> (2 * k) & 3), data + at, n);
         at += n;
     }
-    DataOptions o;
-    data_options_default(&o);
-    o.source = SOURCE_IDX;
-    snprintf(o.path, sizeof o.path, "%s", fuzz_dir());
-    o.side = 8;
-    o.channels = 1;
+    DataOptions o = fuzz_data_options(SOURCE_IDX, 8);
     o.val_fraction = 0.25f;
-    Dataset d;
-    char err[1024];
-    int rc = dataset_load(&o, NULL, NULL, &d, err, sizeof err);
-    fuzz_note("dataset_load", rc, err);
-    if (rc == 0)
-        dataset_free(&d);
+    fuzz_load(&o);
     return 0;
 }
