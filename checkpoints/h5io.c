@@ -61,7 +61,8 @@ static herr_t err_walk(unsigned n, const H5E_error2_t *e, void *user)
 
 int h5io_last_error(char *buf, size_t n)
 {
-    ErrWalk w = {{0}, 0, 0};
+    ErrWalk w;
+    memset(&w, 0, sizeof w);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, err_walk, &w);
     H5Eclear2(H5E_DEFAULT);
     if (w.system[0]) /* what the system said is what a user can act on */
@@ -393,19 +394,21 @@ static int attr_write(hid_t obj, const char *name, hid_t type, const void *value
     return rc < 0 ? -1 : 0;
 }
 
-static hid_t vlen_str_type(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
+/* Strings are written fixed-length, sized to the value. Variable-length
+ * strings live in HDF5's global heap, which carries no checksum: a damaged
+ * heap object makes HDF5 itself copy 2^48 bytes or loop forever
+ * (tests/fuzz/regressions/checkpoint/hdf5_global_heap_*), so occkd neither
+ * writes nor reads them. Everything else in a file written in the 1.8
+ * format is checksummed. */
 int h5io_attr_str(hid_t obj, const char *name, const char *value)
 {
-    hid_t t = vlen_str_type();
     const char *v = value ? value : "";
-    int rc = attr_write(obj, name, t, &v);
+    size_t n = strlen(v);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, n ? n : 1);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    int rc = attr_write(obj, name, t, n ? v : "");
     H5Tclose(t);
     return rc;
 }
@@ -445,23 +448,27 @@ int h5io_get_str_alloc(hid_t obj, const char *name, char **out, const char *file
     int rc = -1;
     if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(space) != 1) {
         snprintf(err, errlen, "file %s: attribute %s of %s is not a string", file, name, where);
+    } else if (H5Tis_variable_str(ft) != 0) {
+        /* never read: see h5io_attr_str */
+        snprintf(err, errlen,
+                 "file %s: attribute %s of %s is a variable-length string; occkd reads fixed-length strings only "
+                 "(a damaged variable-length string can crash the HDF5 library). Files written by h5py: store "
+                 "strings as numpy.bytes_",
+                 file, name, where);
     } else {
         /* the file's character set: HDF5 converts no strings between ASCII and UTF-8 */
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_cset(mt, H5Tget_cset(ft));
-        int vlen = H5Tis_variable_str(ft) > 0;
-        size_t sz = vlen ? 0 : H5Tget_size(ft);
-        char *fixed = vlen ? NULL : calloc(sz + 2, 1), *s = NULL;
-        H5Tset_size(mt, vlen ? H5T_VARIABLE : sz + 1);
-        if (H5Aread(a, mt, vlen ? (void *)&s : (void *)fixed) >= 0) {
-            *out = vlen ? strdup(s ? s : "") : fixed;
+        size_t sz = H5Tget_size(ft);
+        char *fixed = calloc(sz + 2, 1);
+        H5Tset_size(mt, sz + 1);
+        if (fixed && H5Aread(a, mt, fixed) >= 0) {
+            *out = fixed;
             fixed = NULL;
             rc = 0;
         } else {
             h5io_read_failure(file, where, err, errlen);
         }
-        if (s)
-            H5free_memory(s);
         free(fixed);
         H5Tclose(mt);
     }
@@ -539,9 +546,12 @@ int h5io_check_format(hid_t obj, const char *accept1, const char *accept2, const
     if (!present)
         snprintf(err, errlen, "file %s: not an occkd %s (no 'format' attribute; expected '%s'%s)", file, kind, accept1,
                  also);
-    else if (!fmt)
-        snprintf(err, errlen, "file %s: the 'format' attribute is not a readable string (expected '%s'%s)", file,
-                 accept1, also);
+    else if (!fmt) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "%s (expected format '%s'%s; a file of an earlier occkd build: regenerate it)",
+                 why, accept1, also);
+    }
     else
         snprintf(err, errlen, "file %s: not an occkd %s of this version (format '%s', expected '%s'%s)", file, kind,
                  fmt, accept1, also);

@@ -160,6 +160,25 @@ static const char *pnm_refused(const uint8_t *b, size_t n)
 
 /* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
  * (1 or 3) in a new buffer; px is freed. NULL when out of memory. */
+/* A PNG whose first IDAT chunk is empty: stb_image then offsets its still
+ * NULL data buffer (undefined behaviour, found by the image fuzz target).
+ * Such files are legal but no encoder writes them; they are refused. */
+static int png_empty_first_idat(const uint8_t *b, size_t n)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 8 || memcmp(b, sig, 8) != 0)
+        return 0;
+    for (size_t i = 8; i + 8 <= n;) {
+        uint32_t len = (uint32_t)b[i] << 24 | (uint32_t)b[i + 1] << 16 | (uint32_t)b[i + 2] << 8 | b[i + 3];
+        if (memcmp(b + i + 4, "IDAT", 4) == 0)
+            return len == 0;
+        if (len > n - i - 8)
+            return 0; /* cut short: stb_image says so itself */
+        i += 12 + (size_t)len;
+    }
+    return 0;
+}
+
 static uint8_t *convert_channels(uint8_t *px, int n_in, size_t n, int channels)
 {
     uint8_t *out = malloc(n * (size_t)channels);
@@ -202,6 +221,11 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
     if (jpeg_bad_huffman(buf, len)) {
         free(buf);
         data_err(err, errlen, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
+        return -1;
+    }
+    if (png_empty_first_idat(buf, len)) {
+        free(buf);
+        data_err(err, errlen, "%s: corrupt PNG (its first image data chunk is empty)", path);
         return -1;
     }
     const char *pnm = pnm_refused(buf, len);

@@ -429,6 +429,29 @@ static void test_weights(void)
     const Tensor *cw = &c->layers[conv1]->param[0];
     CHECK(same_floats(cw->data, a->params + cw->offset, cw->count), "partial loading did not copy conv1");
 
+    /* Strings are written fixed-length; a variable-length one (in HDF5's
+     * unchecksummed global heap) is refused before HDF5 reads it. */
+    char vlen[512];
+    path_in(vlen, sizeof vlen, "weights/vlen_format.h5");
+    copy_file(path, vlen);
+    f = H5Fopen(vlen, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ft = H5Aopen(f, "format", H5P_DEFAULT), t = H5Aget_type(ft);
+    CHECK(H5Tis_variable_str(t) == 0, "weights_save wrote 'format' as a variable-length string");
+    H5Tclose(t);
+    H5Aclose(ft);
+    H5Adelete(f, "format");
+    t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    hid_t sp = H5Screate(H5S_SCALAR), at = H5Acreate2(f, "format", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    const char *fmt = WEIGHTS_FORMAT;
+    H5Awrite(at, t, &fmt);
+    H5Aclose(at);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Fclose(f);
+    rc = weights_load(vlen, b, 0, &loaded, err, sizeof err);
+    expect_refused("a variable-length format string", rc, err, "vlen_format.h5", "variable-length string");
+
     Net *d = make_net(ARCH_RESNET50, 7, 0); /* a shape mismatch is refused even when partial */
     rc = weights_load(path, d, 1, &loaded, err, sizeof err);
     expect_refused("a classifier of another size", rc, err, "/params/fc/weight", "(7, 128)");

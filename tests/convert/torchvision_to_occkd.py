@@ -121,8 +121,10 @@ def convert(state_dict, arch, skip_classifier=False):
 def write_weights(path, tensors, source, extra=None):
     """Writes the occkd weight file (plus optional extra datasets/attributes)."""
     with h5py.File(path, "w", libver=("v110", "v110"), track_order=False) as f:
-        f.attrs["format"] = WEIGHTS_FORMAT
-        f.attrs["source"] = source
+        # fixed-length strings: occkd refuses variable-length ones, which live
+        # in HDF5's unchecksummed global heap
+        f.attrs["format"] = np.bytes_(WEIGHTS_FORMAT)
+        f.attrs["source"] = np.bytes_(source)
         for name in sorted(tensors):
             f.create_dataset(name, data=tensors[name], chunks=True, fletcher32=True)
         if extra:
@@ -257,7 +259,7 @@ def make_fixture(name, arch, model, spec, batch, seed):
     def extra(f):
         g = f.create_group("fixture")
         for k, v in spec.items():
-            g.attrs[k] = v
+            g.attrs[k] = np.bytes_(v) if isinstance(v, str) else v
         g.create_dataset("input", data=x.numpy().astype(np.float32), chunks=True, fletcher32=True)
         g.create_dataset("logits", data=logits, chunks=True, fletcher32=True)
 
