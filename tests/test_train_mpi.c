@@ -312,13 +312,11 @@ static void equivalence(void)
 }
 
 /* The networks with batch norm: a teacher from the same initialisation and
- * (VGG-face) a kd student from the reference teacher, for every group size,
+ * a kd student taught by the reference teacher, for every group size,
  * against groups of one rank; with sync_bn on they agree as the network
  * without batch norm does. The teacher once more on all ranks with sync_bn
  * off, where each rank normalises its own slice (3 or 4 of the 12 samples):
- * the measure must show that larger difference. The small ResNet's kd student
- * is left out: from its trained teacher, 16 steps amplify rounding to 0.1
- * to 0.4 of the student's motion whatever the ranks. */
+ * the measure must show that larger difference. */
 static void equivalence_bn(const Dataset *d)
 {
     static const char *const kind_names[] = {"vgg_face", "resnet50", "vgg_face+bn"};
