@@ -112,3 +112,10 @@ add_test(NAME grid_fault_matrix
          COMMAND ${OCCKD_TEST_DIR}/test_faults.sh $<TARGET_FILE:occkd_train> ${OCCKD_TEST_DIR}/jobs/tiny.cfg
                  ${CMAKE_CURRENT_BINARY_DIR}/grid_faults)
 set_tests_properties(grid_fault_matrix PROPERTIES TIMEOUT 900 LABELS "mpi;e2e")
+
+# The step after a 2-rank checkpoint resumes on 1 and on 4 ranks agrees with
+# the uninterrupted run's; then the grid finishes on 4.
+add_test(NAME grid_elastic_step
+         COMMAND ${OCCKD_TEST_DIR}/test_elastic_step.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
+                 ${OCCKD_TEST_DIR}/jobs/elastic_step.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_elastic_step)
+set_tests_properties(grid_elastic_step PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
