@@ -20,11 +20,11 @@ run() { # run RANKS OUTPUT LOG [env assignments...]
     shift 3
     env "$@" mpirun -np "$np" "$train" --set "job.output=$out" --set "job.cache=cache" "$job" >"$log" 2>&1
 }
-kill_at() { # kill_at STEP RANKS OUTPUT LOG: runs until the first rank reaches STEP
+kill_at() { # kill_at STEP RANKS OUTPUT LOG: runs until the group leader reaches STEP (before its checkpoint)
     step=$1
     shift
     rm -f mark
-    run "$@" OCCKD_FAULT_AT_STEP="$step" OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=mark &&
+    run "$@" OCCKD_FAULT_AT_STEP="$step" OCCKD_FAULT_ACTION=kill OCCKD_FAULT_MARK=mark OCCKD_FAULT_LEADER=1 &&
         fail "the run on $1 rank(s) of $2 survived its fault at step $step"
     grep -q "killed at step $step" "$3" || { cat "$3"; fail "the fault at step $step did not fire ($3)"; }
 }

@@ -34,12 +34,15 @@ static void fault_after_cell(void)
  * while FILE does not exist creates it (exclusively, so one rank of one run
  * does) and writes its process id into it, then either waits there, up to two minutes, for a stop signal (a
  * test waits for FILE, then signals: the signal is sure to find a cell
- * mid-training), or kills itself with SIGKILL (a crash between checkpoints). */
-static void fault_at_step(int64_t step)
+ * mid-training), or kills itself with SIGKILL (a crash between checkpoints).
+ * With OCCKD_FAULT_LEADER=1 only a group leader takes it: the leader writes
+ * the checkpoints and no rank passes step N without it, so a kill leaves
+ * exactly the checkpoint of step N - 1 (with every_steps = 1). */
+static void fault_at_step(int64_t step, int leader)
 {
     const char *v = getenv("OCCKD_FAULT_AT_STEP"), *mark = getenv("OCCKD_FAULT_MARK");
-    const char *action = getenv("OCCKD_FAULT_ACTION");
-    if (!v || !mark || step != atoll(v) || grid_stop_requested())
+    const char *action = getenv("OCCKD_FAULT_ACTION"), *only_leader = getenv("OCCKD_FAULT_LEADER");
+    if (!v || !mark || step != atoll(v) || grid_stop_requested() || (only_leader && atoi(only_leader) && !leader))
         return;
     int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
@@ -160,7 +163,7 @@ static int after_step(void *user, const TrainState *s, int epoch_end, char *msg,
 {
     CkptCtx *c = user;
     const Job *job = c->g->job;
-    fault_at_step(s->run.step);
+    fault_at_step(s->run.step, c->g->comm->group_rank == 0);
     int stop = grid_stop_requested() != 0;
     int due = stop || (job->checkpoint_steps > 0 && s->run.step - c->last_step >= job->checkpoint_steps) ||
               (job->checkpoint_minutes > 0 && clock_seconds() - c->last_save >= 60.0 * job->checkpoint_minutes);
