@@ -234,10 +234,13 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
         data_err(err, errlen, "%s: %s", path, pnm);
         return -1;
     }
+    /* stb_image gives a top-down BMP's height negative, as in its header:
+     * the pixel limit takes its size (a 64-byte BMP claiming 12 x 2^24
+     * rows decoded for seconds; fuzz target). */
     int n_in, known = stbi_info_from_memory(buf, (int)len, w, h, &n_in);
-    if (known && (int64_t)*w * *h > IMAGE_MAX_PIXELS) {
+    if (known && (int64_t)*w * llabs((long long)*h) > IMAGE_MAX_PIXELS) {
         free(buf);
-        data_err(err, errlen, "%s: image of %d x %d pixels (at most %d pixels)", path, *w, *h, IMAGE_MAX_PIXELS);
+        data_err(err, errlen, "%s: image of %d x %d pixels (at most %d pixels)", path, *w, abs(*h), IMAGE_MAX_PIXELS);
         return -1;
     }
     /* stb_image converts the channels of a 16-bit PNM as if it had 8 bits
