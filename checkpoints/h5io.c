@@ -350,6 +350,37 @@ int h5io_shape(hid_t loc, const char *name, int max, int *ndims, hsize_t *dims, 
     return rc;
 }
 
+/* The chunk index (a version 1 B-tree in 1.8-format files) has no checksum:
+ * a damaged one can give a chunk a stored size of gigabytes, which H5Dread
+ * allocates before any check (tests/fuzz/regressions/checkpoint/
+ * hdf5_chunk_read_4gb). Every chunk's stored size is checked against what
+ * its elements can take (filters add a few bytes; compression of random
+ * bytes a little) before the dataset is read. */
+int h5io_chunks_plausible(hid_t ds)
+{
+    hid_t dcpl = H5Dget_create_plist(ds), type = H5Dget_type(ds);
+    int ok = 1;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t chunk[8];
+        int nd = H5Pget_chunk(dcpl, 8, chunk);
+        hsize_t raw = H5Tget_size(type), n = 0;
+        for (int i = 0; i < nd; i++)
+            raw *= chunk[i];
+        hsize_t limit = raw + raw / 64 + 1024;
+        hid_t space = H5Dget_space(ds);
+        ok = nd > 0 && space >= 0 && H5Dget_num_chunks(ds, space, &n) >= 0;
+        for (hsize_t i = 0; ok && i < n; i++) {
+            hsize_t size = 0;
+            ok = H5Dget_chunk_info(ds, space, i, NULL, NULL, NULL, &size) >= 0 && size <= limit;
+        }
+        if (space >= 0)
+            H5Sclose(space);
+    }
+    H5Tclose(type);
+    H5Pclose(dcpl);
+    return ok;
+}
+
 int h5io_read(hid_t loc, const char *name, hid_t mem_type, int ndims, const hsize_t *dims, void *data,
               const char *file, const char *what, char *err, size_t errlen)
 {
@@ -373,6 +404,13 @@ int h5io_read(hid_t loc, const char *name, hid_t mem_type, int ndims, const hsiz
     if (count == 0)
         return 0;
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds >= 0 && !h5io_chunks_plausible(ds)) {
+        H5Dclose(ds);
+        H5Eclear2(H5E_DEFAULT);
+        snprintf(err, errlen, "file %s: dataset %s: its chunk index is corrupted (a chunk larger than its elements)",
+                 file, what);
+        return -1;
+    }
     herr_t rc = ds < 0 ? -1 : H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (rc < 0)
         h5io_read_failure(file, what, err, errlen); /* before H5Dclose clears the error stack */
