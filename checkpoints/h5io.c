@@ -446,7 +446,7 @@ int h5io_attr_str(hid_t obj, const char *name, const char *value)
     H5Tset_size(t, n ? n : 1);
     H5Tset_strpad(t, H5T_STR_NULLPAD);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    int rc = attr_write(obj, name, t, n ? v : "");
+    int rc = attr_write(obj, name, t, v); /* an empty string: its one byte, the NUL */
     H5Tclose(t);
     return rc;
 }

@@ -61,11 +61,11 @@ int h5io_write(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, int
 /* Whether loc/name exists (every component of a relative path is checked). */
 int h5io_exists(hid_t loc, const char *name);
 
-/* Reads loc/name into data after checking its shape equals (ndims, dims).
- * `what` names the dataset in messages (e.g. "/params/conv1/weight"). */
 /* 0 when a chunk of dataset ds claims more bytes than its elements can
  * take (a damaged chunk index, which HDF5 would allocate): see h5io.c. */
 int h5io_chunks_plausible(hid_t ds);
+/* Reads loc/name into data after checking its shape equals (ndims, dims).
+ * `what` names the dataset in messages (e.g. "/params/conv1/weight"). */
 int h5io_read(hid_t loc, const char *name, hid_t mem_type, int ndims, const hsize_t *dims, void *data,
               const char *file, const char *what, char *err, size_t errlen);
 /* The shape of loc/name: *ndims (<= max) and dims. */

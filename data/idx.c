@@ -28,8 +28,6 @@ int idx_file_path(const char *dir, const char *base, char *out, size_t len)
     return stat(out, &st) == 0 ? 0 : -1;
 }
 
-static uint32_t be32(const uint8_t *b) { return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]; }
-
 /* Reads one IDX file: its dims (1 for labels, 3 for images) and payload. */
 static int idx_read(const char *path, int want_dims, uint32_t dims[3], uint8_t **data, char *err, size_t errlen)
 {
@@ -52,7 +50,7 @@ static int idx_read(const char *path, int want_dims, uint32_t dims[3], uint8_t *
             data_err(err, errlen, "%s: truncated header (expected %u bytes)", path, hbytes);
         goto out;
     }
-    uint32_t magic = be32(head), expect = 0x800u | (uint32_t)want_dims;
+    uint32_t magic = data_be32(head), expect = 0x800u | (uint32_t)want_dims;
     if (magic != expect) {
         data_err(err, errlen, "%s: magic 0x%08x (expected 0x%08x: unsigned bytes, %d dimension(s))", path, magic,
                  expect, want_dims);
@@ -60,7 +58,7 @@ static int idx_read(const char *path, int want_dims, uint32_t dims[3], uint8_t *
     }
     uint64_t total = 1;
     for (int k = 0; k < want_dims; k++) {
-        dims[k] = be32(head + 4 + 4 * k);
+        dims[k] = data_be32(head + 4 + 4 * k);
         total *= dims[k];
     }
     if (want_dims == 3 && (dims[1] == 0 || dims[2] == 0 || dims[1] > 4096 || dims[2] > 4096)) {

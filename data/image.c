@@ -158,8 +158,6 @@ static const char *pnm_refused(const uint8_t *b, size_t n)
     return i > n || n - i < need ? "truncated PNM (fewer pixel bytes than its header says)" : NULL;
 }
 
-/* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
- * (1 or 3) in a new buffer; px is freed. NULL when out of memory. */
 /* A PNG whose first IDAT chunk is empty: stb_image then offsets its still
  * NULL data buffer (undefined behaviour, found by the image fuzz target).
  * Such files are legal but no encoder writes them; they are refused. */
@@ -169,7 +167,7 @@ static int png_empty_first_idat(const uint8_t *b, size_t n)
     if (n < 8 || memcmp(b, sig, 8) != 0)
         return 0;
     for (size_t i = 8; i + 8 <= n;) {
-        uint32_t len = (uint32_t)b[i] << 24 | (uint32_t)b[i + 1] << 16 | (uint32_t)b[i + 2] << 8 | b[i + 3];
+        uint32_t len = data_be32(b + i);
         if (memcmp(b + i + 4, "IDAT", 4) == 0)
             return len == 0;
         if (len > n - i - 8)
@@ -179,6 +177,8 @@ static int png_empty_first_idat(const uint8_t *b, size_t n)
     return 0;
 }
 
+/* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
+ * (1 or 3) in a new buffer; px is freed. NULL when out of memory. */
 static uint8_t *convert_channels(uint8_t *px, int n_in, size_t n, int channels)
 {
     uint8_t *out = malloc(n * (size_t)channels);

@@ -9,6 +9,7 @@
 #define OCCKD_DATA_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,6 +107,12 @@ int image_list_decode(void *ctx, const DataOptions *o, int64_t i, uint8_t *pixel
 void image_list_close(void *ctx);
 
 /* ------------------------------------------------------------------ misc */
+
+/* A big-endian 32-bit number (IDX headers, PNG chunk lengths). */
+static inline uint32_t data_be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
 
 void data_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Splits a CSV line in place (quotes allowed, trailing CR/LF stripped);

@@ -383,13 +383,11 @@ static void equivalence_bn(const Dataset *d)
                 continue;
             }
             if (comm.rank == 0) {
-                double rt = rel_to_motion(w_t, ref_t, init, np), rk = rel_to_motion(w_k, ref_k, net_kind == 1 ? init : ref_t, np);
+                double rt = rel_to_motion(w_t, ref_t, init, np);
+                double rk = rel_to_motion(w_k, ref_k, net_kind == 1 ? init : ref_t, np); /* from where kd started */
                 double rs = rel_diff(ref_state, st_t, ns);
-                char kd[48] = "";
-                if (w_k)
-                    snprintf(kd, sizeof kd, ", kd %.3g", rk);
-                printf("%s sync_bn: %d rank(s) per group vs %d: teacher %.3g%s of the motion; batch-norm statistics "
-                       "%.3g of the largest\n", kind_names[net_kind], comm.group_size, ref_size, rt, kd, rs);
+                printf("%s sync_bn: %d rank(s) per group vs %d: teacher %.3g, kd %.3g of the motion; batch-norm "
+                       "statistics %.3g of the largest\n", kind_names[net_kind], comm.group_size, ref_size, rt, rk, rs);
                 CHECK(rt < TOL && rk < TOL, "%s: with sync_bn, %d vs %d ranks differ by %g (teacher), %g (kd) of "
                       "the motion (tolerance %g)", kind_names[net_kind], comm.group_size, ref_size, rt, rk, TOL);
                 CHECK(rs < TOL, "%s: with sync_bn, the batch-norm statistics of %d vs %d ranks differ by %g",
