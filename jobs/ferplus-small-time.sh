@@ -10,8 +10,7 @@
 # its last progress line and the time an epoch of FER+'s 28,709 training
 # faces would take at that rate (the majority rule keeps about 25,000 of
 # them, so real epochs are a little shorter; evaluation comes on top). Needs
-# build/occkd_train (tests/run.sh or jobs/quickstart.sh
-# builds it).
+# build/occkd_train (tests/run.sh or jobs/quickstart.sh builds it).
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 np=${1:-2}
