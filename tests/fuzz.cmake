@@ -39,6 +39,7 @@ if(TARGET occkd_trainer AND TARGET occkd_checkpoints AND TARGET occkd_data)
       add_executable(fuzz_${t} ${OCCKD_FUZZ_DIR}/fuzz_${t}.c)
       target_link_libraries(fuzz_${t} PRIVATE ${lib} ${MATH_LIB})
       target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer)
+      target_compile_definitions(fuzz_${t} PRIVATE OCCKD_FUZZING=1)
       add_dependencies(fuzz fuzz_${t})
       # new inputs go to a corpus in the build tree; the seeds are only read
       set(work ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/${t})

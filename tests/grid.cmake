@@ -41,6 +41,7 @@ endforeach()
 foreach(o 0 1 2 3)
   list(APPEND QUICK_SETS --set overrides.${o}.epochs=1)
 endforeach()
+list(APPEND QUICK_SETS --set overrides.4.epochs=3) # the ResNet-50 teachers: as many as the others
 add_test(NAME grid_quickstart
          COMMAND ${OCCKD_TEST_DIR}/test_quickstart.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
                  ${CMAKE_SOURCE_DIR}/jobs/quickstart.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_quickstart
