@@ -27,6 +27,7 @@
 #include "data/internal.h"
 #include "tests/fuzz/fuzz_common.h"
 
+#ifdef OCCKD_FUZZING
 /* The pixels an image's header claims (0 when unknown; a top-down BMP's
  * height, which stb_image gives negative, counts by its size). A JPEG's frame
  * header is found here, and PNM headers are not read: stb_image's own
@@ -55,6 +56,7 @@ static int64_t claimed_pixels(const uint8_t *b, size_t n)
     int w, h, c;
     return n <= INT32_MAX && stbi_info_from_memory(b, (int)n, &w, &h, &c) ? llabs((int64_t)w * h) : 0;
 }
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
