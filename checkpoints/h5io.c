@@ -350,12 +350,29 @@ int h5io_shape(hid_t loc, const char *name, int max, int *ndims, hsize_t *dims, 
     return rc;
 }
 
+/* The position of filter `id` in a dataset's pipeline, or -1. */
+static int filter_index(hid_t dcpl, H5Z_filter_t id)
+{
+    int n = H5Pget_nfilters(dcpl);
+    for (int k = 0; k < n && k < 32; k++) {
+        unsigned flags = 0;
+        size_t nvals = 0;
+        if (H5Pget_filter2(dcpl, (unsigned)k, &flags, &nvals, NULL, 0, NULL, NULL) == id)
+            return k;
+    }
+    return -1;
+}
+
 /* The chunk index (a version 1 B-tree in 1.8-format files) has no checksum:
  * a damaged one can give a chunk a stored size of gigabytes, which H5Dread
  * allocates before any check (tests/fuzz/regressions/checkpoint/
- * hdf5_chunk_read_4gb). Every chunk's stored size is checked against what
- * its elements can take (filters add a few bytes; compression of random
- * bytes a little) before the dataset is read. */
+ * hdf5_chunk_read_4gb), or, under the Fletcher-32 filter, fewer bytes than
+ * the 4 of the checksum, which HDF5 1.10's filter subtracts without a check
+ * and then reads far past the chunk (hdf5_fletcher32_chunk_under_4_bytes).
+ * Every chunk's stored size is checked against what its elements can take
+ * (filters add a few bytes; compression of random bytes a little) and, where
+ * Fletcher-32 applies to it, against its checksum, before the dataset is
+ * read. */
 int h5io_chunks_plausible(hid_t ds)
 {
     hid_t dcpl = H5Dget_create_plist(ds), type = H5Dget_type(ds);
@@ -367,11 +384,14 @@ int h5io_chunks_plausible(hid_t ds)
         for (int i = 0; i < nd; i++)
             raw *= chunk[i];
         hsize_t limit = raw + raw / 64 + 1024;
+        int fletcher = filter_index(dcpl, H5Z_FILTER_FLETCHER32);
         hid_t space = H5Dget_space(ds);
         ok = nd > 0 && space >= 0 && H5Dget_num_chunks(ds, space, &n) >= 0;
         for (hsize_t i = 0; ok && i < n; i++) {
             hsize_t size = 0;
-            ok = H5Dget_chunk_info(ds, space, i, NULL, NULL, NULL, &size) >= 0 && size <= limit;
+            unsigned skipped = 0; /* bit k: filter k was not applied to this chunk */
+            ok = H5Dget_chunk_info(ds, space, i, NULL, &skipped, NULL, &size) >= 0 && size <= limit &&
+                 (fletcher < 0 || (skipped >> fletcher & 1) || size >= 4);
         }
         if (space >= 0)
             H5Sclose(space);
@@ -407,7 +427,9 @@ int h5io_read(hid_t loc, const char *name, hid_t mem_type, int ndims, const hsiz
     if (ds >= 0 && !h5io_chunks_plausible(ds)) {
         H5Dclose(ds);
         H5Eclear2(H5E_DEFAULT);
-        snprintf(err, errlen, "file %s: dataset %s: its chunk index is corrupted (a chunk larger than its elements)",
+        snprintf(err, errlen,
+                 "file %s: dataset %s: its chunk index is corrupted (a chunk larger than its elements, or shorter "
+                 "than its checksum)",
                  file, what);
         return -1;
     }

@@ -62,7 +62,8 @@ int h5io_write(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, int
 int h5io_exists(hid_t loc, const char *name);
 
 /* 0 when a chunk of dataset ds claims more bytes than its elements can
- * take (a damaged chunk index, which HDF5 would allocate): see h5io.c. */
+ * take (a damaged chunk index, which HDF5 would allocate) or fewer than its
+ * Fletcher-32 checksum (which HDF5 would read past): see h5io.c. */
 int h5io_chunks_plausible(hid_t ds);
 /* Reads loc/name into data after checking its shape equals (ndims, dims).
  * `what` names the dataset in messages (e.g. "/params/conv1/weight"). */

@@ -129,7 +129,7 @@ static int jpeg_bad_huffman(const uint8_t *b, size_t n)
  * overflows an int on a header number of more than 9 digits, and leaves
  * the pixels a short file lacks as they were in memory. The header is read
  * as stb_image reads it: magic, white space and # comments, width, height,
- * maximum, one white-space byte. */
+ * maximum (a field without digits is 0), one white-space byte. */
 static const char *pnm_refused(const uint8_t *b, size_t n)
 {
     if (n < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6'))
@@ -150,8 +150,7 @@ static const char *pnm_refused(const uint8_t *b, size_t n)
             v[field] = v[field] * 10 + (uint64_t)(b[i++] - '0');
         if (i - start > 9)
             return "a PNM header number of more than 9 digits";
-        if (i == start)
-            return NULL; /* not a header stb_image reads either */
+        /* no digits: stb_image reads 0 and goes on (a maximum of 0 passes) */
     }
     i++;
     uint64_t need = v[0] * v[1] * (b[1] == '5' ? 1u : 3u) * (v[2] > 255 ? 2u : 1u);

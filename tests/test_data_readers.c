@@ -645,8 +645,8 @@ static void test_folder(void)
 
 /* image_load on the files stb_image gets wrong: an empty PGM, a 16-bit PGM
  * asked for in 3 channels (stb_image overflowed its buffer), a PGM shorter
- * than its header says (stb_image left pixels unset); and a format no
- * reader lists. */
+ * than its header says (stb_image left pixels unset), also where its
+ * maximum has no digits; and a format no reader lists. */
 #define FILE_BYTES(s) s, sizeof s - 1
 static void test_image_edges(void)
 {
@@ -663,6 +663,10 @@ static void test_image_edges(void)
         {"PGM with a comment, one byte short", FILE_BYTES("P5\n# c\n2 2\n255\n\x01\x02\x03"), 1, 0, 0, 0, 0},
         {"PGM of height 0", FILE_BYTES("P5\n4 0\n255\n"), 1, 0, 0, 0, 0},
         {"PGM 9999999999 wide", FILE_BYTES("P5\n9999999999 1\n255\n\x01"), 1, 0, 0, 0, 0},
+        /* a maximum without digits is 0 to stb_image, which then read 4 x
+         * 4777777 pixels from these 20 bytes, leaving them as memory held */
+        {"PGM 4 x 4777777 with a maximum of no digits", FILE_BYTES("P5\n4 4777777?\x01\x02\x03\x04"), 1, 0, 0, 0, 0},
+        {"PGM 2 x 1 with a maximum of no digits", FILE_BYTES("P5\n2 1?\x10\x20"), 1, 1, 2, 1, 0x10},
         {"Radiance HDR (no reader lists it)",
          FILE_BYTES("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x80\x80\x80\x81"), 3, 0, 0, 0, 0},
     };
