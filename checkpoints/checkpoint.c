@@ -201,6 +201,8 @@ static int write_spec(hid_t f, const NetSpec *s)
     rc |= h5io_attr_i64(f, "channels", s->channels);
     rc |= h5io_attr_f64(f, "width", s->width);
     rc |= h5io_attr_i64(f, "fc", s->fc);
+    rc |= h5io_attr_i64(f, "fc_layers", s->fc_layers);
+    rc |= h5io_attr_i64(f, "batchnorm", s->batchnorm);
     rc |= h5io_attr_i64(f, "classes", s->classes);
     return rc;
 }

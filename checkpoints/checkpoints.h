@@ -102,7 +102,7 @@ typedef struct {
  *     attributes of /: format, cell, settings_sha256, settings, world, seed, step, epoch,
  *                 sampler_epoch, sampler_batch, best_metric, best_epoch,
  *                 seconds, epochs, and the network's arch, input, channels,
- *                 width, fc, classes (for information). */
+ *                 width, fc, fc_layers, batchnorm, classes (for information). */
 int checkpoint_save(const char *path, const Net *net, const float *velocity, const float *best_params,
                     const float *best_state, const CheckpointMeta *meta, char *err, size_t errlen);
 

@@ -435,6 +435,14 @@ static void test_weights(void)
     path_in(vlen, sizeof vlen, "weights/vlen_format.h5");
     copy_file(path, vlen);
     f = H5Fopen(vlen, H5F_ACC_RDWR, H5P_DEFAULT);
+    /* the network is described in full beside its tensors */
+    int64_t fc_layers = -1, batchnorm = -1;
+    CHECK(h5io_get_i64(f, "fc_layers", &fc_layers, vlen, "/", err, sizeof err) == 0 &&
+              fc_layers == a->spec.fc_layers,
+          "weights file: fc_layers %lld, network %d (%s)", (long long)fc_layers, a->spec.fc_layers, err);
+    CHECK(h5io_get_i64(f, "batchnorm", &batchnorm, vlen, "/", err, sizeof err) == 0 &&
+              batchnorm == a->spec.batchnorm,
+          "weights file: batchnorm %lld, network %d (%s)", (long long)batchnorm, a->spec.batchnorm, err);
     hid_t ft = H5Aopen(f, "format", H5P_DEFAULT), t = H5Aget_type(ft);
     CHECK(H5Tis_variable_str(t) == 0, "weights_save wrote 'format' as a variable-length string");
     H5Tclose(t);
@@ -650,8 +658,12 @@ static void test_results_write(void)
     snprintf(f->message, sizeof f->message, "NaN in layer fc at step 3");
     f->value = f->value_occluded = f->p_value = f->p_value_occluded = NAN;
 
-    ResultsInfo info = {"job = { name = \"t\"; };\n", "jobs/t.cfg", "0.1.0", 2, "2024-01-01T00:00:00Z",
-                        "2024-01-01T01:00:00Z"};
+    ResultsInfo info = {.job_text = "job = { name = \"t\"; };\n",
+                        .job_path = "jobs/t.cfg",
+                        .version = "0.1.0",
+                        .ranks = 2,
+                        .start = "2024-01-01T00:00:00Z",
+                        .end = "2024-01-01T01:00:00Z"};
     CHECK(results_write(path, &info, c, n, err, sizeof err) == 0, "%s", err);
     CHECK(!file_exists(tmp), "results_write left its temporary file");
 
