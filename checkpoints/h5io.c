@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* Chunks of at most this many bytes: small enough that a checksum failure
  * points at a small region, large enough that big tensors stay fast. */
@@ -121,6 +122,99 @@ static hid_t make_fapl(int writing)
     return fapl;
 }
 
+/* ------------------------------------------------------------- whole-file checksum */
+
+/* The user block of every file occkd writes: SUM_MAGIC, the CRC-32 of the
+ * bytes after the block and their count, as one line of text, then NUL
+ * bytes. HDF5 finds its superblock after the block by itself (h5dump and
+ * h5py read such files as any other). */
+#define SUM_BLOCK 512
+#define SUM_MAGIC "occkd-sum-1 "
+
+/* CRC-32 (zlib's polynomial) and count of fd's bytes from SUM_BLOCK on. */
+static int sum_of(int fd, uint32_t *crc, uint64_t *count)
+{
+    enum { BUF = 1 << 20 };
+    unsigned char *buf = malloc(BUF);
+    if (!buf)
+        return -1;
+    uLong c = crc32(0L, Z_NULL, 0);
+    uint64_t n = 0;
+    for (;;) {
+        ssize_t got = pread(fd, buf, BUF, (off_t)(SUM_BLOCK + n));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            return -1;
+        }
+        if (got == 0)
+            break;
+        c = crc32(c, buf, (uInt)got);
+        n += (uint64_t)got;
+    }
+    free(buf);
+    *crc = (uint32_t)c;
+    *count = n;
+    return 0;
+}
+
+int h5io_sum_stamp(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR);
+    uint32_t crc = 0;
+    uint64_t n = 0;
+    char block[SUM_BLOCK] = {0};
+    if (fd >= 0 && sum_of(fd, &crc, &n) == 0) {
+        snprintf(block, sizeof block, SUM_MAGIC "crc32 %08x bytes %llu\n", (unsigned)crc, (unsigned long long)n);
+        if (pwrite(fd, block, sizeof block, 0) == (ssize_t)sizeof block) {
+            close(fd);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "file %s: cannot write its checksum: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+int h5io_sum_check(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, errlen, "file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char block[SUM_BLOCK + 1] = {0};
+    ssize_t got = pread(fd, block, SUM_BLOCK, 0);
+    if (got < (ssize_t)strlen(SUM_MAGIC) || memcmp(block, SUM_MAGIC, strlen(SUM_MAGIC)) != 0) {
+        close(fd); /* no checksum: a file of another writer (the PyTorch converter, h5py), read as it is */
+        return 0;
+    }
+    unsigned want_crc = 0;
+    unsigned long long want_n = 0;
+    int fields = sscanf(block + strlen(SUM_MAGIC), "crc32 %8x bytes %llu", &want_crc, &want_n);
+    uint32_t crc = 0;
+    uint64_t n = 0;
+    int rc = got == SUM_BLOCK && fields == 2 ? sum_of(fd, &crc, &n) : 0;
+    close(fd);
+    const char *advice = "(the file is corrupted, or was changed after occkd wrote it; to read a file changed on "
+                         "purpose, clear its first 512 bytes: dd if=/dev/zero of=FILE bs=512 count=1 conv=notrunc)";
+    if (got != SUM_BLOCK || fields != 2)
+        snprintf(err, errlen, "file %s: its checksum header (the first 512 bytes) is damaged or cut short %s", path,
+                 advice);
+    else if (rc != 0)
+        snprintf(err, errlen, "file %s: cannot read: %s", path, strerror(errno));
+    else if (n != want_n)
+        snprintf(err, errlen, "file %s: %llu bytes after its checksum header, which says %llu (truncated or extended) %s",
+                 path, (unsigned long long)n, want_n, advice);
+    else if (crc != want_crc)
+        snprintf(err, errlen, "file %s: checksum mismatch over the whole file %s", path, advice);
+    else
+        return 0;
+    return -1;
+}
+
 hid_t h5io_create(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
 {
     if (h5io_make_parents(path, err, errlen))
@@ -129,11 +223,13 @@ hid_t h5io_create(const char *path, char *tmp, size_t tmplen, char *err, size_t 
         snprintf(err, errlen, "file %s: path too long", path);
         return -1;
     }
-    hid_t fapl = make_fapl(1);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fapl = make_fapl(1), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_userblock(fcpl, SUM_BLOCK); /* h5io_commit writes the checksum there */
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     char why[256];
     if (f < 0)
         h5io_last_error(why, sizeof why);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (f < 0)
         snprintf(err, errlen, "file %s: cannot create: %s", tmp, why);
@@ -186,6 +282,10 @@ int h5io_commit(hid_t file, const char *tmp, const char *path, char *err, size_t
         unlink(tmp);
         return -1;
     }
+    if (h5io_sum_stamp(tmp, err, errlen) != 0) {
+        unlink(tmp);
+        return -1;
+    }
     if (fsync_path(tmp, 0) != 0) {
         snprintf(err, errlen, "file %s: fsync failed: %s", tmp, strerror(errno));
         unlink(tmp);
@@ -220,6 +320,8 @@ hid_t h5io_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "file %s: %s", path, strerror(errno));
         return -1;
     }
+    if (h5io_sum_check(path, err, errlen) != 0)
+        return -1;
     H5Quiet q;
     h5io_quiet(&q);
     hid_t fapl = make_fapl(0);

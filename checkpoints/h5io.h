@@ -2,14 +2,21 @@
  * that folder).
  *
  * Writing: h5io_create makes the parent folders, creates "<path>.tmp" and
- * h5io_commit flushes, closes, fsyncs and renames it over <path>, then fsyncs
- * the folder. Every dataset is chunked with the Fletcher-32 filter; files use
- * the HDF5 1.8 object format, whose metadata (superblock, object headers,
- * B-trees) carries checksums of its own, so flipped bytes anywhere are found.
+ * h5io_commit flushes, closes, checksums, fsyncs and renames it over <path>,
+ * then fsyncs the folder. Every dataset is chunked with the Fletcher-32
+ * filter; files use the HDF5 1.8 object format, whose metadata (superblock,
+ * object headers, version 2 B-trees) carries checksums of its own. Some of
+ * HDF5's structures have none (the version 1 B-trees that index chunks, the
+ * global heap), and damage there crashed HDF5 itself (tests/fuzz/
+ * regressions/checkpoint), so every file also carries the CRC-32 of all its
+ * bytes in a 512-byte user block, checked by h5io_open before HDF5 reads
+ * anything.
  *
  * Reading: the helpers return -1 and a message naming the file and the
  * object; a Fletcher-32 or metadata checksum failure reads "checksum
- * mismatch in <object> (the file is corrupted)".
+ * mismatch in <object> (the file is corrupted)", the whole-file checksum's
+ * "checksum mismatch over the whole file". Files without the user block
+ * (written by the PyTorch converter or by h5py) are read as they are.
  *
  * HDF5 prints its error stack by default; callers wrap their work in
  * h5io_quiet / h5io_loud so that only occkd's own messages appear.
@@ -42,6 +49,12 @@ void h5io_read_failure(const char *file, const char *what, char *err, size_t err
 
 /* mkdir -p of path's parent folder. */
 int h5io_make_parents(const char *path, char *err, size_t errlen);
+
+/* The whole-file checksum in path's user block: h5io_sum_stamp writes it
+ * (the file was created by h5io_create and is closed); h5io_sum_check
+ * returns 0 when it matches or the file has none, else -1 and a message. */
+int h5io_sum_stamp(const char *path, char *err, size_t errlen);
+int h5io_sum_check(const char *path, char *err, size_t errlen);
 
 /* Creates "<path>.tmp" (replacing a stale one); tmp receives its name. */
 hid_t h5io_create(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);

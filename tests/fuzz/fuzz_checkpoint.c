@@ -3,10 +3,17 @@
  * metadata, then with a cell stamp to match), by cell_stamp_read and by
  * weights_load, whole and partial, into fuzz_net(); then no HDF5 object may
  * be left open. HDF5's own error stack printing is off.
+ *
+ * An input that carries occkd's whole-file checksum gets it recomputed
+ * before the loads (unless its last byte is odd), so that damage reaches
+ * HDF5's parsing as it would in a file whose checksum was forged or that
+ * another program wrote; the odd inputs exercise the checksum's own check.
  */
 #include <hdf5.h>
+#include <string.h>
 
 #include "checkpoints/checkpoints.h"
+#include "checkpoints/h5io.h"
 #include "tests/fuzz/fuzz_common.h"
 #include "tests/fuzz/fuzz_net.h"
 
@@ -33,6 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_write(path, data, size);
     char err[1024];
+    if (size > 512 && memcmp(data, "occkd-sum-1 ", 12) == 0 && !(data[size - 1] & 1) &&
+        h5io_sum_stamp(path, err, sizeof err) != 0)
+        abort();
     CheckpointMeta meta;
     int rc = checkpoint_load(path, net, vel, best_params, best_state, &meta, NULL, err, sizeof err);
     fuzz_note("checkpoint_load", rc, err);
