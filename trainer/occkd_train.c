@@ -137,8 +137,10 @@ int main(int argc, char **argv)
     /* validated on every rank; rank 0's verdict (or any rank's failure, e.g. a
      * file it cannot see) is everyone's */
     int rc = job_load(path, sets, n_sets, &job, err, sizeof err);
-    char msg[COMM_MSG_MAX];
-    snprintf(msg, sizeof msg, "%s", err);
+    char msg[COMM_MSG_MAX]; /* what a collective carries: the first COMM_MSG_MAX - 1 bytes */
+    size_t msg_len = strnlen(err, sizeof msg - 1);
+    memcpy(msg, err, msg_len);
+    msg[msg_len] = '\0';
     if (comm_agree(&comm, COMM_SCOPE_WORLD, rc != 0, msg, sizeof msg, NULL)) {
         if (comm.rank == 0)
             fprintf(stderr, "%s\n", msg);
