@@ -194,6 +194,12 @@ int h5io_sum_check(const char *path, char *err, size_t errlen)
     unsigned want_crc = 0;
     unsigned long long want_n = 0;
     int fields = sscanf(block + strlen(SUM_MAGIC), "crc32 %8x bytes %llu", &want_crc, &want_n);
+    if (fields == 2) { /* the block is exactly what h5io_sum_stamp writes, its NUL bytes included */
+        char expect[SUM_BLOCK] = {0};
+        snprintf(expect, sizeof expect, SUM_MAGIC "crc32 %08x bytes %llu\n", want_crc, want_n);
+        if (memcmp(expect, block, SUM_BLOCK) != 0)
+            fields = 0;
+    }
     uint32_t crc = 0;
     uint64_t n = 0;
     int rc = got == SUM_BLOCK && fields == 2 ? sum_of(fd, &crc, &n) : 0;

@@ -120,3 +120,9 @@ add_test(NAME grid_elastic_step
          COMMAND ${OCCKD_TEST_DIR}/test_elastic_step.sh $<TARGET_FILE:occkd_train> $<TARGET_FILE:occkd_report>
                  ${OCCKD_TEST_DIR}/jobs/elastic_step.cfg ${CMAKE_CURRENT_BINARY_DIR}/grid_elastic_step)
 set_tests_properties(grid_elastic_step PROPERTIES TIMEOUT 300 LABELS "mpi;e2e")
+
+# Every example job validates as shipped (their data paths are the user's to
+# edit, so only the paths go unchecked).
+add_test(NAME jobs_examples_check
+         COMMAND sh -c "for j in '${CMAKE_SOURCE_DIR}'/jobs/*.cfg; do '$<TARGET_FILE:occkd_train>' --check --no-path-check \"$j\" >/dev/null || { echo \"$j does not validate\"; exit 1; }; echo \"$j: valid\"; done")
+set_tests_properties(jobs_examples_check PROPERTIES TIMEOUT 60 LABELS unit)
