@@ -87,6 +87,32 @@ static int unlisted_format(const uint8_t *b, size_t n)
     return 0;
 }
 
+/* 1 for a TGA whose file holds fewer bytes than its header's pixels need.
+ * Stored without compression, stb_image 2.27 leaves the rows it cannot read
+ * as they were in memory (a 23-byte file decoded to 16658 x 1873 pixels;
+ * fuzz target); compressed (RLE), it reads zeros past the file's end, and
+ * such a file needs at least a packet per 128 pixels. TGA has no magic:
+ * stb_image tries it last, after the formats known by their first bytes,
+ * and its header is read here as stb_image's test reads it. */
+static int tga_truncated(const uint8_t *b, size_t n)
+{
+    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 18 || jpeg_body(b, n) || memcmp(b, png, 8) == 0 || memcmp(b, "BM", 2) == 0 ||
+        memcmp(b, "GIF8", 4) == 0 || (b[0] == 'P' && (b[1] == '5' || b[1] == '6')) || unlisted_format(b, n))
+        return 0;
+    int mapped = b[1], type = b[2], bits = b[16];
+    if (mapped > 1 || (mapped ? type != 1 && type != 9 : type != 2 && type != 3 && type != 10 && type != 11))
+        return 0;
+    if (mapped && b[7] != 8 && b[7] != 15 && b[7] != 16 && b[7] != 24 && b[7] != 32)
+        return 0;
+    if ((mapped && bits != 8 && bits != 16) || (bits != 8 && bits != 15 && bits != 16 && bits != 24 && bits != 32))
+        return 0;
+    uint64_t w = (uint64_t)(b[12] | b[13] << 8), h = (uint64_t)(b[14] | b[15] << 8);
+    uint64_t pixel = (uint64_t)(bits + 7) / 8, map = mapped ? (uint64_t)(b[5] | b[6] << 8) * ((b[7] + 7u) / 8) : 0;
+    uint64_t pixels = type < 8 ? w * h * pixel : (w * h + 127) / 128 * (1 + pixel);
+    return w > 0 && h > 0 && n < 18 + (uint64_t)b[0] + map + pixels;
+}
+
 /* 1 when a JPEG holds a Huffman table (DHT segment) of more than 256
  * codes: stb_image 2.27 writes them into its 257-entry table, past its
  * end. The segments are walked as stb_image walks them (by their lengths,
@@ -225,6 +251,11 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
     if (png_empty_first_idat(buf, len)) {
         free(buf);
         data_err(err, errlen, "%s: corrupt PNG (its first image data chunk is empty)", path);
+        return -1;
+    }
+    if (tga_truncated(buf, len)) {
+        free(buf);
+        data_err(err, errlen, "%s: truncated TGA (fewer bytes than its header's pixels need)", path);
         return -1;
     }
     const char *pnm = pnm_refused(buf, len);

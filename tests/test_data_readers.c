@@ -646,7 +646,7 @@ static void test_folder(void)
 /* image_load on the files stb_image gets wrong: an empty PGM, a 16-bit PGM
  * asked for in 3 channels (stb_image overflowed its buffer), a PGM shorter
  * than its header says (stb_image left pixels unset), also where its
- * maximum has no digits; and a format no reader lists. */
+ * maximum has no digits, and such a TGA; and a format no reader lists. */
 #define FILE_BYTES(s) s, sizeof s - 1
 static void test_image_edges(void)
 {
@@ -667,6 +667,14 @@ static void test_image_edges(void)
          * 4777777 pixels from these 20 bytes, leaving them as memory held */
         {"PGM 4 x 4777777 with a maximum of no digits", FILE_BYTES("P5\n4 4777777?\x01\x02\x03\x04"), 1, 0, 0, 0, 0},
         {"PGM 2 x 1 with a maximum of no digits", FILE_BYTES("P5\n2 1?\x10\x20"), 1, 1, 2, 1, 0x10},
+        /* TGA (18-byte header: id length, map type, image type, map spec,
+         * origin, width, height, bits, descriptor): grey, uncompressed */
+        {"TGA 2 x 1 grey", FILE_BYTES("\0\0\3\0\0\0\0\0\0\0\0\0\2\0\1\0\x08\0\x10\x20"), 1, 1, 2, 1, 0x10},
+        {"TGA 2 x 1 grey, one byte short", FILE_BYTES("\0\0\3\0\0\0\0\0\0\0\0\0\2\0\1\0\x08\0\x10"), 1, 0, 0, 0, 0},
+        {"TGA 16658 x 1873 in 23 bytes", FILE_BYTES("\0\0\2\0\0\0\0\0\0\0\0\0\x12\x41\x51\x07\x18\0\1\2\3\4\5"), 3,
+         0, 0, 0, 0},
+        {"RLE TGA 300 x 1 in one packet", FILE_BYTES("\0\0\x0b\0\0\0\0\0\0\0\0\0\x2c\x01\1\0\x08\0\xff\x10"), 1, 0, 0, 0,
+         0},
         {"Radiance HDR (no reader lists it)",
          FILE_BYTES("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x80\x80\x80\x81"), 3, 0, 0, 0, 0},
     };

@@ -51,7 +51,8 @@ static int64_t claimed_pixels(const uint8_t *b, size_t n)
         }
         return 0;
     }
-    if (n >= 1 && b[0] == 'P') /* PNM: image_load wants all its pixels in the file, so it is small */
+    if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) /* PNM: image_load wants all its pixels in the
+                                                                  file, so it is small */
         return 0;
     int w, h, c;
     return n <= INT32_MAX && stbi_info_from_memory(b, (int)n, &w, &h, &c) ? llabs((int64_t)w * h) : 0;
