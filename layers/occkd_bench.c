@@ -25,7 +25,9 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: occkd_bench --model vgg_f|vgg_face|resnet50 --input SIDE --batch N [--width W] [--fc F]\n"
-               "                   [--classes K] [--channels C] [--steps N] [--warmup N] [--threads T]\n"
+               "                   [--fc-layers L] [--batchnorm] [--classes K] [--channels C] [--steps N]\n"
+               "                   [--warmup N] [--threads T]\n"
+               "--fc-layers and --batchnorm are the model keys fc_layers and batchnorm of the VGG networks.\n"
                "The convolutions run by oneDNN where the build has it; OCCKD_DNNL=0 in the environment\n"
                "runs them by im2col + sgemm instead.\n");
 }
@@ -81,7 +83,7 @@ static int parse_args(int argc, char **argv, BenchArgs *a)
 {
     NetSpec spec = netspec_default(ARCH_VGG_F);
     int batch = 0, steps = 10, warmup = 2, threads = 0, have_model = 0, have_input = 0;
-    int fc = -1;
+    int fc = -1, fc_layers = -1, batchnorm = -1;
     float width = 1.0f;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"input", required_argument, 0, 'i'},
@@ -89,6 +91,7 @@ static int parse_args(int argc, char **argv, BenchArgs *a)
         {"fc", required_argument, 0, 'f'},      {"classes", required_argument, 0, 'k'},
         {"channels", required_argument, 0, 'c'}, {"steps", required_argument, 0, 's'},
         {"warmup", required_argument, 0, 'u'},  {"threads", required_argument, 0, 't'},
+        {"fc-layers", required_argument, 0, 'l'}, {"batchnorm", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int ch, classes = 1000, channels = 3;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -109,6 +112,8 @@ static int parse_args(int argc, char **argv, BenchArgs *a)
         case 's': bad = parse_int("steps", optarg, 1, 1000000, &steps); break;
         case 'u': bad = parse_int("warmup", optarg, 0, 1000000, &warmup); break;
         case 't': bad = parse_int("threads", optarg, 1, 1024, &threads); break;
+        case 'l': bad = parse_int("fc-layers", optarg, 0, 2, &fc_layers); break;
+        case 'n': batchnorm = 1; break;
         case 'w': {
             char *end;
             width = strtof(optarg, &end);
@@ -136,6 +141,15 @@ static int parse_args(int argc, char **argv, BenchArgs *a)
     a->spec.channels = channels;
     if (fc >= 0)
         a->spec.fc = fc;
+    if ((fc_layers >= 0 || batchnorm >= 0) && spec.arch == ARCH_RESNET50) {
+        fprintf(stderr, "occkd_bench: --fc-layers and --batchnorm apply to vgg_f and vgg_face (resnet50 always has "
+                        "batch norm and one optional hidden layer, --fc)\n");
+        return -1;
+    }
+    if (fc_layers >= 0)
+        a->spec.fc_layers = fc_layers;
+    if (batchnorm >= 0)
+        a->spec.batchnorm = batchnorm;
     a->batch = batch;
     a->steps = steps;
     a->warmup = warmup;
@@ -246,8 +260,9 @@ int main(int argc, char **argv)
         return 2;
     }
     net_init(net, 1);
-    printf("model: %s input %d width %g fc %d classes %d batch %d threads %d\n", arch_name(a.spec.arch),
-           a.spec.input, a.spec.width, a.spec.fc, a.spec.classes, a.batch, layers_get_threads());
+    printf("model: %s input %d channels %d width %g fc %d fc_layers %d batchnorm %d classes %d batch %d threads %d\n",
+           arch_name(a.spec.arch), a.spec.input, a.spec.channels, a.spec.width, a.spec.fc, a.spec.fc_layers,
+           a.spec.batchnorm, a.spec.classes, a.batch, layers_get_threads());
     double elapsed, cpu;
     float loss = 0;
     if (train_steps(net, &a, &elapsed, &cpu, &loss)) {

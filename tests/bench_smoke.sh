@@ -18,4 +18,15 @@ done
 # the per-layer table names the first and the last layer
 echo "$out" | grep -Eq '^conv1(_1)? ' || { echo "bench_smoke: per-layer table lacks the first convolution"; exit 1; }
 echo "$out" | grep -Eq '^(fc8|fc) ' || { echo "bench_smoke: per-layer table lacks the classifier"; exit 1; }
+# --batchnorm and --fc-layers reach the network
+case " $* " in
+*" --batchnorm "*)
+    echo "$out" | grep -q '^model: .* batchnorm 1 ' || { echo "bench_smoke: --batchnorm not in the model line"; exit 1; }
+    echo "$out" | grep -Eq '^[a-z0-9_.]+ +batchnorm ' || { echo "bench_smoke: --batchnorm gave no batch-norm layer"; exit 1; } ;;
+esac
+case " $* " in
+*" --fc-layers 1 "*)
+    echo "$out" | grep -q '^model: .* fc_layers 1 ' || { echo "bench_smoke: --fc-layers 1 not in the model line"; exit 1; }
+    echo "$out" | grep -Eq '^fc7 ' && { echo "bench_smoke: --fc-layers 1 still has a second hidden layer (fc7)"; exit 1; } ;;
+esac
 exit 0

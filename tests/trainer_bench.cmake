@@ -3,7 +3,7 @@ foreach(model vgg_f vgg_face resnet50)
   if(model STREQUAL "vgg_f")
     set(args --input 64 --width 0.25 --fc 128)
   elseif(model STREQUAL "vgg_face")
-    set(args --input 32 --width 0.125 --fc 64)
+    set(args --input 32 --width 0.125 --fc 64 --fc-layers 1 --batchnorm) # the small FER+ network's layout
   else()
     set(args --input 32 --width 0.125)
   endif()
