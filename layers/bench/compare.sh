@@ -54,12 +54,14 @@ if [ "$smoke" -eq 1 ]; then
     steps=2
     workloads="vgg_f 64 b4|--model vgg_f --input 64 --width 0.25 --fc 128 --classes 7 --batch 4
 resnet50 32 b4|--model resnet50 --input 32 --width 0.125 --classes 7 --batch 4
-vgg_face/8 32 grey b4|--model vgg_face --input 32 --channels 1 --width 0.125 --fc 64 --classes 7 --batch 4"
+vgg_face/8 32 grey b4|--model vgg_face --input 32 --channels 1 --width 0.125 --fc 64 --classes 7 --batch 4
+vgg_face/8 32 grey bn fc1 b4|--model vgg_face --input 32 --channels 1 --width 0.125 --fc 64 --fc-layers 1 --batchnorm --classes 8 --batch 4"
     warmup=1
 else
     workloads="vgg_f 224 b32|--model vgg_f --input 224 --batch 32
 resnet50 112 b16|--model resnet50 --input 112 --batch 16
 vgg_face/4 48 grey b64|--model vgg_face --input 48 --channels 1 --width 0.25 --fc 512 --classes 7 --batch 64
+vgg_face/4 48 grey bn fc1 b64|--model vgg_face --input 48 --channels 1 --width 0.25 --fc 512 --fc-layers 1 --batchnorm --classes 8 --batch 64
 resnet50/4 48 grey b64|--model resnet50 --input 48 --channels 1 --width 0.25 --classes 7 --batch 64"
     warmup=2
 fi
@@ -131,19 +133,19 @@ for w in $workloads; do
     [ "$have_torch" -eq 1 ] && ratio=$(awk "BEGIN { if ($t_ips > 0) printf \"%.2f\", $o_ips / $t_ips; else print \"-\" }")
     scale="-"
     [ "$threads" -ne 1 ] && scale=$(awk "BEGIN { if ($o1_ips > 0) printf \"%.2f\", $o_ips / $o1_ips; else print \"-\" }")
-    rows="$rows$(printf '%-24s %10s %12s %11s %6s %10s %6s %10s %10s %5s' "$name" "$o_params" "$t_ips" "$o_ips" \
+    rows="$rows$(printf '%-30s %10s %12s %11s %6s %10s %6s %10s %10s %5s' "$name" "$o_params" "$t_ips" "$o_ips" \
         "$ratio" "$o1_ips" "$scale" "$o_gf" "$sg" "$(cut -d' ' -f1 /proc/loadavg)")$nl"
     cpu_ratio=$(awk "BEGIN { if ($o1_cpu > 0 && $t1_cpu > 0) printf \"%.2f\", $t1_cpu / $o1_cpu; else print \"-\" }")
-    cpu_rows="$cpu_rows$(printf '%-24s %14s %14s %6s' "$name" "$t1_cpu" "$o1_cpu" "$cpu_ratio")$nl"
+    cpu_rows="$cpu_rows$(printf '%-30s %14s %14s %6s' "$name" "$t1_cpu" "$o1_cpu" "$cpu_ratio")$nl"
     IFS=$nl
 done
 IFS=$IFS_SAVE
-printf '\n%-24s %10s %12s %11s %6s %10s %6s %10s %10s %5s\n' workload params torch_img/s occkd_img/s ratio \
+printf '\n%-30s %10s %12s %11s %6s %10s %6s %10s %10s %5s\n' workload params torch_img/s occkd_img/s ratio \
     1t_img/s Tt/1t occkd_GF/s sgemm_GF/s load
 printf '%s' "$rows"
 if [ "$threads" -ne 1 ]; then
     # CPU time on one thread: what other jobs on a shared machine disturb least
-    printf '\none thread, CPU ms per step (best of %s):\n%-24s %14s %14s %6s\n' "$repeat" workload torch_cpu_ms \
+    printf '\none thread, CPU ms per step (best of %s):\n%-30s %14s %14s %6s\n' "$repeat" workload torch_cpu_ms \
         occkd_cpu_ms ratio
     printf '%s' "$cpu_rows"
 fi

@@ -9,7 +9,8 @@ random images and labels. Prints `params: N`, `train_images_per_s: X` and
 reads next to occkd_bench's.
 
     torch_bench.py --model vgg_f --input 224 --batch 32 [--width 1] [--fc 4096]
-                   [--classes 1000] [--channels 3] [--steps 10] [--warmup 2] [--threads 2]
+                   [--fc-layers 2] [--batchnorm] [--classes 1000] [--channels 3]
+                   [--steps 10] [--warmup 2] [--threads 2]
 """
 import argparse
 import sys
@@ -23,24 +24,33 @@ def scaled(base, width):
     return max(1, int(round(base * width)))
 
 
-def vgg_head(features, flat, fc, classes, dropout=0.5):
-    return nn.Sequential(features, nn.Flatten(),
-                         nn.Linear(flat, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                         nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                         nn.Linear(fc, classes))
+def vgg_head(features, flat, fc, classes, fc_layers=2, dropout=0.5):
+    head, c = [features, nn.Flatten()], flat
+    for _ in range(fc_layers):
+        head += [nn.Linear(c, fc), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        c = fc
+    return nn.Sequential(*head, nn.Linear(c, classes))
+
+
+def conv_relu(a, cin, cout, k, **kw):
+    """A VGG convolution and its ReLU; with --batchnorm a batch norm between
+    them and no convolution bias, as layers/net.c builds it."""
+    if a.batchnorm:
+        return [nn.Conv2d(cin, cout, k, bias=False, **kw), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(cin, cout, k, **kw), nn.ReLU(inplace=True)]
 
 
 def vgg_f(a):
     c64, c256 = scaled(64, a.width), scaled(256, a.width)
     lrn = lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=1.0)
     f = nn.Sequential(
-        nn.Conv2d(a.channels, c64, 11, stride=4), nn.ReLU(inplace=True), lrn(),
+        *conv_relu(a, a.channels, c64, 11, stride=4), lrn(),
         # occkd pads pool1 by one on the bottom and right; ceil_mode covers the same windows
         nn.MaxPool2d(3, 2, ceil_mode=True),
-        nn.Conv2d(c64, c256, 5, padding=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c256, c256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(c256, c256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(c256, c256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+        *conv_relu(a, c64, c256, 5, padding=2), lrn(), nn.MaxPool2d(3, 2),
+        *conv_relu(a, c256, c256, 3, padding=1),
+        *conv_relu(a, c256, c256, 3, padding=1),
+        *conv_relu(a, c256, c256, 3, padding=1), nn.MaxPool2d(3, 2))
     return f
 
 
@@ -49,7 +59,7 @@ def vgg_face(a):
     for blocks, width in zip((2, 2, 3, 3, 3), (64, 128, 256, 512, 512)):
         for _ in range(blocks):
             o = scaled(width, a.width)
-            layers += [nn.Conv2d(c, o, 3, padding=1), nn.ReLU(inplace=True)]
+            layers += conv_relu(a, c, o, 3, padding=1)
             c = o
         layers.append(nn.MaxPool2d(2, 2))
     return nn.Sequential(*layers)
@@ -94,7 +104,7 @@ def build(a):
     features = vgg_f(a) if a.model == "vgg_f" else vgg_face(a)
     with torch.no_grad():
         flat = features(torch.zeros(1, a.channels, a.input, a.input)).numel()
-    return vgg_head(features, flat, a.fc, a.classes)
+    return vgg_head(features, flat, a.fc, a.classes, a.fc_layers)
 
 
 def main():
@@ -104,6 +114,8 @@ def main():
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--fc", type=int, default=None)
+    p.add_argument("--fc-layers", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--batchnorm", action="store_true")
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
