@@ -183,23 +183,29 @@ static const char *pnm_refused(const uint8_t *b, size_t n)
     return i > n || n - i < need ? "truncated PNM (fewer pixel bytes than its header says)" : NULL;
 }
 
-/* A PNG whose first IDAT chunk is empty: stb_image then offsets its still
- * NULL data buffer (undefined behaviour, found by the image fuzz target).
- * Such files are legal but no encoder writes them; they are refused. */
-static int png_empty_first_idat(const uint8_t *b, size_t n)
+/* Why a PNG is refused, or NULL; its chunks are walked to IEND as
+ * stb_image walks them. A first IDAT chunk that is empty made stb_image
+ * offset its still NULL data buffer (undefined behaviour); a chunk claiming
+ * more bytes than the file holds had stb_image grow its buffer to that size
+ * before reading (a 136-byte file, 2 GB). Both found by the image fuzz
+ * target; no encoder writes either. */
+static const char *png_refused(const uint8_t *b, size_t n)
 {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n < 8 || memcmp(b, sig, 8) != 0)
-        return 0;
+        return NULL;
+    int seen_idat = 0;
     for (size_t i = 8; i + 8 <= n;) {
         uint32_t len = data_be32(b + i);
-        if (memcmp(b + i + 4, "IDAT", 4) == 0)
-            return len == 0;
+        if (memcmp(b + i + 4, "IEND", 4) == 0)
+            break;
+        if (memcmp(b + i + 4, "IDAT", 4) == 0 && !seen_idat++ && len == 0)
+            return "corrupt PNG (its first image data chunk is empty)";
         if (len > n - i - 8)
-            return 0; /* cut short: stb_image says so itself */
+            return "truncated PNG (a chunk longer than the rest of the file)";
         i += 12 + (size_t)len;
     }
-    return 0;
+    return NULL;
 }
 
 /* n pixels of n_in channels (grey, grey + alpha, RGB, RGBA) as `channels`
@@ -248,9 +254,10 @@ int image_load(const char *path, int channels, uint8_t **hwc, int *w, int *h, ch
         data_err(err, errlen, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
         return -1;
     }
-    if (png_empty_first_idat(buf, len)) {
+    const char *png = png_refused(buf, len);
+    if (png) {
         free(buf);
-        data_err(err, errlen, "%s: corrupt PNG (its first image data chunk is empty)", path);
+        data_err(err, errlen, "%s: %s", path, png);
         return -1;
     }
     if (tga_truncated(buf, len)) {

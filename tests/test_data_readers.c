@@ -694,6 +694,22 @@ static void test_image_edges(void)
                   "%s: %d x %d, first pixel %d", c[k].what, w, h, px[0]);
         free(px);
     }
+    /* a PNG chunk claiming 1.3 GB in a 65-byte file is refused before any
+     * decoding (stb_image grew its buffer to 2 GB first, then found the
+     * file short) */
+    static const char png[] = "\x89PNG\r\n\x1a\n"
+                              "\0\0\0\x0dIHDR\0\0\0\x0c\0\0\0\x0a\x08\x02\0\0\0\x0f\x4e\x28\xad"
+                              "\x4f\x49\x44\x41IDAT\x78\x5e\x63\x64\xe0\x95\x52\x27\x04\x58\xae\x5c\xb9\x02";
+    FILE *f = fopen(p, "wb");
+    fwrite(png, 1, sizeof png - 1, f);
+    fclose(f);
+    uint8_t *px = NULL;
+    int w = 0, h = 0;
+    char err[512] = "";
+    int rc = image_load(p, 3, &px, &w, &h, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "a chunk longer than the rest of the file"),
+          "a PNG chunk of 1.3 GB in a 65-byte file: %s", rc ? err : "accepted");
+    free(px);
 }
 #undef FILE_BYTES
 
