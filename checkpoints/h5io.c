@@ -458,29 +458,40 @@ int h5io_shape(hid_t loc, const char *name, int max, int *ndims, hsize_t *dims, 
     return rc;
 }
 
-/* The position of filter `id` in a dataset's pipeline, or -1. */
-static int filter_index(hid_t dcpl, H5Z_filter_t id)
+/* The position of filter `id` in a dataset's pipeline, or -1; *sized (may
+ * be NULL) is set to 1 when every filter of the pipeline keeps the data's
+ * size (Fletcher-32 adds its 4 bytes, shuffling reorders), so that a
+ * chunk's stored size is known exactly. */
+static int filter_index(hid_t dcpl, H5Z_filter_t id, int *sized)
 {
-    int n = H5Pget_nfilters(dcpl);
+    int n = H5Pget_nfilters(dcpl), at = -1;
+    if (sized)
+        *sized = n >= 0 && n <= 32;
     for (int k = 0; k < n && k < 32; k++) {
         unsigned flags = 0;
         size_t nvals = 0;
-        if (H5Pget_filter2(dcpl, (unsigned)k, &flags, &nvals, NULL, 0, NULL, NULL) == id)
-            return k;
+        H5Z_filter_t f = H5Pget_filter2(dcpl, (unsigned)k, &flags, &nvals, NULL, 0, NULL, NULL);
+        if (f == id && at < 0)
+            at = k;
+        if (sized && f != H5Z_FILTER_FLETCHER32 && f != H5Z_FILTER_SHUFFLE)
+            *sized = 0;
     }
-    return -1;
+    return at;
 }
 
-/* The chunk index (a version 1 B-tree in 1.8-format files) has no checksum:
- * a damaged one can give a chunk a stored size of gigabytes, which H5Dread
- * allocates before any check (tests/fuzz/regressions/checkpoint/
- * hdf5_chunk_read_4gb), or, under the Fletcher-32 filter, fewer bytes than
- * the 4 of the checksum, which HDF5 1.10's filter subtracts without a check
- * and then reads far past the chunk (hdf5_fletcher32_chunk_under_4_bytes).
- * Every chunk's stored size is checked against what its elements can take
- * (filters add a few bytes; compression of random bytes a little) and, where
- * Fletcher-32 applies to it, against its checksum, before the dataset is
- * read. */
+/* The chunk index (a version 1 B-tree in 1.8-format files) has no checksum,
+ * and HDF5 1.10 trusts the stored sizes it gives: gigabytes are allocated
+ * inside H5Dread (tests/fuzz/regressions/checkpoint/hdf5_chunk_read_4gb);
+ * under the Fletcher-32 filter, fewer bytes than its 4 are subtracted
+ * unchecked and read far past the chunk (hdf5_fletcher32_chunk_under_4_bytes);
+ * a chunk shorter than its elements, its filter marked as skipped, is copied
+ * out as if it were whole (hdf5_chunk_shorter_than_its_elements). So before
+ * a dataset is read, every chunk's stored size is checked: where the
+ * pipeline only checksums (occkd's own files), it must be exactly the
+ * elements' bytes plus the checksum where one applies; otherwise (files of
+ * other writers, compressed) at most what the elements can take (filters
+ * add a few bytes; compression of random bytes a little) and at least the
+ * checksum. */
 int h5io_chunks_plausible(hid_t ds)
 {
     hid_t dcpl = H5Dget_create_plist(ds), type = H5Dget_type(ds);
@@ -492,14 +503,18 @@ int h5io_chunks_plausible(hid_t ds)
         for (int i = 0; i < nd; i++)
             raw *= chunk[i];
         hsize_t limit = raw + raw / 64 + 1024;
-        int fletcher = filter_index(dcpl, H5Z_FILTER_FLETCHER32);
+        int sized = 0, fletcher = filter_index(dcpl, H5Z_FILTER_FLETCHER32, &sized);
         hid_t space = H5Dget_space(ds);
         ok = nd > 0 && space >= 0 && H5Dget_num_chunks(ds, space, &n) >= 0;
         for (hsize_t i = 0; ok && i < n; i++) {
             hsize_t size = 0;
             unsigned skipped = 0; /* bit k: filter k was not applied to this chunk */
-            ok = H5Dget_chunk_info(ds, space, i, NULL, &skipped, NULL, &size) >= 0 && size <= limit &&
-                 (fletcher < 0 || (skipped >> fletcher & 1) || size >= 4);
+            ok = H5Dget_chunk_info(ds, space, i, NULL, &skipped, NULL, &size) >= 0;
+            int summed = fletcher >= 0 && !(skipped >> fletcher & 1);
+            if (ok && sized)
+                ok = size == raw + (summed ? 4 : 0);
+            else if (ok)
+                ok = size <= limit && (!summed || size >= 4);
         }
         if (space >= 0)
             H5Sclose(space);
@@ -536,8 +551,8 @@ int h5io_read(hid_t loc, const char *name, hid_t mem_type, int ndims, const hsiz
         H5Dclose(ds);
         H5Eclear2(H5E_DEFAULT);
         snprintf(err, errlen,
-                 "file %s: dataset %s: its chunk index is corrupted (a chunk larger than its elements, or shorter "
-                 "than its checksum)",
+                 "file %s: dataset %s: its chunk index is corrupted (a chunk's stored size does not fit its elements "
+                 "and checksum)",
                  file, what);
         return -1;
     }

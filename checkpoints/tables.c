@@ -120,7 +120,7 @@ int h5io_read_table(hid_t loc, const char *name, const H5ioField *fields, int n_
         snprintf(err, errlen, "file %s: %s: out of memory for %d rows", file, what, n);
     else if (buf && !h5io_chunks_plausible(ds))
         snprintf(err, errlen,
-                 "file %s: %s: its chunk index is corrupted (a chunk larger than its rows, or shorter than its "
+                 "file %s: %s: its chunk index is corrupted (a chunk's stored size does not fit its rows and "
                  "checksum)",
                  file, what);
     else if (buf && n > 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
