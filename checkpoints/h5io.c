@@ -128,8 +128,15 @@ static hid_t make_fapl(int writing)
  * bytes after the block and their count, as one line of text, then NUL
  * bytes. HDF5 finds its superblock after the block by itself (h5dump and
  * h5py read such files as any other). */
-#define SUM_BLOCK 512
-#define SUM_MAGIC "occkd-sum-1 "
+#define SUM_BLOCK H5IO_SUM_BLOCK
+#define SUM_MAGIC H5IO_SUM_MAGIC
+
+/* The block that records crc and n: its line of text, then NUL bytes. */
+static void sum_block(char block[SUM_BLOCK], unsigned crc, unsigned long long n)
+{
+    memset(block, 0, SUM_BLOCK);
+    snprintf(block, SUM_BLOCK, SUM_MAGIC "crc32 %08x bytes %llu\n", crc, n);
+}
 
 /* CRC-32 (zlib's polynomial) and count of fd's bytes from SUM_BLOCK on. */
 static int sum_of(int fd, uint32_t *crc, uint64_t *count)
@@ -164,9 +171,9 @@ int h5io_sum_stamp(const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDWR);
     uint32_t crc = 0;
     uint64_t n = 0;
-    char block[SUM_BLOCK] = {0};
+    char block[SUM_BLOCK];
     if (fd >= 0 && sum_of(fd, &crc, &n) == 0) {
-        snprintf(block, sizeof block, SUM_MAGIC "crc32 %08x bytes %llu\n", (unsigned)crc, (unsigned long long)n);
+        sum_block(block, crc, n);
         if (pwrite(fd, block, sizeof block, 0) == (ssize_t)sizeof block) {
             close(fd);
             return 0;
@@ -195,8 +202,8 @@ int h5io_sum_check(const char *path, char *err, size_t errlen)
     unsigned long long want_n = 0;
     int fields = sscanf(block + strlen(SUM_MAGIC), "crc32 %8x bytes %llu", &want_crc, &want_n);
     if (fields == 2) { /* the block is exactly what h5io_sum_stamp writes, its NUL bytes included */
-        char expect[SUM_BLOCK] = {0};
-        snprintf(expect, sizeof expect, SUM_MAGIC "crc32 %08x bytes %llu\n", want_crc, want_n);
+        char expect[SUM_BLOCK];
+        sum_block(expect, want_crc, want_n);
         if (memcmp(expect, block, SUM_BLOCK) != 0)
             fields = 0;
     }
@@ -212,8 +219,9 @@ int h5io_sum_check(const char *path, char *err, size_t errlen)
     else if (rc != 0)
         snprintf(err, errlen, "file %s: cannot read: %s", path, strerror(errno));
     else if (n != want_n)
-        snprintf(err, errlen, "file %s: %llu bytes after its checksum header, which says %llu (truncated or extended) %s",
-                 path, (unsigned long long)n, want_n, advice);
+        snprintf(err, errlen,
+                 "file %s: %llu bytes after its checksum header, which says %llu (truncated or extended) %s", path,
+                 (unsigned long long)n, want_n, advice);
     else if (crc != want_crc)
         snprintf(err, errlen, "file %s: checksum mismatch over the whole file %s", path, advice);
     else

@@ -50,6 +50,10 @@ void h5io_read_failure(const char *file, const char *what, char *err, size_t err
 /* mkdir -p of path's parent folder. */
 int h5io_make_parents(const char *path, char *err, size_t errlen);
 
+/* The user block that holds the whole-file checksum, and how it opens. */
+#define H5IO_SUM_BLOCK 512
+#define H5IO_SUM_MAGIC "occkd-sum-1 "
+
 /* The whole-file checksum in path's user block: h5io_sum_stamp writes it
  * (the file was created by h5io_create and is closed); h5io_sum_check
  * returns 0 when it matches or the file has none, else -1 and a message. */
@@ -74,9 +78,10 @@ int h5io_write(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, int
 /* Whether loc/name exists (every component of a relative path is checked). */
 int h5io_exists(hid_t loc, const char *name);
 
-/* 0 when a chunk of dataset ds claims more bytes than its elements can
- * take (a damaged chunk index, which HDF5 would allocate) or fewer than its
- * Fletcher-32 checksum (which HDF5 would read past): see h5io.c. */
+/* 0 when a chunk's stored size does not fit its elements and checksum (a
+ * damaged chunk index, which HDF5 would allocate, read past or copy out
+ * whole): exactly where the pipeline only checksums, within bounds
+ * otherwise; see h5io.c. */
 int h5io_chunks_plausible(hid_t ds);
 /* Reads loc/name into data after checking its shape equals (ndims, dims).
  * `what` names the dataset in messages (e.g. "/params/conv1/weight"). */

@@ -87,6 +87,13 @@ static int unlisted_format(const uint8_t *b, size_t n)
     return 0;
 }
 
+/* 1 when the file opens with PNG's signature. */
+static int is_png(const uint8_t *b, size_t n)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    return n >= 8 && memcmp(b, sig, 8) == 0;
+}
+
 /* 1 for a TGA whose file holds fewer bytes than its header's pixels need.
  * Stored without compression, stb_image 2.27 leaves the rows it cannot read
  * as they were in memory (a 23-byte file decoded to 16658 x 1873 pixels;
@@ -96,8 +103,7 @@ static int unlisted_format(const uint8_t *b, size_t n)
  * and its header is read here as stb_image's test reads it. */
 static int tga_truncated(const uint8_t *b, size_t n)
 {
-    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n < 18 || jpeg_body(b, n) || memcmp(b, png, 8) == 0 || memcmp(b, "BM", 2) == 0 ||
+    if (n < 18 || jpeg_body(b, n) || is_png(b, n) || memcmp(b, "BM", 2) == 0 ||
         memcmp(b, "GIF8", 4) == 0 || (b[0] == 'P' && (b[1] == '5' || b[1] == '6')) || unlisted_format(b, n))
         return 0;
     int mapped = b[1], type = b[2], bits = b[16];
@@ -191,8 +197,7 @@ static const char *pnm_refused(const uint8_t *b, size_t n)
  * target; no encoder writes either. */
 static const char *png_refused(const uint8_t *b, size_t n)
 {
-    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n < 8 || memcmp(b, sig, 8) != 0)
+    if (!is_png(b, n))
         return NULL;
     int seen_idat = 0;
     for (size_t i = 8; i + 8 <= n;) {

@@ -168,7 +168,7 @@ static int flip_in_dataset(const char *path, const char *dataset, hsize_t at)
  * in place through HDF5. */
 static void drop_sum(const char *path)
 {
-    static const char zeros[512];
+    static const char zeros[H5IO_SUM_BLOCK];
     FILE *fp = fopen(path, "r+b");
     CHECK(fp && fwrite(zeros, 1, sizeof zeros, fp) == sizeof zeros, "cannot clear the user block of %s", path);
     if (fp)
@@ -359,7 +359,7 @@ static void test_corruption(void)
     /* The superblock's base address (covered by its own checksum). */
     copy_file(good, bad);
     drop_sum(bad);
-    flip_at(bad, 512 + 13);
+    flip_at(bad, H5IO_SUM_BLOCK + 13);
     rc = checkpoint_load(bad, b, vel, NULL, NULL, NULL, NULL, err, sizeof err);
     expect_refused("a flipped superblock byte", rc, err, "corrupted", bad);
     /* Truncated to half. */

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_write(path, data, size);
     char err[1024];
-    if (size > 512 && memcmp(data, "occkd-sum-1 ", 12) == 0 && !(data[size - 1] & 1) &&
+    if (size > H5IO_SUM_BLOCK && memcmp(data, H5IO_SUM_MAGIC, strlen(H5IO_SUM_MAGIC)) == 0 && !(data[size - 1] & 1) &&
         h5io_sum_stamp(path, err, sizeof err) != 0)
         abort();
     CheckpointMeta meta;
