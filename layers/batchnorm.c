@@ -21,6 +21,10 @@
  * per layer per training pass; without reduce the same phases run locally.
  * gamma and beta get this slice's own gradient sums: the gradient allreduce
  * adds the slices.
+ *
+ * In the channel-blocked layout (layers.h; the network chooses it where the
+ * convolutions around run by oneDNN) the same sums run over 16 channels at
+ * once, one lane each, and each block of 16 channels is one thread's.
  */
 #include <math.h>
 
@@ -160,7 +164,143 @@ static void bn_channel_norm(const BatchNorm *bn, int training, int c, double *me
     }
 }
 
-// x (N,C,H,W) -> y (N,C,H,W)
+/* ------------------------------------------- the channel-blocked layout */
+
+#define BB LAYOUT_BLOCK
+
+/* Block cb of image n: hw rows of BB channels. */
+static inline size_t bnb_at(const BatchNorm *bn, int n, int cb, size_t hw)
+{
+    return ((size_t)n * (size_t)(bn->base.in_shape[0].c / BB) + (size_t)cb) * hw * BB;
+}
+
+/* The slice's sums of d = x - shift and d^2 of block cb's channels into
+ * s[2c], s[2c + 1]. */
+static void bnb_sums(const BatchNorm *bn, const float *x, int N, int cb, size_t hw, double *s)
+{
+    const float *rm = bn->base.state[0].data + cb * BB;
+    double a[BB] = {0}, b[BB] = {0}, shift[BB];
+    for (int q = 0; q < BB; q++)
+        shift[q] = rm[q];
+    for (int n = 0; n < N; n++) {
+        const float *xb = x + bnb_at(bn, n, cb, hw);
+        for (size_t i = 0; i < hw; i++)
+            for (int q = 0; q < BB; q++) {
+                double d = (double)xb[i * BB + q] - shift[q];
+                a[q] += d;
+                b[q] += d * d;
+            }
+    }
+    for (int q = 0; q < BB; q++) {
+        s[2 * (cb * BB + q)] = a[q];
+        s[2 * (cb * BB + q) + 1] = b[q];
+    }
+}
+
+/* One image's rows of block cb: y = (x - mean) * a + b, then the ReLU
+ * (relu constant where inlined). */
+static inline __attribute__((always_inline)) void bnb_affine_rows(const float *restrict xb, float *restrict yb,
+                                                                  size_t hw, const float *mean, const float *a,
+                                                                  const float *b, int relu)
+{
+    for (size_t i = 0; i < hw; i++)
+        for (int q = 0; q < BB; q++) {
+            float v = (xb[i * BB + q] - mean[q]) * a[q] + b[q];
+            yb[i * BB + q] = relu && v < 0.0f ? 0.0f : v;
+        }
+}
+
+/* y = (x - mean) * a + b over block cb of every image, then the ReLU. */
+static void bnb_affine(const BatchNorm *bn, const float *x, float *y, int N, int cb, size_t hw, const float *mean,
+                       const float *a, const float *b)
+{
+    for (int n = 0; n < N; n++) {
+        size_t o = bnb_at(bn, n, cb, hw);
+        if (bn->relu)
+            bnb_affine_rows(x + o, y + o, hw, mean, a, b, 1);
+        else
+            bnb_affine_rows(x + o, y + o, hw, mean, a, b, 0);
+    }
+}
+
+/* hw rows of block cb: sums of g and g * (x - mean) added to a and b. */
+static void bnb_grad_rows(const float *restrict xb, const float *restrict gb, size_t hw, const double *mean,
+                          double *a, double *b)
+{
+    for (size_t i = 0; i < hw; i++)
+        for (int q = 0; q < BB; q++) {
+            size_t e = i * BB + q;
+            double g = gb[e];
+            a[q] += g;
+            b[q] += g * ((double)xb[e] - mean[q]);
+        }
+}
+
+/* Sums of g and g * (x - mean) of block cb's channels into s[2c], s[2c + 1],
+ * g = d_y masked by y > 0 when y is not NULL. */
+static void bnb_grad_sums(const BatchNorm *bn, const float *x, const float *y, const float *d_y, int N, int cb,
+                          size_t hw, const double *mean, double *s)
+{
+    double a[BB] = {0}, b[BB] = {0};
+    for (int n = 0; n < N; n++) {
+        size_t o = bnb_at(bn, n, cb, hw);
+        if (!y) {
+            bnb_grad_rows(x + o, d_y + o, hw, mean, a, b);
+            continue;
+        }
+        /* masked in float pieces first, so the sums run as the same vector loop */
+        float gm[BN_BLOCK];
+        for (size_t i = 0; i < hw; i += BN_BLOCK / BB) {
+            size_t rows = hw - i < BN_BLOCK / BB ? hw - i : BN_BLOCK / BB;
+            const float *yb = y + o + i * BB, *gb = d_y + o + i * BB;
+            for (size_t e = 0; e < rows * BB; e++)
+                gm[e] = relu_pass(gb[e], yb[e]);
+            bnb_grad_rows(x + o + i * BB, gm, rows, mean, a, b);
+        }
+    }
+    for (int q = 0; q < BB; q++) {
+        s[2 * (cb * BB + q)] = a[q];
+        s[2 * (cb * BB + q) + 1] = b[q];
+    }
+}
+
+/* One image's rows of block cb: d_x (=|+=) k1 * g + k2 * (x - mean) + k3,
+ * inlined with relu and acc constant as bnb_grad_rows. */
+static inline __attribute__((always_inline)) void bnb_dx_rows(const float *restrict xb, const float *restrict yb,
+                                                              const float *restrict gb, float *restrict db,
+                                                              size_t hw, const float *k1, const float *k2,
+                                                              const float *k3, const float *mean, int relu, int acc)
+{
+    for (size_t i = 0; i < hw; i++)
+        for (int q = 0; q < BB; q++) {
+            size_t e = i * BB + q;
+            float gv = gb[e], yv = relu ? yb[e] : 1.0f;
+            float g = relu_pass(gv, yv);
+            float v = k1[q] * g + k2[q] * (xb[e] - mean[q]) + k3[q];
+            db[e] = acc ? db[e] + v : v;
+        }
+}
+
+/* d_x (=|+=) k1 * g + k2 * (x - mean) + k3 over block cb of every image. */
+static void bnb_dx(const BatchNorm *bn, const float *x, const float *y, const float *d_y, float *d_x, int N, int cb,
+                   size_t hw, int acc, const float *k1, const float *k2, const float *k3, const float *mean)
+{
+    for (int n = 0; n < N; n++) {
+        size_t o = bnb_at(bn, n, cb, hw);
+        const float *xb = x + o, *gb = d_y + o;
+        float *db = d_x + o;
+        if (y && acc)
+            bnb_dx_rows(xb, y + o, gb, db, hw, k1, k2, k3, mean, 1, 1);
+        else if (y)
+            bnb_dx_rows(xb, y + o, gb, db, hw, k1, k2, k3, mean, 1, 0);
+        else if (acc)
+            bnb_dx_rows(xb, NULL, gb, db, hw, k1, k2, k3, mean, 0, 1);
+        else
+            bnb_dx_rows(xb, NULL, gb, db, hw, k1, k2, k3, mean, 0, 0);
+    }
+}
+
+// x (N,C,H,W) -> y (N,C,H,W), both NCHW or both channel-blocked
 static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
 {
     BatchNorm *bn = (BatchNorm *)l;
@@ -169,17 +309,38 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
     const float *xs = x[0];
     const float *gamma = l->param[0].data, *beta = l->param[1].data;
     int N = p->n, training = p->training, C = in.c;
+    const int blocked = l->out_blocked;
     if (training) { /* the slice's sums, the group's (reduce), the statistics */
         double *s = bn->sums;
+        if (blocked) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-        for (int c = 0; c < C; c++)
-            bn_channel_sums(bn, xs, N, c, hw, s + 2 * c);
+            for (int cb = 0; cb < C / BB; cb++)
+                bnb_sums(bn, xs, N, cb, hw, s);
+        } else {
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+            for (int c = 0; c < C; c++)
+                bn_channel_sums(bn, xs, N, c, hw, s + 2 * c);
+        }
         s[2 * C] = (double)N * (double)hw;
         if (p->reduce)
             p->reduce(p->reduce_user, s, 2 * C + 1);
         bn->count = s[2 * C];
         for (int c = 0; c < C; c++)
             bn_channel_stats(bn, c, s + 2 * c, bn->count);
+    }
+    if (blocked) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+        for (int cb = 0; cb < C / BB; cb++) {
+            float mean[BB], a[BB];
+            for (int q = 0; q < BB; q++) {
+                double m, invstd;
+                bn_channel_norm(bn, training, cb * BB + q, &m, &invstd);
+                mean[q] = (float)m;
+                a[q] = (float)((double)gamma[cb * BB + q] * invstd);
+            }
+            bnb_affine(bn, xs, y, N, cb, hw, mean, a, beta + cb * BB);
+        }
+        return;
     }
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
     for (int c = 0; c < C; c++) {
@@ -212,7 +373,22 @@ static void bn_dx_slice(const float *restrict x, const float *restrict y, const 
             d_x[i] = k1 * d_y[i] + k2 * (x[i] - mean) + k3;
 }
 
-// d_y (N,C,H,W) -> d_x (N,C,H,W), d_gamma (C), d_beta (C)
+/* Channel c's d_x = k1 * g + k2 * (x - mean) + k3 from the sums s of g
+ * and g * (x - mean) over m values. Training, the full gradient through the
+ * batch statistics:
+ *   d_x = gamma*invstd * (g - s0/m - (x - mean)*invstd^2 * s1/m);
+ * inference, an affine map: d_x = gamma*invstd * g. */
+static void bn_dx_coefficients(const BatchNorm *bn, const float *gamma, const double *s, double m, int training,
+                               int c, double *mean, double *k1, double *k2, double *k3)
+{
+    double invstd;
+    bn_channel_norm(bn, training, c, mean, &invstd);
+    *k1 = (double)gamma[c] * invstd;
+    *k2 = training ? -*k1 * invstd * invstd * s[2 * c + 1] / m : 0.0;
+    *k3 = training ? -*k1 * s[2 * c] / m : 0.0;
+}
+
+// d_y (N,C,H,W) -> d_x (N,C,H,W), d_gamma (C), d_beta (C), in the forward's layout
 static void bn_backward(Layer *l, const Pass *p, const float *const *x, const float *y, const float *d_y,
                         float *const *d_x, unsigned accumulate)
 {
@@ -226,14 +402,26 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
     float *d_gamma = l->param[0].grad, *d_beta = l->param[1].grad;
     int N = p->n, training = p->training, acc_x = accumulate & 1u, acc_p = p->accumulate_grads, C = in.c;
     double *s = bn->sums; /* per channel: sum g, sum g * (x - mean) */
+    const int blocked = l->out_blocked;
+    if (blocked) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+        for (int cb = 0; cb < C / BB; cb++) {
+            double mean[BB], invstd;
+            for (int q = 0; q < BB; q++)
+                bn_channel_norm(bn, training, cb * BB + q, &mean[q], &invstd);
+            bnb_grad_sums(bn, xs, ymask, d_y, N, cb, hw, mean, s);
+        }
+    }
+#pragma omp parallel for schedule(static) if (!blocked && OMP_WORTH((size_t)N * stride))
     for (int c = 0; c < C; c++) {
         double mean, invstd, *sc = s + 2 * c;
         bn_channel_norm(bn, training, c, &mean, &invstd);
-        sc[0] = sc[1] = 0;
-        for (int n = 0; n < N; n++) {
-            size_t o = (size_t)n * stride + (size_t)c * hw;
-            bn_grad_sums(xs + o, ymask ? ymask + o : NULL, d_y + o, hw, mean, sc);
+        if (!blocked) {
+            sc[0] = sc[1] = 0;
+            for (int n = 0; n < N; n++) {
+                size_t o = (size_t)n * stride + (size_t)c * hw;
+                bn_grad_sums(xs + o, ymask ? ymask + o : NULL, d_y + o, hw, mean, sc);
+            }
         }
         double dbeta = sc[0], dgamma = sc[1] * invstd; /* this slice's own */
         if (d_gamma) {
@@ -247,18 +435,26 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
     if (training && p->reduce)
         p->reduce(p->reduce_user, s, 2 * C);
     double m = bn->count;
+    if (blocked) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+        for (int cb = 0; cb < C / BB; cb++) {
+            float k1[BB], k2[BB], k3[BB], mean[BB];
+            for (int q = 0; q < BB; q++) {
+                double dm, d1, d2, d3;
+                bn_dx_coefficients(bn, gamma, s, m, training, cb * BB + q, &dm, &d1, &d2, &d3);
+                mean[q] = (float)dm;
+                k1[q] = (float)d1;
+                k2[q] = (float)d2;
+                k3[q] = (float)d3;
+            }
+            bnb_dx(bn, xs, ymask, d_y, dx, N, cb, hw, acc_x, k1, k2, k3, mean);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
     for (int c = 0; c < C; c++) {
-        double mean, invstd;
-        bn_channel_norm(bn, training, c, &mean, &invstd);
-        /* training, the full gradient through the batch statistics (m values):
-         *   d_x = gamma*invstd * (g - s0/m - (x - mean)*invstd^2 * s1/m)
-         * inference, an affine map: d_x = gamma*invstd * g */
-        double k1 = (double)gamma[c] * invstd, k2 = 0.0, k3 = 0.0;
-        if (training) {
-            k2 = -k1 * invstd * invstd * s[2 * c + 1] / m;
-            k3 = -k1 * s[2 * c] / m;
-        }
+        double mean, k1, k2, k3;
+        bn_dx_coefficients(bn, gamma, s, m, training, c, &mean, &k1, &k2, &k3);
         for (int n = 0; n < N; n++) {
             size_t o = (size_t)n * stride + (size_t)c * hw;
             bn_dx_slice(xs + o, ymask ? ymask + o : NULL, d_y + o, dx + o, hw, acc_x, (float)k1, (float)k2,
@@ -281,8 +477,11 @@ static void bn_describe(const Layer *l, char *buf, size_t len)
     snprintf(buf, len, "eps %g, momentum %g%s", bn->eps, bn->momentum, bn->relu ? ", relu" : "");
 }
 
+/* Input and output in one layout, either one. */
+static int bn_layouts(const Layer *l) { return LAYOUT_SAME; }
+
 const LayerOps batchnorm_ops = {.type = "batchnorm", .forward = bn_forward, .backward = bn_backward,
-                                .destroy = bn_destroy, .describe = bn_describe};
+                                .destroy = bn_destroy, .describe = bn_describe, .layouts = bn_layouts};
 
 Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, int relu, char *err, size_t errlen)
 {

@@ -210,13 +210,60 @@ static void conv_forward_range(const Conv *cv, const float *xs, float *y, int a,
     }
 }
 
-/* x (N,C,H,W) -> y (N,OC,OH,OW) */
+/* The layouts of x and y (bits 0 and 1 set: channel-blocked). */
+static int conv_layout(const Layer *l) { return (int)(l->in_blocked & 1u) | (l->out_blocked ? 2 : 0); }
+
+/* A buffer of n samples of shape s, or a fatal error. */
+static float *conv_temp(const Layer *l, int n, Shape s)
+{
+    float *t = malloc((size_t)n * shape_size(s) * sizeof(float));
+    if (!t)
+        layer_fatal(l, "out of memory for a layout copy of %d samples", n);
+    return t;
+}
+
+static void conv_forward_nchw(Layer *l, const Pass *p, const float *const *xs, float *y);
+static void conv_backward_nchw(Layer *l, const Pass *p, const float *const *xs, const float *y, const float *d_y,
+                               float *const *d_xs, unsigned accumulate);
+
+/* NCHW copy of a channel-blocked tensor (n samples of shape s), or the tensor
+ * itself when blocked is 0 (*owned stays NULL). */
+static const float *conv_as_nchw(const Layer *l, int n, Shape s, const float *t, int blocked, float **owned)
+{
+    *owned = NULL;
+    if (!blocked || !t)
+        return t;
+    *owned = conv_temp(l, n, s);
+    layout_to_nchw(t, n, s.c, (size_t)s.h * s.w, *owned, 0);
+    return *owned;
+}
+
+/* x (N,C,H,W) -> y (N,OC,OH,OW), each in the layout the network chose for
+ * it: oneDNN reads and writes both layouts; where it cannot run, the
+ * im2col path runs on NCHW copies. */
 static void conv_forward(Layer *l, const Pass *p, const float *const *xs, float *y)
 {
     const Conv *cv = (const Conv *)l;
-    if (cv->dnnl && conv_dnnl_forward(cv->dnnl, p->n, xs[0], l->param[0].data, cv->has_bias ? l->param[1].data : NULL,
-                                      y) == 0)
+    const int lay = conv_layout(l);
+    if (cv->dnnl && conv_dnnl_forward(cv->dnnl, p->n, lay, xs[0], l->param[0].data,
+                                      cv->has_bias ? l->param[1].data : NULL, y) == 0)
         return;
+    if (!lay) {
+        conv_forward_nchw(l, p, xs, y);
+        return;
+    }
+    float *xo, *yo = (lay & 2) ? conv_temp(l, p->n, l->out) : NULL;
+    const float *xp[1] = {conv_as_nchw(l, p->n, l->in_shape[0], xs[0], lay & 1, &xo)};
+    conv_forward_nchw(l, p, xp, yo ? yo : y);
+    if (yo)
+        layout_to_blocked(yo, p->n, l->out.c, (size_t)l->out.h * l->out.w, y, 0);
+    free(xo);
+    free(yo);
+}
+
+static void conv_forward_nchw(Layer *l, const Pass *p, const float *const *xs, float *y)
+{
+    const Conv *cv = (const Conv *)l;
     const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (d.threads) {
         const size_t per = conv_group_floats(cv, d.g);
@@ -355,18 +402,45 @@ static void conv_backward_dyn(const Conv *cv, const Pass *p, const float *x, con
     }
 }
 
-/* d_y (N,OC,OH,OW) -> d_x (N,C,H,W), d_weight (OC,C,K,K), d_bias (OC) */
+/* d_y (N,OC,OH,OW) -> d_x (N,C,H,W), d_weight (OC,C,K,K), d_bias (OC); the
+ * activations and their gradients in the layouts of the forward. */
 static void conv_backward(Layer *l, const Pass *p, const float *const *xs, const float *y, const float *d_y,
                           float *const *d_xs, unsigned accumulate)
+{
+    const Conv *cv = (const Conv *)l;
+    const int lay = conv_layout(l);
+    float *d_x = d_xs ? d_xs[0] : NULL;
+    const int acc_x = (int)(accumulate & 1u);
+    if (cv->dnnl && conv_dnnl_backward(cv->dnnl, p->n, lay, xs[0], y, d_y, l->param[0].data, l->param[0].grad,
+                                       cv->has_bias ? l->param[1].grad : NULL, p->accumulate_grads, d_x,
+                                       acc_x) == 0)
+        return;
+    if (!lay) {
+        conv_backward_nchw(l, p, xs, y, d_y, d_xs, accumulate);
+        return;
+    }
+    float *xo, *yo, *dyo, *dxo = d_x && (lay & 1) ? conv_temp(l, p->n, l->in_shape[0]) : NULL;
+    const float *xp[1] = {conv_as_nchw(l, p->n, l->in_shape[0], xs[0], lay & 1, &xo)};
+    const float *yp = conv_as_nchw(l, p->n, l->out, y, lay & 2, &yo);
+    const float *dyp = conv_as_nchw(l, p->n, l->out, d_y, lay & 2, &dyo);
+    float *dxp[1] = {dxo ? dxo : d_x};
+    conv_backward_nchw(l, p, xp, yp, dyp, d_xs ? dxp : NULL, dxo ? 0u : accumulate);
+    if (dxo)
+        layout_to_blocked(dxo, p->n, l->in_shape[0].c, (size_t)l->in_shape[0].h * l->in_shape[0].w, d_x, acc_x);
+    free(xo);
+    free(yo);
+    free(dyo);
+    free(dxo);
+}
+
+static void conv_backward_nchw(Layer *l, const Pass *p, const float *const *xs, const float *y, const float *d_y,
+                               float *const *d_xs, unsigned accumulate)
 {
     const Conv *cv = (const Conv *)l;
     const ConvPlan pl = conv_plan_for_pass(cv, p);
     float *d_w = l->param[0].grad, *d_b = cv->has_bias ? l->param[1].grad : NULL;
     float *d_x = d_xs ? d_xs[0] : NULL;
     const int acc_x = (int)(accumulate & 1u);
-    if (cv->dnnl && conv_dnnl_backward(cv->dnnl, p->n, xs[0], y, d_y, l->param[0].data, d_w, d_b,
-                                       p->accumulate_grads, d_x, acc_x) == 0)
-        return;
     const ConvDyn d = conv_dyn_plan(cv, p->n, p->work ? p->work_bytes : 0, layer_team(&cv->base, p->n));
     if (d.threads) {
         conv_backward_dyn(cv, p, xs[0], y, d_y, d_x, acc_x, d);
@@ -409,6 +483,9 @@ static void conv_describe(const Layer *l, char *buf, size_t len)
 
 static void conv_destroy(Layer *l) { conv_dnnl_free(((Conv *)l)->dnnl); }
 
+/* oneDNN reads and writes either layout; the im2col path only NCHW. */
+static int conv_layouts(const Layer *l) { return ((const Conv *)l)->dnnl ? LAYOUT_FREE : 0; }
+
 const LayerOps conv_ops = {
     .type = "conv",
     .forward = conv_forward,
@@ -416,6 +493,7 @@ const LayerOps conv_ops = {
     .workspace = conv_workspace,
     .destroy = conv_destroy,
     .describe = conv_describe,
+    .layouts = conv_layouts,
 };
 
 Layer *conv_create(const char *name, Shape in, int out_c, int k, int stride, int pad, int bias, int relu, char *err,

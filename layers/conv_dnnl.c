@@ -1,15 +1,17 @@
 /* conv_dnnl.c - the convolution's three passes by oneDNN (libdnnl).
  *
  * x (N,C,H,W), w (OC,C,K,K), bias (OC) -> y (N,OC,OH,OW), and backward
- * d_y -> d_x, d_w, d_bias; the layer's tensors stay NCHW and OIHW. oneDNN
- * chooses the layouts its kernels run fastest in (blocked channels, from its
- * view of the CPU's instruction sets); each pass reorders its arguments into
- * them and its results back. The forward keeps its reordered input and
- * weights for the backward of the same pass, which needs them again.
+ * d_y -> d_x, d_w, d_bias; the weights stay OIHW, x and y (with their
+ * gradients) are NCHW or channel-blocked as the network chose (`layout`:
+ * bit 0 x, bit 1 y; layers.h). oneDNN chooses the layouts its kernels run
+ * fastest in (blocked channels, from its view of the CPU's instruction
+ * sets); each pass reorders the arguments that are not in them already and
+ * its results back. The forward keeps its reordered input and weights for
+ * the backward of the same pass, which needs them again.
  *
  * Primitives depend on the batch size and on the thread count (oneDNN's
  * kernels divide the work when they are created), so a layer keeps the plans
- * of the last few (n, threads) it ran. The fused ReLU is a post-op of the
+ * of the last few (n, threads, layout) it ran. The fused ReLU is a post-op of the
  * forward; in backward d_y is masked by y > 0 first. Accumulating into d_x
  * or d_w is a sum post-op of the reorder that writes it.
  *
@@ -27,8 +29,11 @@ typedef struct ConvDnnl ConvDnnl;
 
 ConvDnnl *conv_dnnl_create(const ConvGeom *g, int oc, int has_bias, int relu) { return NULL; }
 void conv_dnnl_free(ConvDnnl *d) {}
-int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const float *bias, float *y) { return -1; }
-int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const float *d_y, const float *w,
+int conv_dnnl_forward(ConvDnnl *d, int n, int layout, const float *x, const float *w, const float *bias, float *y)
+{
+    return -1;
+}
+int conv_dnnl_backward(ConvDnnl *d, int n, int layout, const float *x, const float *y, const float *d_y, const float *w,
                        float *d_w, float *d_b, int acc_p, float *d_x, int acc_x)
 {
     return -1;
@@ -47,12 +52,13 @@ typedef struct {
     dnnl_memory_t mem;  /* in the primitive's layout */
     dnnl_memory_t user; /* the layer's buffer (handle set per call) */
     dnnl_primitive_t re;     /* user -> mem (inputs) or mem -> user (outputs) */
-    dnnl_primitive_t re_acc; /* outputs: mem added into user */
+    dnnl_primitive_t re_acc; /* outputs: mem (tmp when same) added into user */
+    dnnl_memory_t tmp;       /* outputs in the layer's own layout: the result to add (made when first needed) */
     int same;                /* the primitive's layout is the layer's */
 } Port;
 
 typedef struct {
-    int n, threads, ok;
+    int n, threads, layout, ok;
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     Port src, wei, dst;      /* forward */
     Port dd, wd, ds;         /* backward data: diff_dst, weights, diff_src */
@@ -87,6 +93,8 @@ static void port_free(Port *p)
         dnnl_primitive_destroy(p->re);
     if (p->re_acc)
         dnnl_primitive_destroy(p->re_acc);
+    if (p->tmp)
+        dnnl_memory_destroy(p->tmp);
     if (p->mem && p->mem != p->user)
         dnnl_memory_destroy(p->mem);
     if (p->user)
@@ -171,7 +179,7 @@ static void md_plain(dnnl_memory_desc_t *md, int nd, const dnnl_dims_t dims, dnn
     dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, tag);
 }
 
-static int plan_build(ConvDnnl *d, Plan *pl, int n)
+static int plan_build(ConvDnnl *d, Plan *pl, int n, int layout)
 {
     const ConvGeom *g = &d->g;
     dnnl_dims_t xs = {n, g->c, g->h, g->w}, ws = {d->oc, g->c, g->k, g->k}, ys = {n, d->oc, g->oh, g->ow},
@@ -184,9 +192,9 @@ static int plan_build(ConvDnnl *d, Plan *pl, int n)
     md_plain(&w_any, 4, ws, dnnl_format_tag_any);
     md_plain(&y_any, 4, ys, dnnl_format_tag_any);
     md_plain(&b_md, 1, bs, dnnl_x);
-    md_plain(&x_u, 4, xs, dnnl_nchw);
+    md_plain(&x_u, 4, xs, (layout & 1) ? dnnl_nChw16c : dnnl_nchw);
     md_plain(&w_u, 4, ws, dnnl_oihw);
-    md_plain(&y_u, 4, ys, dnnl_nchw);
+    md_plain(&y_u, 4, ys, (layout & 2) ? dnnl_nChw16c : dnnl_nchw);
     const dnnl_memory_desc_t *bp = d->has_bias ? &b_md : NULL;
 
     /* forward, with the ReLU as a post-op */
@@ -250,22 +258,26 @@ static int plan_build(ConvDnnl *d, Plan *pl, int n)
     return rc ? -1 : 0;
 }
 
-/* The plan for n images on the current thread count, built if needed; NULL
- * when oneDNN cannot run this convolution. */
-static Plan *plan_get(ConvDnnl *d, int n)
+/* The plan for n images on the current thread count in these layouts, built
+ * if needed; NULL when oneDNN cannot run this convolution (or, for the
+ * tests of the other path, when OCCKD_DNNL_REFUSE=1 is in the environment:
+ * the layer then runs by im2col on NCHW copies). */
+static Plan *plan_get(ConvDnnl *d, int n, int layout)
 {
     const int threads = omp_get_max_threads();
     for (int i = 0; i < CONV_DNNL_PLANS; i++)
-        if (d->plans[i].n == n && d->plans[i].threads == threads)
+        if (d->plans[i].n == n && d->plans[i].threads == threads && d->plans[i].layout == layout)
             return d->plans[i].ok ? &d->plans[i] : NULL;
     Plan *pl = &d->plans[d->next];
     d->next = (d->next + 1) % CONV_DNNL_PLANS;
     plan_free(pl);
-    int rc = plan_build(d, pl, n);
+    const char *refuse = getenv("OCCKD_DNNL_REFUSE");
+    int rc = refuse && strcmp(refuse, "1") == 0 ? -1 : plan_build(d, pl, n, layout);
     if (rc)
         plan_free(pl);
     pl->n = n;
     pl->threads = threads;
+    pl->layout = layout;
     pl->ok = !rc;
     return rc ? NULL : pl;
 }
@@ -324,9 +336,9 @@ static int port_in(ConvDnnl *d, Port *p, const float *buf)
 
 /* x (N,C,H,W) -> y (N,OC,OH,OW); 0, or -1 when oneDNN cannot run it (the
  * caller then takes its own path). */
-int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const float *bias, float *y)
+int conv_dnnl_forward(ConvDnnl *d, int n, int layout, const float *x, const float *w, const float *bias, float *y)
 {
-    Plan *pl = plan_get(d, n);
+    Plan *pl = plan_get(d, n, layout);
     if (!pl)
         return -1;
     pl->fwd_x = NULL;
@@ -347,15 +359,39 @@ int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const 
     return 0;
 }
 
+/* The memory the primitive writes output port p into: where p's layout is
+ * the layer's own and the result is to be added, a separate buffer (made the
+ * first time) that port_out_finish then adds; NULL when it cannot be made. */
+static dnnl_memory_t port_out_mem(ConvDnnl *d, Port *p, int acc)
+{
+    if (!p->same || !acc)
+        return p->mem;
+    if (!p->tmp) {
+        if (dnnl_memory_create(&p->tmp, &p->md, d->eng, DNNL_MEMORY_ALLOCATE) != dnnl_success)
+            return p->tmp = NULL;
+        if (reorder_create(d->eng, &p->md, &p->md, 1, &p->re_acc)) {
+            dnnl_memory_destroy(p->tmp);
+            return p->tmp = NULL;
+        }
+    }
+    return p->tmp;
+}
+
+/* The result of output port p into the layer's buffer, added when acc. */
+static int port_out_finish(ConvDnnl *d, Port *p, int acc)
+{
+    if (p->same && !acc)
+        return 0;
+    return reorder(d, acc ? p->re_acc : p->re, p->same ? p->tmp : p->mem, p->user);
+}
+
 /* d_y (N,OC,OH,OW) -> d_x (N,C,H,W) (NULL: none; acc_x adds into it),
  * d_w (OC,C,K,K) and d_b (OC) (NULL: no bias), added into when acc_p. */
-int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const float *d_y, const float *w,
-                       float *d_w, float *d_b, int acc_p, float *d_x, int acc_x)
+int conv_dnnl_backward(ConvDnnl *d, int n, int layout, const float *x, const float *y, const float *d_y,
+                       const float *w, float *d_w, float *d_b, int acc_p, float *d_x, int acc_x)
 {
-    Plan *pl = plan_get(d, n);
-    /* an accumulation needs a reorder to carry it (blocked layouts always
-     * have one) */
-    if (!pl || (pl->dw.same && acc_p) || (d_x && pl->ds.same && acc_x))
+    Plan *pl = plan_get(d, n, layout);
+    if (!pl)
         return -1;
     const float *dm = d_y;
     if (d->relu) {
@@ -381,14 +417,15 @@ int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const
         return -1;
     }
     TRY(dnnl_memory_set_data_handle(pl->dw.user, d_w));
+    dnnl_memory_t dw_mem = port_out_mem(d, &pl->dw, acc_p);
+    if (!dw_mem)
+        return -1;
     dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, pl->sw.mem}, {DNNL_ARG_DIFF_DST, pl->ddw.mem},
-                            {DNNL_ARG_DIFF_WEIGHTS, pl->dw.mem}};
+                            {DNNL_ARG_DIFF_WEIGHTS, dw_mem}};
     int na = 3;
     if (d_b)
         a[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, pl->dbias};
-    if (run(d, pl->bwd_w, na, a))
-        return -1;
-    if (pl->dw.re && reorder(d, acc_p ? pl->dw.re_acc : pl->dw.re, pl->dw.mem, pl->dw.user))
+    if (run(d, pl->bwd_w, na, a) || port_out_finish(d, &pl->dw, acc_p))
         return -1;
 
     if (d_x) {
@@ -401,11 +438,12 @@ int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const
             return -1;
         }
         TRY(dnnl_memory_set_data_handle(pl->ds.user, d_x));
-        dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_DST, pl->dd.mem}, {DNNL_ARG_WEIGHTS, pl->wd.mem},
-                                {DNNL_ARG_DIFF_SRC, pl->ds.mem}};
-        if (run(d, pl->bwd_d, 3, b))
+        dnnl_memory_t ds_mem = port_out_mem(d, &pl->ds, acc_x);
+        if (!ds_mem)
             return -1;
-        if (pl->ds.re && reorder(d, acc_x ? pl->ds.re_acc : pl->ds.re, pl->ds.mem, pl->ds.user))
+        dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_DST, pl->dd.mem}, {DNNL_ARG_WEIGHTS, pl->wd.mem},
+                                {DNNL_ARG_DIFF_SRC, ds_mem}};
+        if (run(d, pl->bwd_d, 3, b) || port_out_finish(d, &pl->ds, acc_x))
             return -1;
     }
     TRY(dnnl_stream_wait(d->st));

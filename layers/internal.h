@@ -141,6 +141,13 @@ int layer_team(const Layer *l, int n);
 /* OpenBLAS to one thread where it runs more (its pthreads build only). */
 void blas_one_thread(void);
 
+/* ------------------------------------------------------- layouts (layout.c) */
+
+/* n images of c channels (a multiple of LAYOUT_BLOCK) and hw pixels, from
+ * NCHW x to channel-blocked y, or back; acc: add into y. */
+void layout_to_blocked(const float *x, int n, int c, size_t hw, float *y, int acc);
+void layout_to_nchw(const float *x, int n, int c, size_t hw, float *y, int acc);
+
 /* --------------------------------------------------- GEMM helpers (gemm_util.c) */
 
 /* Geometry of a 2-D convolution window over one image. */
@@ -156,13 +163,14 @@ static inline size_t conv_geom_cols(const ConvGeom *g) { return (size_t)g->oh * 
 
 /* The oneDNN passes (conv_dnnl.c): each returns 0, or -1 when oneDNN cannot
  * run the convolution (or the build has no oneDNN), and the layer then runs
- * by im2col + sgemm below. */
+ * by im2col + sgemm below. `layout`: bit 0 set, x and d_x are
+ * channel-blocked; bit 1, y and d_y (layers.h). */
 typedef struct ConvDnnl ConvDnnl;
 ConvDnnl *conv_dnnl_create(const ConvGeom *g, int oc, int has_bias, int relu);
 void conv_dnnl_free(ConvDnnl *d);
-int conv_dnnl_forward(ConvDnnl *d, int n, const float *x, const float *w, const float *bias, float *y);
-int conv_dnnl_backward(ConvDnnl *d, int n, const float *x, const float *y, const float *d_y, const float *w,
-                       float *d_w, float *d_b, int acc_p, float *d_x, int acc_x);
+int conv_dnnl_forward(ConvDnnl *d, int n, int layout, const float *x, const float *w, const float *bias, float *y);
+int conv_dnnl_backward(ConvDnnl *d, int n, int layout, const float *x, const float *y, const float *d_y,
+                       const float *w, float *d_w, float *d_b, int acc_p, float *d_x, int acc_x);
 
 /* x (g images, C,H,W) -> col (C*K*K, ld) where image i fills columns
  * [i*OH*OW, (i+1)*OH*OW) of every row; ld >= g*OH*OW. Padding reads as 0. */

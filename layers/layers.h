@@ -97,7 +97,20 @@ typedef struct {
     /* The type's own settings as text, e.g. "64 out, kernel 11, stride 4,
      * pad 0, bias, relu" (NULL: none to tell). */
     void (*describe)(const Layer *l, char *buf, size_t len);
+    /* Whether the layer can read and write the channel-blocked layout (NULL:
+     * never): LAYOUT_SAME, its inputs and output in one layout, either one;
+     * LAYOUT_FREE, each input and the output in either. */
+    int (*layouts)(const Layer *l);
 } LayerOps;
+
+/* The channel-blocked layout ("nChw16c"): a tensor (N,C,H,W) with C a
+ * multiple of 16 stored as (N, C/16, H, W, 16), element (n,c,h,w) at
+ * ((n * C/16 + c/16) * H * W + h * W + w) * 16 + c % 16. It is the layout
+ * oneDNN's convolutions run in on AVX-512 (and AVX2) CPUs; the network keeps
+ * activations in it between the layers that accept it, so that those
+ * convolutions do not convert their inputs and outputs on every pass. */
+#define LAYOUT_BLOCK 16
+enum { LAYOUT_SAME = 1, LAYOUT_FREE = 2 };
 
 struct Layer {
     const LayerOps *ops;
@@ -113,6 +126,11 @@ struct Layer {
     Tensor state[LAYER_MAX_STATE];
     double flops;                /* forward floating-point operations per sample */
     int needs_input_grad;        /* set by the network: some input carries a gradient */
+    /* Set by the network (net.c), 0 unless LayerOps.layouts allows: bit j of
+     * in_blocked, input j (and its gradient) is channel-blocked; out_blocked,
+     * the output (and its gradient) is. */
+    unsigned in_blocked;
+    int out_blocked;
 };
 
 /* Constructors. Each returns a layer whose in_shape/out are set and whose
@@ -245,8 +263,11 @@ typedef struct {
     float *params, *grads, *state;
     int n_tensors;           /* trainable tensors in buffer order */
     Tensor **tensors;
-    float **act;             /* output of each layer (max_batch x out) */
-    float **d_act;           /* gradient of each layer's output */
+    float **act;             /* output of each layer (max_batch x out), in its layout */
+    float **d_act;           /* gradient of each layer's output, the same layout */
+    /* For a channel-blocked output that some consumer reads in NCHW: that
+     * copy and its gradient (NULL otherwise); see net.c. */
+    float **act_nchw, **d_act_nchw;
     int *consumers;          /* number of layers reading each layer's output */
     float *work;
     size_t work_bytes;
@@ -272,6 +293,12 @@ const float *net_forward(Net *net, Pass *p, const float *x);
  * output (for the triplet loss). */
 void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embedding);
 const float *net_embedding(const Net *net); /* (n, embedding size) of the last forward */
+/* Layer i's output of the last forward for n samples, in NCHW whatever its
+ * layout, copied into out (n x its output size). */
+void net_act_nchw(const Net *net, int i, int n, float *out);
+/* Layers whose output is kept channel-blocked (0 with OCCKD_BLOCKED=0 in the
+ * environment, or where no convolution runs by oneDNN). */
+int net_blocked_layers(const Net *net);
 size_t net_embedding_size(const Net *net);
 int net_find_layer(const Net *net, const char *name);
 /* Index of the first layer whose output holds a NaN or Inf for the first n

@@ -13,6 +13,11 @@
  * from last to first, so the finished gradients always form a prefix of
  * `grads`; after each layer net_backward reports that prefix through
  * Pass.grads_ready, which is how the allreduce overlaps with backward.
+ *
+ * Layouts (choose_layouts): activations between the layers that accept the
+ * channel-blocked layout (layers.h) stay in it; a consumer that reads NCHW
+ * gets a copy made right after its producer's forward, and its gradient is
+ * converted and added before the producer's backward.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -20,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "layers.h"
 
 #define DEFAULT_WORK_BUDGET ((size_t)256 << 20)
@@ -315,6 +321,39 @@ static void assign_buffers(Net *net)
 
 static void compute_ready(Net *net);
 
+/* An output is blocked where its layer allows it (LayerOps.layouts), its
+ * channels are a multiple of LAYOUT_BLOCK, it is neither the network's
+ * output nor its embedding (which callers read as NCHW) and, for a
+ * LAYOUT_SAME layer, every input is blocked. An input is read blocked where
+ * its producer's output is and the consumer takes it (LAYOUT_FREE, or
+ * LAYOUT_SAME with a blocked output); the other consumers of a blocked
+ * output read its NCHW copy. OCCKD_BLOCKED=0 in the environment keeps
+ * everything NCHW. */
+static void choose_layouts(Net *net)
+{
+    const char *env = getenv("OCCKD_BLOCKED");
+    const int on = !(env && strcmp(env, "0") == 0);
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *l = net->layers[i];
+        const int kind = on && l->ops->layouts ? l->ops->layouts(l) : 0;
+        int b = kind && l->out.c % LAYOUT_BLOCK == 0 && i != net->n_layers - 1 && i != net->embedding;
+        for (int j = 0; kind == LAYOUT_SAME && j < l->n_in; j++)
+            b = b && l->in[j] >= 0 && net->layers[l->in[j]]->out_blocked;
+        l->out_blocked = b;
+        l->in_blocked = 0;
+        for (int j = 0; j < l->n_in; j++)
+            if (l->in[j] >= 0 && net->layers[l->in[j]]->out_blocked && (kind == LAYOUT_FREE || (kind && b)))
+                l->in_blocked |= 1u << j;
+    }
+}
+
+/* What input j of layer l reads in forward and writes in backward: the
+ * producer's own buffers, or their NCHW copies. */
+static int reads_copy(const Net *net, const Layer *l, int j)
+{
+    return l->in[j] >= 0 && net->act_nchw[l->in[j]] && !(l->in_blocked & (1u << j));
+}
+
 Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *err, size_t errlen)
 {
     if (check_spec(spec, max_batch, err, errlen))
@@ -352,18 +391,29 @@ Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *er
     net->input = in;
     net->work_budget = work_budget ? work_budget : DEFAULT_WORK_BUDGET;
     assign_buffers(net);
+    choose_layouts(net);
 
     net->act = calloc((size_t)b.n, sizeof(float *));
     net->d_act = calloc((size_t)b.n, sizeof(float *));
+    net->act_nchw = calloc((size_t)b.n, sizeof(float *));
+    net->d_act_nchw = calloc((size_t)b.n, sizeof(float *));
     net->consumers = calloc((size_t)b.n, sizeof(int));
     for (int i = 0; i < b.n; i++) {
         Layer *l = b.layers[i];
         size_t sz = (size_t)max_batch * shape_size(l->out);
         net->act[i] = malloc(sz * sizeof(float));
         net->d_act[i] = malloc(sz * sizeof(float));
-        for (int j = 0; j < l->n_in; j++)
-            if (l->in[j] >= 0)
-                net->consumers[l->in[j]]++;
+        for (int j = 0; j < l->n_in; j++) {
+            int src = l->in[j];
+            if (src < 0)
+                continue;
+            net->consumers[src]++;
+            if (b.layers[src]->out_blocked && !(l->in_blocked & (1u << j)) && !net->act_nchw[src]) {
+                size_t ssz = (size_t)max_batch * shape_size(b.layers[src]->out);
+                net->act_nchw[src] = malloc(ssz * sizeof(float));
+                net->d_act_nchw[src] = malloc(ssz * sizeof(float));
+            }
+        }
         size_t w = l->ops->workspace ? l->ops->workspace(l, max_batch, net->work_budget) : 0;
         if (w > net->work_bytes)
             net->work_bytes = w;
@@ -371,7 +421,7 @@ Net *net_create(const NetSpec *spec, int max_batch, size_t work_budget, char *er
     }
     net->work = net->work_bytes ? malloc(net->work_bytes) : NULL;
     net->ready_after = calloc((size_t)b.n, sizeof(size_t));
-    net->written = calloc((size_t)b.n, 1);
+    net->written = calloc(2 * (size_t)b.n, 1); /* d_act, then d_act_nchw */
     compute_ready(net);
     return net;
 }
@@ -384,10 +434,14 @@ void net_free(Net *net)
         layer_destroy(net->layers[i]);
         free(net->act[i]);
         free(net->d_act[i]);
+        free(net->act_nchw[i]);
+        free(net->d_act_nchw[i]);
     }
     free(net->layers);
     free(net->act);
     free(net->d_act);
+    free(net->act_nchw);
+    free(net->d_act_nchw);
     free(net->consumers);
     free(net->params);
     free(net->grads);
@@ -452,9 +506,11 @@ const float *net_forward(Net *net, Pass *p, const float *x)
         Layer *l = net->layers[i];
         const float *xs[LAYER_MAX_INPUTS] = {0};
         for (int j = 0; j < l->n_in; j++)
-            xs[j] = l->in[j] < 0 ? x : net->act[l->in[j]];
+            xs[j] = l->in[j] < 0 ? x : reads_copy(net, l, j) ? net->act_nchw[l->in[j]] : net->act[l->in[j]];
         double t0 = net->time_fwd ? clock_seconds() : 0;
         l->ops->forward(l, p, xs, net->act[i]);
+        if (net->act_nchw[i])
+            layout_to_nchw(net->act[i], p->n, l->out.c, (size_t)l->out.h * l->out.w, net->act_nchw[i], 0);
         if (net->time_fwd)
             net->time_fwd[i] += clock_seconds() - t0;
     }
@@ -481,8 +537,8 @@ void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embeddin
 {
     set_work(net, p);
     int last = net->n_layers - 1;
-    unsigned char *written = net->written;
-    memset(written, 0, (size_t)net->n_layers);
+    unsigned char *written = net->written, *written_nchw = net->written + net->n_layers;
+    memset(written, 0, 2 * (size_t)net->n_layers);
     size_t reported = 0;
     for (int i = last; i >= 0; i--) {
         Layer *l = net->layers[i];
@@ -490,6 +546,13 @@ void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embeddin
         if (i != last) {
             float *d = net->d_act[i];
             size_t sz = (size_t)p->n * shape_size(l->out);
+            double t0 = net->time_bwd ? clock_seconds() : 0;
+            if (written_nchw[i]) { /* the NCHW readers' gradient, added in this layout */
+                layout_to_blocked(net->d_act_nchw[i], p->n, l->out.c, (size_t)l->out.h * l->out.w, d, written[i]);
+                written[i] = 1;
+            }
+            if (net->time_bwd)
+                net->time_bwd[i] += clock_seconds() - t0;
             if (!written[i]) /* no consumer passed a gradient: it does not reach the loss */
                 memset(d, 0, sz * sizeof(float));
             if (i == net->embedding && d_embedding)
@@ -506,11 +569,13 @@ void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embeddin
                 xs[j] = net->last_input; /* no gradient for the network input */
                 continue;
             }
-            xs[j] = net->act[src];
-            dxs[j] = net->d_act[src];
-            if (written[src])
+            const int copy = reads_copy(net, l, j);
+            unsigned char *wr = copy ? &written_nchw[src] : &written[src];
+            xs[j] = copy ? net->act_nchw[src] : net->act[src];
+            dxs[j] = copy ? net->d_act_nchw[src] : net->d_act[src];
+            if (*wr)
                 acc |= 1u << j;
-            written[src] = 1;
+            *wr = 1;
         }
         double t0 = net->time_bwd ? clock_seconds() : 0;
         l->ops->backward(l, p, xs, net->act[i], d_y, dxs, acc);
@@ -526,6 +591,23 @@ void net_backward(Net *net, Pass *p, const float *d_out, const float *d_embeddin
 const float *net_embedding(const Net *net) { return net->act[net->embedding]; }
 
 size_t net_embedding_size(const Net *net) { return shape_size(net->layers[net->embedding]->out); }
+
+void net_act_nchw(const Net *net, int i, int n, float *out)
+{
+    const Layer *l = net->layers[i];
+    if (l->out_blocked)
+        layout_to_nchw(net->act[i], n, l->out.c, (size_t)l->out.h * l->out.w, out, 0);
+    else
+        memcpy(out, net->act[i], (size_t)n * shape_size(l->out) * sizeof(float));
+}
+
+int net_blocked_layers(const Net *net)
+{
+    int k = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        k += net->layers[i]->out_blocked;
+    return k;
+}
 
 int net_find_layer(const Net *net, const char *name)
 {
@@ -559,6 +641,6 @@ size_t net_memory_bytes(const Net *net)
 {
     size_t floats = 3 * net->n_params + net->n_state;
     for (int i = 0; i < net->n_layers; i++)
-        floats += 2 * (size_t)net->max_batch * shape_size(net->layers[i]->out);
+        floats += (net->act_nchw[i] ? 4 : 2) * (size_t)net->max_batch * shape_size(net->layers[i]->out);
     return floats * sizeof(float) + net->work_bytes;
 }

@@ -121,7 +121,11 @@ static void add_describe(const Layer *l, char *buf, size_t len)
     snprintf(buf, len, "%s", ((const Add *)l)->relu ? "relu" : "");
 }
 
-const LayerOps add_ops = {.type = "add", .forward = add_forward, .backward = add_backward, .describe = add_describe};
+/* Element by element: both inputs and the output in one layout, either one. */
+static int add_layouts(const Layer *l) { return LAYOUT_SAME; }
+
+const LayerOps add_ops = {.type = "add", .forward = add_forward, .backward = add_backward, .describe = add_describe,
+                          .layouts = add_layouts};
 
 Layer *add_create(const char *name, Shape in, int relu, char *err, size_t errlen)
 {

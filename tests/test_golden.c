@@ -205,7 +205,14 @@ static double compare_acts(const Fixture *fx, Net *net, int n, double tol)
         Layer *l = net->layers[i];
         char path[256];
         snprintf(path, sizeof path, "/acts/%s", l->name);
-        worst = fmax(worst, compare_ds(fx, path, net->act[i], (size_t)n * shape_size(l->out), tol));
+        size_t count = (size_t)n * shape_size(l->out);
+        float *plain = malloc(count * sizeof(float));
+        CHECK(plain != NULL, "out of memory for the output of %s", l->name);
+        if (!plain)
+            continue;
+        net_act_nchw(net, i, n, plain); /* whatever layout the network keeps it in */
+        worst = fmax(worst, compare_ds(fx, path, plain, count, tol));
+        free(plain);
     }
     return worst;
 }
@@ -294,15 +301,37 @@ static void free_layer_tensors(float **v, int n)
     free(v);
 }
 
-/* One layer: forward from PyTorch's inputs, then backward from PyTorch's d_y.
+/* A copy of n samples of shape sh in the layout given by blocked (layers.h:
+ * channel c of pixel i at (c / 16 * HW + i) * 16 + c % 16 per image), from
+ * or to NCHW, written out here from the layout's definition. */
+static float *layout_copy(const float *x, int n, Shape sh, int to_blocked)
+{
+    size_t hw = (size_t)sh.h * sh.w, per = shape_size(sh);
+    float *out = malloc((size_t)n * per * sizeof(float));
+    CHECK(out != NULL, "out of memory for a layout copy");
+    for (int k = 0; out && k < n; k++)
+        for (int c = 0; c < sh.c; c++)
+            for (size_t i = 0; i < hw; i++) {
+                size_t plain = (size_t)k * per + (size_t)c * hw + i;
+                size_t blocked = (size_t)k * per + ((size_t)(c / LAYOUT_BLOCK) * hw + i) * LAYOUT_BLOCK + c % LAYOUT_BLOCK;
+                if (to_blocked)
+                    out[blocked] = x[plain];
+                else
+                    out[plain] = x[blocked];
+            }
+    return out;
+}
+
+/* One layer: forward from PyTorch's inputs, then backward from PyTorch's d_y,
+ * in the layouts the network chose for it (the blocked ones converted here).
  * Checks the output and parameter gradients; input gradients go into d_sum. */
 static void check_one_layer(const Fixture *fx, Net *net, int i, const float *input, float **ref, float **d_ref,
                             float **d_sum, unsigned char *written, float *y, Pass *p, double worst[2])
 {
     Layer *l = net->layers[i];
     const float *xs[LAYER_MAX_INPUTS] = {0};
-    float *dxs[LAYER_MAX_INPUTS] = {0};
-    unsigned acc = 0;
+    float *dxs[LAYER_MAX_INPUTS] = {0}, *own_x[LAYER_MAX_INPUTS] = {0}, *own_dx[LAYER_MAX_INPUTS] = {0};
+    unsigned acc = 0, acc_sum = 0;
     for (int j = 0; j < l->n_in; j++) {
         int src = l->in[j];
         xs[j] = src < 0 ? input : ref[src];
@@ -312,13 +341,34 @@ static void check_one_layer(const Fixture *fx, Net *net, int i, const float *inp
         if (written[src])
             acc |= 1u << j;
         written[src] = 1;
+        if (l->in_blocked & (1u << j)) { /* the gradient comes blocked, then is added to d_sum here */
+            xs[j] = own_x[j] = layout_copy(ref[src], p->n, l->in_shape[j], 1);
+            dxs[j] = own_dx[j] = malloc((size_t)p->n * shape_size(l->in_shape[j]) * sizeof(float));
+            acc_sum |= acc & (1u << j);
+            acc &= ~(1u << j);
+        }
     }
     char what[128];
     size_t ny = (size_t)p->n * shape_size(l->out);
     l->ops->forward(l, p, xs, y);
-    snprintf(what, sizeof what, "%s alone: output", l->name);
-    worst[0] = fmax(worst[0], compare(fx->name, what, y, ref[i], ny, TOL_LOCAL_FORWARD));
-    l->ops->backward(l, p, xs, y, d_ref[i], dxs, acc);
+    snprintf(what, sizeof what, "%s alone: output%s", l->name, l->out_blocked ? " (channel-blocked)" : "");
+    float *y_plain = l->out_blocked ? layout_copy(y, p->n, l->out, 0) : NULL;
+    worst[0] = fmax(worst[0], compare(fx->name, what, y_plain ? y_plain : y, ref[i], ny, TOL_LOCAL_FORWARD));
+    float *d_y = l->out_blocked ? layout_copy(d_ref[i], p->n, l->out, 1) : NULL;
+    l->ops->backward(l, p, xs, y, d_y ? d_y : d_ref[i], dxs, acc);
+    for (int j = 0; j < l->n_in; j++) {
+        if (!own_dx[j])
+            continue;
+        float *plain = layout_copy(own_dx[j], p->n, l->in_shape[j], 0);
+        float *sum = d_sum[l->in[j]];
+        for (size_t e = 0; plain && e < (size_t)p->n * shape_size(l->in_shape[j]); e++)
+            sum[e] = (acc_sum & (1u << j)) ? sum[e] + plain[e] : plain[e];
+        free(plain);
+        free(own_x[j]);
+        free(own_dx[j]);
+    }
+    free(y_plain);
+    free(d_y);
     for (int t = 0; t < l->n_params; t++) {
         char path[256];
         snprintf(path, sizeof path, "/grads/%s/%s", l->name, l->param[t].name);
@@ -378,8 +428,11 @@ static double compare_d_acts(const Fixture *fx, Net *net, int n, const float *d_
         Layer *l = net->layers[i];
         char path[256];
         snprintf(path, sizeof path, "/d_acts/%s", l->name);
-        const float *d = i == net->n_layers - 1 ? d_logits : net->d_act[i];
-        worst = fmax(worst, compare_ds(fx, path, d, (size_t)n * shape_size(l->out), tol));
+        /* in NCHW whatever the network's layout (layers.h) */
+        float *d = i == net->n_layers - 1 || !l->out_blocked ? NULL : layout_copy(net->d_act[i], n, l->out, 0);
+        const float *dd = i == net->n_layers - 1 ? d_logits : d ? d : net->d_act[i];
+        worst = fmax(worst, compare_ds(fx, path, dd, (size_t)n * shape_size(l->out), tol));
+        free(d);
     }
     return worst;
 }
