@@ -22,7 +22,9 @@
  * row) and then one over window columns. Planes (n, c) run in parallel.
  * Max pooling whose windows tile the input (stride k, no padding: VGG's
  * 2x2) has its own paths: forward reads each 2x2 window once, backward
- * writes each input position once, with no clearing pass.
+ * writes each input position once, with no clearing pass. In the
+ * channel-blocked layout (layers.h) one pass does both, 16 channels a
+ * vector.
  */
 #include <float.h>
 #include <math.h>
@@ -131,13 +133,139 @@ static void pool_plane_forward_2x2(const float *x, int W, float *y, int OH, int 
     }
 }
 
-// x (N,C,H,W) -> y (N,C,OH,OW)
+/* ------------------------------------------- the channel-blocked layout
+ * (layers.h): 16 channels of a block side by side, one lane each; windows
+ * are reduced in the order of the NCHW path (rows, then columns), so both
+ * layouts give the same bits. */
+
+#define PB LAYOUT_BLOCK
+
+/* One block of one image x (H,W,16) -> y (OH,OW,16); col is scratch of
+ * k x 16 floats (a window's column reductions). */
+static void pool_block_forward(const Pool *pl, const float *x, float *y, float *col)
+{
+    const Layer *l = &pl->base;
+    const int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w;
+    const int is_max = pl->kind == POOL_MAX;
+    for (int oh = 0; oh < OH; oh++) {
+        Span sh = pool_span(oh, pl->k, pl->stride, pl->pad_t, pl->pad_b, H);
+        for (int ow = 0; ow < OW; ow++) {
+            Span sw = pool_span(ow, pl->k, pl->stride, pl->pad_l, pl->pad_r, W);
+            for (int w = sw.lo; w < sw.hi; w++) { /* each column over the window rows */
+                float *c = col + (size_t)(w - sw.lo) * PB;
+                const float *r0 = x + ((size_t)sh.lo * W + w) * PB;
+                for (int q = 0; q < PB; q++)
+                    c[q] = r0[q];
+                for (int h = sh.lo + 1; h < sh.hi; h++) {
+                    const float *r = x + ((size_t)h * W + w) * PB;
+                    if (is_max)
+                        for (int q = 0; q < PB; q++)
+                            c[q] = r[q] > c[q] ? r[q] : c[q];
+                    else
+                        for (int q = 0; q < PB; q++)
+                            c[q] += r[q];
+                }
+            }
+            float *yo = y + ((size_t)oh * OW + ow) * PB, acc[PB];
+            for (int q = 0; q < PB; q++)
+                acc[q] = col[q];
+            for (int w = 1; w < sw.hi - sw.lo; w++) {
+                const float *c = col + (size_t)w * PB;
+                if (is_max)
+                    for (int q = 0; q < PB; q++)
+                        acc[q] = c[q] > acc[q] ? c[q] : acc[q];
+                else
+                    for (int q = 0; q < PB; q++)
+                        acc[q] += c[q];
+            }
+            const float area = (float)(sh.count * sw.count);
+            for (int q = 0; q < PB; q++)
+                yo[q] = is_max ? acc[q] : acc[q] / area;
+        }
+    }
+}
+
+/* One block of one image: d_y (OH,OW,16) -> d_x (H,W,16), added to what
+ * d_x holds; max pooling passes each lane's gradient to its window's first
+ * maximum (row-major), as the NCHW path. */
+static void pool_block_backward(const Pool *pl, const float *x, const float *y, const float *d_y, float *d_x)
+{
+    const Layer *l = &pl->base;
+    const int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w;
+    for (int oh = 0; oh < OH; oh++) {
+        Span sh = pool_span(oh, pl->k, pl->stride, pl->pad_t, pl->pad_b, H);
+        for (int ow = 0; ow < OW; ow++) {
+            Span sw = pool_span(ow, pl->k, pl->stride, pl->pad_l, pl->pad_r, W);
+            const size_t o = ((size_t)oh * OW + ow) * PB;
+            if (pl->kind == POOL_AVG) {
+                const float area = (float)(sh.count * sw.count);
+                for (int h = sh.lo; h < sh.hi; h++)
+                    for (int w = sw.lo; w < sw.hi; w++) {
+                        float *d = d_x + ((size_t)h * W + w) * PB;
+                        for (int q = 0; q < PB; q++)
+                            d[q] += d_y[o + q] / area;
+                    }
+                continue;
+            }
+            int found[PB] = {0};
+            for (int h = sh.lo; h < sh.hi; h++)
+                for (int w = sw.lo; w < sw.hi; w++) {
+                    const size_t at = ((size_t)h * W + w) * PB;
+                    for (int q = 0; q < PB; q++) {
+                        const int hit = !found[q] && x[at + q] == y[o + q];
+                        found[q] |= hit;
+                        d_x[at + q] += hit ? d_y[o + q] : 0.0f;
+                    }
+                }
+        }
+    }
+}
+
+static void pool_forward_blocked(const Pool *pl, const Pass *p, const float *x, float *y)
+{
+    const Layer *l = &pl->base;
+    const Shape in = l->in_shape[0];
+    const int units = p->n * (in.c / PB);
+    const size_t in_unit = (size_t)in.h * in.w * PB, out_unit = (size_t)l->out.h * l->out.w * PB;
+#pragma omp parallel if (OMP_WORTH((size_t)units * in_unit))
+    {
+        float *col = malloc((size_t)pl->k * PB * sizeof(float));
+        if (!col)
+            layer_fatal(l, "out of memory for %d floats", pl->k * PB);
+#pragma omp for schedule(static)
+        for (int u = 0; u < units; u++)
+            pool_block_forward(pl, x + (size_t)u * in_unit, y + (size_t)u * out_unit, col);
+        free(col);
+    }
+}
+
+static void pool_backward_blocked(const Pool *pl, const Pass *p, const float *x, const float *y, const float *d_y,
+                                  float *d_x, int acc)
+{
+    const Layer *l = &pl->base;
+    const Shape in = l->in_shape[0];
+    const int units = p->n * (in.c / PB);
+    const size_t in_unit = (size_t)in.h * in.w * PB, out_unit = (size_t)l->out.h * l->out.w * PB;
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * in_unit))
+    for (int u = 0; u < units; u++) {
+        if (!acc)
+            memset(d_x + (size_t)u * in_unit, 0, in_unit * sizeof(float));
+        pool_block_backward(pl, x + (size_t)u * in_unit, y + (size_t)u * out_unit, d_y + (size_t)u * out_unit,
+                            d_x + (size_t)u * in_unit);
+    }
+}
+
+// x (N,C,H,W) -> y (N,C,OH,OW), both NCHW or both channel-blocked
 static void pool_forward(Layer *l, const Pass *p, const float *const *x, float *y)
 {
     const Pool *pl = (const Pool *)l;
     Shape in = l->in_shape[0];
     size_t planes = (size_t)p->n * in.c, in_plane = (size_t)in.h * in.w, out_plane = (size_t)l->out.h * l->out.w;
     const float *xs = x[0];
+    if (l->out_blocked) {
+        pool_forward_blocked(pl, p, xs, y);
+        return;
+    }
     if (pool_tiles(pl) && pl->k == 2 && 2 * l->out.h <= in.h && 2 * l->out.w <= in.w) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
         for (size_t i = 0; i < planes; i++)
@@ -230,6 +358,10 @@ static void pool_backward(Layer *l, const Pass *p, const float *const *x, const 
     const float *xs = x[0];
     float *dx = d_x[0];
     int acc = accumulate & 1u;
+    if (l->out_blocked) {
+        pool_backward_blocked(pl, p, xs, y, d_y, dx, acc);
+        return;
+    }
     if (pool_tiles(pl)) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
         for (size_t i = 0; i < planes; i++)
@@ -252,8 +384,11 @@ static void pool_describe(const Layer *l, char *buf, size_t len)
              pl->k, pl->stride, pl->pad_t, pl->pad_b, pl->pad_l, pl->pad_r, pl->ceil_mode ? ", ceil" : "");
 }
 
+/* Input and output in one layout, either one. */
+static int pool_layouts(const Layer *l) { return LAYOUT_SAME; }
+
 const LayerOps pool_ops = {.type = "pool", .forward = pool_forward, .backward = pool_backward,
-                           .describe = pool_describe};
+                           .describe = pool_describe, .layouts = pool_layouts};
 
 Layer *pool_create(const char *name, Shape in, PoolKind kind, int k, int stride, int pad_t, int pad_b,
                    int pad_l, int pad_r, int ceil_mode, char *err, size_t errlen)
