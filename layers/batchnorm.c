@@ -39,6 +39,7 @@ typedef struct {
     double count;   /* values per channel behind them (the group's batch x H x W) */
     double *sums;   /* (2C + 1) forward: per channel sum d, sum d^2, then the count;
                        backward: per channel sum g, sum g * (x - mean) */
+    double *part;   /* channel-blocked layout: the sums of each block's pieces (bnb_pieces) */
 } BatchNorm;
 
 #define BN_LANES 8
@@ -168,21 +169,55 @@ static void bn_channel_norm(const BatchNorm *bn, int training, int c, double *me
 
 #define BB LAYOUT_BLOCK
 
+/* Sums run over a block's channels in pieces of images: the number of pieces
+ * depends on the block count only (never on the threads), so that layers of
+ * few blocks still keep the team busy and the bits stay the same for any
+ * thread count. The pieces' sums are added in piece order. */
+static int bnb_pieces(int C, int N)
+{
+    int k = 16 / (C / BB);
+    k = k < 1 ? 1 : k;
+    return k < N ? k : (N > 0 ? N : 1);
+}
+
+/* Images [*n0, *n1) of piece k of K over N. */
+static void bnb_piece(int k, int K, int N, int *n0, int *n1)
+{
+    *n0 = (int)((long)N * k / K);
+    *n1 = (int)((long)N * (k + 1) / K);
+}
+
+/* s[2c], s[2c + 1] = the pieces' sums of every channel (part: block, piece,
+ * then 2 x 16 lanes), in piece order. */
+static void bnb_add_pieces(const double *part, int C, int K, double *s)
+{
+    for (int c = 0; c < C; c++) {
+        double a = 0, b = 0;
+        for (int k = 0; k < K; k++) {
+            const double *pp = part + ((size_t)(c / BB) * K + k) * 2 * BB;
+            a += pp[c % BB];
+            b += pp[BB + c % BB];
+        }
+        s[2 * c] = a;
+        s[2 * c + 1] = b;
+    }
+}
+
 /* Block cb of image n: hw rows of BB channels. */
 static inline size_t bnb_at(const BatchNorm *bn, int n, int cb, size_t hw)
 {
     return ((size_t)n * (size_t)(bn->base.in_shape[0].c / BB) + (size_t)cb) * hw * BB;
 }
 
-/* The slice's sums of d = x - shift and d^2 of block cb's channels into
- * s[2c], s[2c + 1]. */
-static void bnb_sums(const BatchNorm *bn, const float *x, int N, int cb, size_t hw, double *s)
+/* Sums of d = x - shift and d^2 of block cb's channels over images [n0, n1)
+ * into part[q] and part[16 + q]. */
+static void bnb_sums(const BatchNorm *bn, const float *x, int n0, int n1, int cb, size_t hw, double *part)
 {
     const float *rm = bn->base.state[0].data + cb * BB;
     double a[BB] = {0}, b[BB] = {0}, shift[BB];
     for (int q = 0; q < BB; q++)
         shift[q] = rm[q];
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         const float *xb = x + bnb_at(bn, n, cb, hw);
         for (size_t i = 0; i < hw; i++)
             for (int q = 0; q < BB; q++) {
@@ -192,8 +227,8 @@ static void bnb_sums(const BatchNorm *bn, const float *x, int N, int cb, size_t 
             }
     }
     for (int q = 0; q < BB; q++) {
-        s[2 * (cb * BB + q)] = a[q];
-        s[2 * (cb * BB + q) + 1] = b[q];
+        part[q] = a[q];
+        part[BB + q] = b[q];
     }
 }
 
@@ -211,10 +246,10 @@ static inline __attribute__((always_inline)) void bnb_affine_rows(const float *r
 }
 
 /* y = (x - mean) * a + b over block cb of every image, then the ReLU. */
-static void bnb_affine(const BatchNorm *bn, const float *x, float *y, int N, int cb, size_t hw, const float *mean,
+static void bnb_affine(const BatchNorm *bn, const float *x, float *y, int n0, int n1, int cb, size_t hw, const float *mean,
                        const float *a, const float *b)
 {
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = bnb_at(bn, n, cb, hw);
         if (bn->relu)
             bnb_affine_rows(x + o, y + o, hw, mean, a, b, 1);
@@ -236,13 +271,13 @@ static void bnb_grad_rows(const float *restrict xb, const float *restrict gb, si
         }
 }
 
-/* Sums of g and g * (x - mean) of block cb's channels into s[2c], s[2c + 1],
- * g = d_y masked by y > 0 when y is not NULL. */
-static void bnb_grad_sums(const BatchNorm *bn, const float *x, const float *y, const float *d_y, int N, int cb,
-                          size_t hw, const double *mean, double *s)
+/* Sums of g and g * (x - mean) of block cb's channels over images [n0, n1)
+ * into part[q] and part[16 + q], g = d_y masked by y > 0 when y is not NULL. */
+static void bnb_grad_sums(const BatchNorm *bn, const float *x, const float *y, const float *d_y, int n0, int n1,
+                          int cb, size_t hw, const double *mean, double *part)
 {
     double a[BB] = {0}, b[BB] = {0};
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = bnb_at(bn, n, cb, hw);
         if (!y) {
             bnb_grad_rows(x + o, d_y + o, hw, mean, a, b);
@@ -259,8 +294,8 @@ static void bnb_grad_sums(const BatchNorm *bn, const float *x, const float *y, c
         }
     }
     for (int q = 0; q < BB; q++) {
-        s[2 * (cb * BB + q)] = a[q];
-        s[2 * (cb * BB + q) + 1] = b[q];
+        part[q] = a[q];
+        part[BB + q] = b[q];
     }
 }
 
@@ -282,10 +317,10 @@ static inline __attribute__((always_inline)) void bnb_dx_rows(const float *restr
 }
 
 /* d_x (=|+=) k1 * g + k2 * (x - mean) + k3 over block cb of every image. */
-static void bnb_dx(const BatchNorm *bn, const float *x, const float *y, const float *d_y, float *d_x, int N, int cb,
+static void bnb_dx(const BatchNorm *bn, const float *x, const float *y, const float *d_y, float *d_x, int n0, int n1, int cb,
                    size_t hw, int acc, const float *k1, const float *k2, const float *k3, const float *mean)
 {
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = bnb_at(bn, n, cb, hw);
         const float *xb = x + o, *gb = d_y + o;
         float *db = d_x + o;
@@ -313,9 +348,14 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
     if (training) { /* the slice's sums, the group's (reduce), the statistics */
         double *s = bn->sums;
         if (blocked) {
+            const int K = bnb_pieces(C, N);
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-            for (int cb = 0; cb < C / BB; cb++)
-                bnb_sums(bn, xs, N, cb, hw, s);
+            for (int u = 0; u < C / BB * K; u++) {
+                int n0, n1;
+                bnb_piece(u % K, K, N, &n0, &n1);
+                bnb_sums(bn, xs, n0, n1, u / K, hw, bn->part + (size_t)u * 2 * BB);
+            }
+            bnb_add_pieces(bn->part, C, K, s);
         } else {
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
             for (int c = 0; c < C; c++)
@@ -330,7 +370,8 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
     }
     if (blocked) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-        for (int cb = 0; cb < C / BB; cb++) {
+        for (int u = 0; u < C / BB * N; u++) { /* no sums: any split gives the same bits */
+            const int cb = u / N, n = u % N;
             float mean[BB], a[BB];
             for (int q = 0; q < BB; q++) {
                 double m, invstd;
@@ -338,7 +379,7 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
                 mean[q] = (float)m;
                 a[q] = (float)((double)gamma[cb * BB + q] * invstd);
             }
-            bnb_affine(bn, xs, y, N, cb, hw, mean, a, beta + cb * BB);
+            bnb_affine(bn, xs, y, n, n + 1, cb, hw, mean, a, beta + cb * BB);
         }
         return;
     }
@@ -404,13 +445,18 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
     double *s = bn->sums; /* per channel: sum g, sum g * (x - mean) */
     const int blocked = l->out_blocked;
     if (blocked) {
+        const int K = bnb_pieces(C, N);
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-        for (int cb = 0; cb < C / BB; cb++) {
+        for (int u = 0; u < C / BB * K; u++) {
+            const int cb = u / K;
+            int n0, n1;
+            bnb_piece(u % K, K, N, &n0, &n1);
             double mean[BB], invstd;
             for (int q = 0; q < BB; q++)
                 bn_channel_norm(bn, training, cb * BB + q, &mean[q], &invstd);
-            bnb_grad_sums(bn, xs, ymask, d_y, N, cb, hw, mean, s);
+            bnb_grad_sums(bn, xs, ymask, d_y, n0, n1, cb, hw, mean, bn->part + (size_t)u * 2 * BB);
         }
+        bnb_add_pieces(bn->part, C, K, s);
     }
 #pragma omp parallel for schedule(static) if (!blocked && OMP_WORTH((size_t)N * stride))
     for (int c = 0; c < C; c++) {
@@ -437,7 +483,8 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
     double m = bn->count;
     if (blocked) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
-        for (int cb = 0; cb < C / BB; cb++) {
+        for (int u = 0; u < C / BB * N; u++) {
+            const int cb = u / N, n = u % N;
             float k1[BB], k2[BB], k3[BB], mean[BB];
             for (int q = 0; q < BB; q++) {
                 double dm, d1, d2, d3;
@@ -447,7 +494,7 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
                 k2[q] = (float)d2;
                 k3[q] = (float)d3;
             }
-            bnb_dx(bn, xs, ymask, d_y, dx, N, cb, hw, acc_x, k1, k2, k3, mean);
+            bnb_dx(bn, xs, ymask, d_y, dx, n, n + 1, cb, hw, acc_x, k1, k2, k3, mean);
         }
         return;
     }
@@ -469,6 +516,7 @@ static void bn_destroy(Layer *l)
     free(bn->mean);
     free(bn->invstd);
     free(bn->sums);
+    free(bn->part);
 }
 
 static void bn_describe(const Layer *l, char *buf, size_t len)
@@ -498,8 +546,10 @@ Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, i
     bn->mean = calloc((size_t)in.c, sizeof(double));
     bn->invstd = calloc((size_t)in.c, sizeof(double));
     bn->sums = calloc(2 * (size_t)in.c + 1, sizeof(double));
+    /* at most 16 pieces per block (bnb_pieces) */
+    bn->part = calloc(2 * (size_t)(in.c / LAYOUT_BLOCK + 1) * 16 * LAYOUT_BLOCK, sizeof(double));
     bn->count = 1;
-    if (!bn->mean || !bn->invstd || !bn->sums) {
+    if (!bn->mean || !bn->invstd || !bn->sums || !bn->part) {
         layer_destroy(l);
         return layer_refuse(&batchnorm_ops, name, err, errlen, "out of memory");
     }

@@ -52,7 +52,7 @@ typedef struct {
     dnnl_memory_t mem;  /* in the primitive's layout */
     dnnl_memory_t user; /* the layer's buffer (handle set per call) */
     dnnl_primitive_t re;     /* user -> mem (inputs) or mem -> user (outputs) */
-    dnnl_primitive_t re_acc; /* outputs: mem (tmp when same) added into user */
+    dnnl_primitive_t re_acc; /* outputs: mem added into user */
     dnnl_memory_t tmp;       /* outputs in the layer's own layout: the result to add (made when first needed) */
     int same;                /* the primitive's layout is the layer's */
 } Port;
@@ -366,23 +366,31 @@ static dnnl_memory_t port_out_mem(ConvDnnl *d, Port *p, int acc)
 {
     if (!p->same || !acc)
         return p->mem;
-    if (!p->tmp) {
-        if (dnnl_memory_create(&p->tmp, &p->md, d->eng, DNNL_MEMORY_ALLOCATE) != dnnl_success)
-            return p->tmp = NULL;
-        if (reorder_create(d->eng, &p->md, &p->md, 1, &p->re_acc)) {
-            dnnl_memory_destroy(p->tmp);
-            return p->tmp = NULL;
-        }
-    }
+    if (!p->tmp && dnnl_memory_create(&p->tmp, &p->md, d->eng, DNNL_MEMORY_ALLOCATE) != dnnl_success)
+        p->tmp = NULL;
     return p->tmp;
 }
 
-/* The result of output port p into the layer's buffer, added when acc. */
+/* The result of output port p into the layer's buffer, added when acc: by a
+ * reorder where the layouts differ, else by a plain loop (oneDNN's reorder
+ * between equal layouts with a sum runs its slow generic kernel). */
 static int port_out_finish(ConvDnnl *d, Port *p, int acc)
 {
     if (p->same && !acc)
         return 0;
-    return reorder(d, acc ? p->re_acc : p->re, p->same ? p->tmp : p->mem, p->user);
+    if (!p->same)
+        return reorder(d, acc ? p->re_acc : p->re, p->mem, p->user);
+    void *from, *to;
+    TRY(dnnl_stream_wait(d->st));
+    TRY(dnnl_memory_get_data_handle(p->tmp, &from));
+    TRY(dnnl_memory_get_data_handle(p->user, &to));
+    const float *restrict a = from;
+    float *restrict b = to;
+    const size_t n = dnnl_memory_desc_get_size(&p->md) / sizeof(float);
+#pragma omp parallel for schedule(static) if (OMP_WORTH(n))
+    for (size_t i = 0; i < n; i++)
+        b[i] += a[i];
+    return 0;
 }
 
 /* d_y (N,OC,OH,OW) -> d_x (N,C,H,W) (NULL: none; acc_x adds into it),
