@@ -244,6 +244,19 @@ static void print_layers(const Net *net, int steps, int batch, double elapsed)
            1e3 * total / steps, 1e3 * elapsed / steps);
 }
 
+/* The convolution layers' rate over their own time (forward and backward,
+ * from the per-layer profile of the timed steps). */
+static double conv_rate(const Net *net, int steps, int batch)
+{
+    double flops = 0, seconds = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        if (strcmp(net->layers[i]->ops->type, "conv") == 0) {
+            flops += 3.0 * net->layers[i]->flops * batch * steps;
+            seconds += net->time_fwd[i] + net->time_bwd[i];
+        }
+    return seconds > 0 ? flops / seconds / 1e9 : 0;
+}
+
 int main(int argc, char **argv)
 {
     blas_kernel_select(argv); /* may run the program again with better kernels */
@@ -279,7 +292,9 @@ int main(int argc, char **argv)
     printf("train_images_per_s: %.2f\n", ips);
     printf("train_gflops_per_s: %.1f\n", gflops);
     printf("train_cpu_ms_per_step: %.1f\n", 1e3 * cpu / a.steps);
+    printf("conv_gflops_per_s: %.1f\n", conv_rate(net, a.steps, a.batch));
     printf("sgemm_gflops_per_s: %.1f\n", sgemm);
+    printf("blocked_layers: %d of %d\n", net_blocked_layers(net), net->n_layers);
     printf("blas_core: %s\n", blas_kernel_describe());
     printf("peak_memory_mb: %.1f\n", (double)ru.ru_maxrss / 1024.0);
     printf("forward_gflop_per_image: %.3f\n", net_flops(net) / 1e9);

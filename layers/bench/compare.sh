@@ -1,8 +1,10 @@
 #!/bin/sh
 # Side by side: occkd_bench and PyTorch (torch_bench.py, the same networks
 # with the same parameter counts) on the benchmark workloads, in one run, as
-# one table: images/s of both, their ratio, occkd's training GFLOP/s, the
-# sgemm GFLOP/s of the same run and the BLAS core.
+# one table: images/s of both, their ratio, occkd's training GFLOP/s and
+# that of its convolutions alone, the sgemm GFLOP/s of the same run and the
+# BLAS core; then the targets that a run misses (1.5x PyTorch, 2 threads
+# 1.7x one, the convolutions of vgg_f 224 and resnet50 112 at 60% of sgemm).
 #
 #   layers/bench/compare.sh [--bench PATH/occkd_bench] [--threads T] [--steps N] [--repeat R] [--smoke]
 #
@@ -69,10 +71,12 @@ fi
 field() { echo "$2" | sed -n "s/^$1: //p" | head -1; }
 best() { awk "BEGIN { print ($1 > $2) ? $1 : $2 }"; }
 greater() { awk "BEGIN { exit !($1 > $2) }"; }
+below() { [ "$1" != "-" ] && awk "BEGIN { exit !($1 < $2) }"; } # a figure ("-": none) under a target
 least() { awk "BEGIN { print ($1 == 0 || $2 < $1) ? $2 : $1 }"; } # 0: none yet
 
 echo "threads $threads, steps $steps (+$warmup warm-up), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rows=""
+missed=""
 cpu_rows=""
 status=0
 core=""
@@ -86,6 +90,7 @@ for w in $workloads; do
     args=${w#*|}
     o_ips=0
     o_gf=0
+    o_cv=0
     sg=0
     o1_ips=0
     o1_cpu=0
@@ -102,6 +107,7 @@ for w in $workloads; do
         if greater "$ips" "$o_ips"; then # GFLOP/s and sgemm of the best run
             o_ips=$ips
             o_gf=$(field train_gflops_per_s "$out")
+            o_cv=$(field conv_gflops_per_s "$out")
             sg=$(field sgemm_gflops_per_s "$out")
         fi
         core=$(field blas_core "$out")
@@ -133,15 +139,23 @@ for w in $workloads; do
     [ "$have_torch" -eq 1 ] && ratio=$(awk "BEGIN { if ($t_ips > 0) printf \"%.2f\", $o_ips / $t_ips; else print \"-\" }")
     scale="-"
     [ "$threads" -ne 1 ] && scale=$(awk "BEGIN { if ($o1_ips > 0) printf \"%.2f\", $o_ips / $o1_ips; else print \"-\" }")
-    rows="$rows$(printf '%-30s %10s %12s %11s %6s %10s %6s %10s %10s %5s' "$name" "$o_params" "$t_ips" "$o_ips" \
-        "$ratio" "$o1_ips" "$scale" "$o_gf" "$sg" "$(cut -d' ' -f1 /proc/loadavg)")$nl"
+    conv_share=$(awk "BEGIN { if ($sg > 0) printf \"%.0f%%\", 100 * $o_cv / $sg; else print \"-\" }")
+    rows="$rows$(printf '%-30s %10s %12s %11s %6s %10s %6s %10s %10s %7s %10s %5s' "$name" "$o_params" "$t_ips" \
+        "$o_ips" "$ratio" "$o1_ips" "$scale" "$o_gf" "$o_cv" "$conv_share" "$sg" "$(cut -d' ' -f1 /proc/loadavg)")$nl"
+    # the targets: 1.5x PyTorch, 2 threads 1.7x one, convolutions at 60 % of sgemm (vgg_f 224, resnet50 112)
+    below "$ratio" 1.5 && missed="$missed$nl  $name: $ratio x PyTorch (target 1.5)"
+    below "$scale" 1.7 && missed="$missed$nl  $name: $threads threads $scale x one (target 1.7)"
+    case "$name" in
+        "vgg_f 224 b32"|"resnet50 112 b16")
+            below "$o_cv" "0.6 * $sg" && missed="$missed$nl  $name: convolutions at $conv_share of sgemm (target 60%)" ;;
+    esac
     cpu_ratio=$(awk "BEGIN { if ($o1_cpu > 0 && $t1_cpu > 0) printf \"%.2f\", $t1_cpu / $o1_cpu; else print \"-\" }")
     cpu_rows="$cpu_rows$(printf '%-30s %14s %14s %6s' "$name" "$t1_cpu" "$o1_cpu" "$cpu_ratio")$nl"
     IFS=$nl
 done
 IFS=$IFS_SAVE
-printf '\n%-30s %10s %12s %11s %6s %10s %6s %10s %10s %5s\n' workload params torch_img/s occkd_img/s ratio \
-    1t_img/s Tt/1t occkd_GF/s sgemm_GF/s load
+printf '\n%-30s %10s %12s %11s %6s %10s %6s %10s %10s %7s %10s %5s\n' workload params torch_img/s occkd_img/s \
+    ratio 1t_img/s Tt/1t occkd_GF/s conv_GF/s conv/sg sgemm_GF/s load
 printf '%s' "$rows"
 if [ "$threads" -ne 1 ]; then
     # CPU time on one thread: what other jobs on a shared machine disturb least
@@ -150,4 +164,11 @@ if [ "$threads" -ne 1 ]; then
     printf '%s' "$cpu_rows"
 fi
 echo "BLAS core: $core"
+if [ "$smoke" -eq 0 ]; then
+    if [ -n "$missed" ]; then
+        echo "targets not met:$missed"
+    else
+        echo "targets: all met (1.5x PyTorch, $threads threads 1.7x one, convolutions at 60% of sgemm)"
+    fi
+fi
 exit $status
