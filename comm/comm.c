@@ -244,12 +244,13 @@ static void suggest_threads(Comm *c, const CommOptions *o)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     c->node_cores = online > 0 ? (int)online : 1;
+    c->own_cores = affinity_cores(c->node_cores);
     if (o && o->threads > 0) {
         c->threads = o->threads;
         return;
     }
     int share = c->node_cores / (c->local_size > 0 ? c->local_size : 1);
-    int own = affinity_cores(c->node_cores);
+    int own = c->own_cores;
     c->threads = share < own ? share : own;
     if (c->threads < 1)
         c->threads = 1;

@@ -78,6 +78,7 @@ typedef struct {
     int group_leader;           /* world rank of the group's leader */
     int threads;                /* suggested compute threads for this rank (>= 1) */
     int node_cores;             /* online cores of this node */
+    int own_cores;              /* cores this rank may run on (its CPU affinity, set by the launcher) */
     int thread_level;           /* MPI thread level provided (an MPI_THREAD_* value) */
     size_t max_count;           /* largest element count per MPI call (INT_MAX; tests lower it) */
     long step;                  /* current training step, for watchdog messages (-1: none) */

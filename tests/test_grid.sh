@@ -2,7 +2,8 @@
 # test_grid.sh OCCKD_TRAIN OCCKD_REPORT JOB WORKDIR
 # The whole grid end to end on 2 ranks: exit 0, results.h5 readable by
 # h5dump with a /summary row for every cell (teachers twice), the report
-# table and CSV, and a rerun that skips every finished cell.
+# table and CSV, a rerun that skips every finished cell, and the warning for
+# more threads per rank than the rank's cores.
 set -u
 train=$1 report=$2 job=$3 work=$4
 . "$(dirname "$0")/e2e.sh"
@@ -29,4 +30,9 @@ mpirun -np 2 "$train" --set job.output=out "$job" >rerun.log 2>&1 || { cat rerun
 grep -q "training:" rerun.log && fail "the rerun trained a finished cell again"
 h5dump -d /summary out/results.h5 >summary2.txt
 diff summary.txt summary2.txt >/dev/null || fail "the rerun changed /summary"
+# more threads than the cores a rank is bound to: said, not silently slow
+mpirun -np 2 --bind-to core "$train" --set job.output=out --set parallel.threads=64 "$job" >threads.log 2>&1 ||
+    { cat threads.log; fail "the run with 64 threads per rank failed"; }
+grep -q "warning: parallel.threads = 64, but rank 0 may run on 1 core(s) only" threads.log ||
+    { cat threads.log; fail "no warning for 64 threads on a rank bound to one core"; }
 echo "test_grid: passed"

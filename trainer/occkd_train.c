@@ -160,6 +160,12 @@ int main(int argc, char **argv)
         printf("occkd %s: %s; %d compute thread(s) per rank; %s\n", OCCKD_VERSION, where, threads,
                blas_kernel_describe());
         fflush(stdout);
+        if (threads > comm.own_cores)
+            fprintf(stderr,
+                    "occkd: warning: parallel.threads = %d, but rank 0 may run on %d core(s) only (the CPU affinity "
+                    "its launcher set), so its threads share them; start the ranks with mpirun --map-by slot:PE=%d "
+                    "(or --bind-to none), or leave parallel.threads at 0\n",
+                    threads, comm.own_cores, threads);
     }
     grid_install_signals();
     rc = grid_run(&job, &comm, err, sizeof err);
