@@ -71,6 +71,17 @@ static int pool_out_size(int size, int k, int stride, int pad_lo, int pad_hi, in
 
 /* ------------------------------------------------------------------ forward */
 
+/* acc[i] = max(acc[i], v[i]) (a NaN in acc stays) or acc[i] += v[i], i < n. */
+static inline void reduce_into(float *restrict acc, const float *restrict v, int n, int is_max)
+{
+    if (is_max)
+        for (int i = 0; i < n; i++)
+            acc[i] = v[i] > acc[i] ? v[i] : acc[i];
+    else
+        for (int i = 0; i < n; i++)
+            acc[i] += v[i];
+}
+
 /* One plane x (H,W) -> y (OH,OW); row is scratch of W floats. */
 static void pool_plane_forward(const Pool *pl, const float *x, float *y, float *row)
 {
@@ -83,15 +94,8 @@ static void pool_plane_forward(const Pool *pl, const float *x, float *y, float *
         const float *r0 = x + (size_t)sh.lo * W;
         for (int w = 0; w < W; w++)
             row[w] = r0[w];
-        for (int h = sh.lo + 1; h < sh.hi; h++) {
-            const float *r = x + (size_t)h * W;
-            if (is_max)
-                for (int w = 0; w < W; w++)
-                    row[w] = r[w] > row[w] ? r[w] : row[w];
-            else
-                for (int w = 0; w < W; w++)
-                    row[w] += r[w];
-        }
+        for (int h = sh.lo + 1; h < sh.hi; h++)
+            reduce_into(row, x + (size_t)h * W, W, is_max);
         /* then the window columns */
         float *yo = y + (size_t)oh * OW;
         for (int ow = 0; ow < OW; ow++) {
@@ -156,28 +160,14 @@ static void pool_block_forward(const Pool *pl, const float *x, float *y, float *
                 const float *r0 = x + ((size_t)sh.lo * W + w) * PB;
                 for (int q = 0; q < PB; q++)
                     c[q] = r0[q];
-                for (int h = sh.lo + 1; h < sh.hi; h++) {
-                    const float *r = x + ((size_t)h * W + w) * PB;
-                    if (is_max)
-                        for (int q = 0; q < PB; q++)
-                            c[q] = r[q] > c[q] ? r[q] : c[q];
-                    else
-                        for (int q = 0; q < PB; q++)
-                            c[q] += r[q];
-                }
+                for (int h = sh.lo + 1; h < sh.hi; h++)
+                    reduce_into(c, x + ((size_t)h * W + w) * PB, PB, is_max);
             }
             float *yo = y + ((size_t)oh * OW + ow) * PB, acc[PB];
             for (int q = 0; q < PB; q++)
                 acc[q] = col[q];
-            for (int w = 1; w < sw.hi - sw.lo; w++) {
-                const float *c = col + (size_t)w * PB;
-                if (is_max)
-                    for (int q = 0; q < PB; q++)
-                        acc[q] = c[q] > acc[q] ? c[q] : acc[q];
-                else
-                    for (int q = 0; q < PB; q++)
-                        acc[q] += c[q];
-            }
+            for (int w = 1; w < sw.hi - sw.lo; w++)
+                reduce_into(acc, col + (size_t)w * PB, PB, is_max);
             const float area = (float)(sh.count * sw.count);
             for (int q = 0; q < PB; q++)
                 yo[q] = is_max ? acc[q] : acc[q] / area;
