@@ -211,12 +211,64 @@ static void pool_block_backward(const Pool *pl, const float *x, const float *y, 
     }
 }
 
+/* One block of a 2x2 stride-2 max pooling whose windows lie inside the
+ * input, reduced in the order of pool_plane_forward_2x2. */
+static void pool_block_forward_2x2(const float *x, int W, float *y, int OH, int OW)
+{
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+            const float *r0 = x + ((size_t)2 * oh * W + 2 * (size_t)ow) * PB, *r1 = r0 + (size_t)W * PB;
+            float *yo = y + ((size_t)oh * OW + ow) * PB;
+            for (int q = 0; q < PB; q++) {
+                float a = r1[q] > r0[q] ? r1[q] : r0[q];
+                float b = r1[PB + q] > r0[PB + q] ? r1[PB + q] : r0[PB + q];
+                yo[q] = b > a ? b : a;
+            }
+        }
+}
+
+/* One block of a tiled max pooling (pool_tiles): each window writes its
+ * part of d_x once, each lane's gradient at its first maximum (row-major)
+ * and zeros elsewhere; acc adds instead. */
+static void pool_block_backward_tiled(const Pool *pl, const float *restrict x, const float *restrict y,
+                                      const float *restrict d_y, float *restrict d_x, int acc)
+{
+    const Layer *l = &pl->base;
+    const int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w, k = pl->k;
+    if (!acc && (OH * k < H || OW * k < W)) /* rows or columns no window covers */
+        memset(d_x, 0, (size_t)H * W * PB * sizeof(float));
+    for (int oh = 0; oh < OH; oh++) {
+        const int h0 = oh * k, h1 = h0 + k < H ? h0 + k : H;
+        for (int ow = 0; ow < OW; ow++) {
+            const int w0 = ow * k, w1 = w0 + k < W ? w0 + k : W;
+            const size_t o = ((size_t)oh * OW + ow) * PB;
+            int found[PB] = {0};
+            for (int h = h0; h < h1; h++)
+                for (int w = w0; w < w1; w++) {
+                    const size_t at = ((size_t)h * W + w) * PB;
+                    for (int q = 0; q < PB; q++) {
+                        const int hit = !found[q] && x[at + q] == y[o + q];
+                        found[q] |= hit;
+                        const float v = hit ? d_y[o + q] : 0.0f;
+                        d_x[at + q] = acc ? d_x[at + q] + v : v;
+                    }
+                }
+        }
+    }
+}
+
 static void pool_forward_blocked(const Pool *pl, const Pass *p, const float *x, float *y)
 {
     const Layer *l = &pl->base;
     const Shape in = l->in_shape[0];
     const int units = p->n * (in.c / PB);
     const size_t in_unit = (size_t)in.h * in.w * PB, out_unit = (size_t)l->out.h * l->out.w * PB;
+    if (pool_tiles(pl) && pl->k == 2 && 2 * l->out.h <= in.h && 2 * l->out.w <= in.w) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * in_unit))
+        for (int u = 0; u < units; u++)
+            pool_block_forward_2x2(x + (size_t)u * in_unit, in.w, y + (size_t)u * out_unit, l->out.h, l->out.w);
+        return;
+    }
 #pragma omp parallel if (OMP_WORTH((size_t)units * in_unit))
     {
         float *col = malloc((size_t)pl->k * PB * sizeof(float));
@@ -236,6 +288,13 @@ static void pool_backward_blocked(const Pool *pl, const Pass *p, const float *x,
     const Shape in = l->in_shape[0];
     const int units = p->n * (in.c / PB);
     const size_t in_unit = (size_t)in.h * in.w * PB, out_unit = (size_t)l->out.h * l->out.w * PB;
+    if (pool_tiles(pl)) {
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * in_unit))
+        for (int u = 0; u < units; u++)
+            pool_block_backward_tiled(pl, x + (size_t)u * in_unit, y + (size_t)u * out_unit,
+                                      d_y + (size_t)u * out_unit, d_x + (size_t)u * in_unit, acc);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * in_unit))
     for (int u = 0; u < units; u++) {
         if (!acc)
