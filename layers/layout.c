@@ -28,20 +28,23 @@ static void to_nchw_tile(const float *restrict q, float *restrict p, size_t hw, 
     }
 }
 
-void layout_to_blocked(const float *x, int n, int c, size_t hw, float *y, int acc)
+/* Each (image, block) of n images of c channels through one tile function. */
+static void over_tiles(void (*tile)(const float *restrict, float *restrict, size_t, int), const float *from,
+                       float *to, int n, int c, size_t hw, int acc)
 {
     const int units = n * (c / B);
     const size_t per = (size_t)B * hw;
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * per))
     for (int u = 0; u < units; u++)
-        to_blocked_tile(x + (size_t)u * per, y + (size_t)u * per, hw, acc);
+        tile(from + (size_t)u * per, to + (size_t)u * per, hw, acc);
+}
+
+void layout_to_blocked(const float *x, int n, int c, size_t hw, float *y, int acc)
+{
+    over_tiles(to_blocked_tile, x, y, n, c, hw, acc);
 }
 
 void layout_to_nchw(const float *x, int n, int c, size_t hw, float *y, int acc)
 {
-    const int units = n * (c / B);
-    const size_t per = (size_t)B * hw;
-#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * per))
-    for (int u = 0; u < units; u++)
-        to_nchw_tile(x + (size_t)u * per, y + (size_t)u * per, hw, acc);
+    over_tiles(to_nchw_tile, x, y, n, c, hw, acc);
 }
