@@ -13,24 +13,45 @@
 # allreduce wait; the targets are a wait under 5 % of the step and the two
 # runs within 10 % of each other. Compare the images/s with occkd_bench's
 # (compare.sh) for the training loop's own cost. Needs build/occkd_train
-# (tests/run.sh or jobs/quickstart.sh builds it). Takes a few minutes on 2
-# cores.
+# (tests/run.sh or jobs/quickstart.sh builds it; --train PATH names another).
+# Takes a few minutes on 2 cores. --smoke runs two tiny networks for two
+# steps: a check that the script and the progress line still agree, not a
+# measurement (the test allreduce_wait_smoke).
+#
+#   jobs/allreduce-wait.sh [--smoke] [--train PATH] [RANKS] [WORKDIR]
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
+smoke=0
+train=$src/build/occkd_train
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) smoke=1; shift ;;
+        --train) train=$2; shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "allreduce-wait: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
 np=${1:-2}
 work=${2:-$src/runs/allreduce-wait}
-train=$src/build/occkd_train
 [ -x "$train" ] || { echo "allreduce-wait: build occkd first (tests/run.sh)" >&2; exit 2; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 rm -rf "$work"
 mkdir -p "$work"
 steps=20
+log_every=5
 # name|side channels batch|model settings
 workloads="vgg_f 224 b32|224 3 32|arch = \"vgg_f\";
 resnet50 112 b16|112 3 16|arch = \"resnet50\";
 vgg_face/4 48 grey b64|48 1 64|arch = \"vgg_face\"; width = 0.25; fc = 512;
 vgg_face/4 48 grey bn fc1 b64|48 1 64|arch = \"vgg_face\"; width = 0.25; fc = 512; fc_layers = 1; batchnorm = true;
 resnet50/4 48 grey b64|48 1 64|arch = \"resnet50\"; width = 0.25;"
+if [ "$smoke" -eq 1 ]; then
+    steps=2
+    log_every=1
+    workloads="vgg_f 64 b4|64 3 4|arch = \"vgg_f\"; width = 0.25; fc = 64;
+resnet50 32 b4|32 3 4|arch = \"resnet50\"; width = 0.125;"
+fi
 printf '%-30s %14s %16s %14s %8s\n' workload "${np}x1 img/s" allreduce_wait "1x$np img/s" ratio
 status=0
 i=0
@@ -63,7 +84,7 @@ models = ({ name = "net"; $model });
 methods = [ "teacher" ];
 train = { epochs = 1; batch = $global; lr = 0.001; eval_batch = $global; };
 parallel = { groups = 1; overlap = true; threads = $threads; };
-log = { every_steps = 5; };
+log = { every_steps = $log_every; };
 EOF
     # mpirun binds a rank to one core unless told it has more
     if ! mpirun -np "$ranks" --map-by "slot:PE=$threads" "$train" "$dir/job.cfg" >"$dir/train.log" 2>&1; then

@@ -32,3 +32,11 @@ set_tests_properties(blas_kernel_check PROPERTIES TIMEOUT 120 LABELS "mpi;e2e")
 add_test(NAME bench_compare_smoke
          COMMAND ${CMAKE_SOURCE_DIR}/layers/bench/compare.sh --smoke --bench $<TARGET_FILE:occkd_bench>)
 set_tests_properties(bench_compare_smoke PROPERTIES TIMEOUT 300 LABELS unit SKIP_RETURN_CODE 77)
+
+# jobs/allreduce-wait.sh on two tiny networks: its jobs train on 2 ranks and
+# on one rank of 2 threads, and it finds img/s and the allreduce wait in
+# their progress lines (it exits 1 when it does not).
+add_test(NAME allreduce_wait_smoke
+         COMMAND ${CMAKE_SOURCE_DIR}/jobs/allreduce-wait.sh --smoke --train $<TARGET_FILE:occkd_train> 2
+                 ${CMAKE_CURRENT_BINARY_DIR}/allreduce_wait)
+set_tests_properties(allreduce_wait_smoke PROPERTIES TIMEOUT 120 LABELS "mpi;e2e")
