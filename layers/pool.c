@@ -144,30 +144,26 @@ static void pool_plane_forward_2x2(const float *x, int W, float *y, int OH, int 
 
 #define PB LAYOUT_BLOCK
 
-/* One block of one image x (H,W,16) -> y (OH,OW,16); col is scratch of
- * k x 16 floats (a window's column reductions). */
-static void pool_block_forward(const Pool *pl, const float *x, float *y, float *col)
+/* One block of one image x (H,W,16) -> y (OH,OW,16); row is scratch of
+ * W x 16 floats. */
+static void pool_block_forward(const Pool *pl, const float *x, float *y, float *row)
 {
     const Layer *l = &pl->base;
     const int H = l->in_shape[0].h, W = l->in_shape[0].w, OH = l->out.h, OW = l->out.w;
     const int is_max = pl->kind == POOL_MAX;
     for (int oh = 0; oh < OH; oh++) {
         Span sh = pool_span(oh, pl->k, pl->stride, pl->pad_t, pl->pad_b, H);
-        for (int ow = 0; ow < OW; ow++) {
+        /* the window rows into one row, once for every window of the row */
+        memcpy(row, x + (size_t)sh.lo * W * PB, (size_t)W * PB * sizeof(float));
+        for (int h = sh.lo + 1; h < sh.hi; h++)
+            reduce_into(row, x + (size_t)h * W * PB, W * PB, is_max);
+        for (int ow = 0; ow < OW; ow++) { /* then the window columns */
             Span sw = pool_span(ow, pl->k, pl->stride, pl->pad_l, pl->pad_r, W);
-            for (int w = sw.lo; w < sw.hi; w++) { /* each column over the window rows */
-                float *c = col + (size_t)(w - sw.lo) * PB;
-                const float *r0 = x + ((size_t)sh.lo * W + w) * PB;
-                for (int q = 0; q < PB; q++)
-                    c[q] = r0[q];
-                for (int h = sh.lo + 1; h < sh.hi; h++)
-                    reduce_into(c, x + ((size_t)h * W + w) * PB, PB, is_max);
-            }
             float *yo = y + ((size_t)oh * OW + ow) * PB, acc[PB];
             for (int q = 0; q < PB; q++)
-                acc[q] = col[q];
-            for (int w = 1; w < sw.hi - sw.lo; w++)
-                reduce_into(acc, col + (size_t)w * PB, PB, is_max);
+                acc[q] = row[(size_t)sw.lo * PB + q];
+            for (int w = sw.lo + 1; w < sw.hi; w++)
+                reduce_into(acc, row + (size_t)w * PB, PB, is_max);
             const float area = (float)(sh.count * sw.count);
             for (int q = 0; q < PB; q++)
                 yo[q] = is_max ? acc[q] : acc[q] / area;
@@ -271,13 +267,13 @@ static void pool_forward_blocked(const Pool *pl, const Pass *p, const float *x, 
     }
 #pragma omp parallel if (OMP_WORTH((size_t)units * in_unit))
     {
-        float *col = malloc((size_t)pl->k * PB * sizeof(float));
-        if (!col)
-            layer_fatal(l, "out of memory for %d floats", pl->k * PB);
+        float *row = malloc((size_t)in.w * PB * sizeof(float));
+        if (!row)
+            layer_fatal(l, "out of memory for a row of %d x %d floats", in.w, PB);
 #pragma omp for schedule(static)
         for (int u = 0; u < units; u++)
-            pool_block_forward(pl, x + (size_t)u * in_unit, y + (size_t)u * out_unit, col);
-        free(col);
+            pool_block_forward(pl, x + (size_t)u * in_unit, y + (size_t)u * out_unit, row);
+        free(row);
     }
 }
 

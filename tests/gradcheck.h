@@ -86,6 +86,28 @@ static inline void fill_uniform(float *v, size_t n, uint64_t seed)
     }
 }
 
+/* A copy (malloc'ed) of n samples of shape sh from NCHW to the
+ * channel-blocked layout (to_blocked) or back (layers.h: channel c of pixel
+ * i at (c / 16 * HW + i) * 16 + c % 16 of each image), written out here from
+ * the layout's definition, apart from the library's conversions. */
+static inline float *layout_copy(const float *x, int n, Shape sh, int to_blocked)
+{
+    size_t hw = (size_t)sh.h * sh.w, per = shape_size(sh);
+    float *out = malloc((size_t)n * per * sizeof(float));
+    CHECK(out != NULL, "out of memory for a layout copy");
+    for (int k = 0; out && k < n; k++)
+        for (int c = 0; c < sh.c; c++)
+            for (size_t i = 0; i < hw; i++) {
+                size_t plain = (size_t)k * per + (size_t)c * hw + i;
+                size_t blocked = (size_t)k * per + ((size_t)(c / LAYOUT_BLOCK) * hw + i) * LAYOUT_BLOCK + c % LAYOUT_BLOCK;
+                if (to_blocked)
+                    out[blocked] = x[plain];
+                else
+                    out[plain] = x[blocked];
+            }
+    return out;
+}
+
 /* Gives every tensor of a lone layer its own storage (params and state). */
 static inline void layer_bind(Layer *l, uint64_t seed)
 {

@@ -301,27 +301,6 @@ static void free_layer_tensors(float **v, int n)
     free(v);
 }
 
-/* A copy of n samples of shape sh in the layout given by blocked (layers.h:
- * channel c of pixel i at (c / 16 * HW + i) * 16 + c % 16 per image), from
- * or to NCHW, written out here from the layout's definition. */
-static float *layout_copy(const float *x, int n, Shape sh, int to_blocked)
-{
-    size_t hw = (size_t)sh.h * sh.w, per = shape_size(sh);
-    float *out = malloc((size_t)n * per * sizeof(float));
-    CHECK(out != NULL, "out of memory for a layout copy");
-    for (int k = 0; out && k < n; k++)
-        for (int c = 0; c < sh.c; c++)
-            for (size_t i = 0; i < hw; i++) {
-                size_t plain = (size_t)k * per + (size_t)c * hw + i;
-                size_t blocked = (size_t)k * per + ((size_t)(c / LAYOUT_BLOCK) * hw + i) * LAYOUT_BLOCK + c % LAYOUT_BLOCK;
-                if (to_blocked)
-                    out[blocked] = x[plain];
-                else
-                    out[plain] = x[blocked];
-            }
-    return out;
-}
-
 /* One layer: forward from PyTorch's inputs, then backward from PyTorch's d_y,
  * in the layouts the network chose for it (the blocked ones converted here).
  * Checks the output and parameter gradients; input gradients go into d_sum. */

@@ -1,7 +1,8 @@
 /* test_layers.c - the non-GEMM layers (pooling, LRN, ReLU, dropout, batch
  * normalisation, global average pooling, residual add, flatten) and the
  * layer registry: gradient checks, forward values against hand computations
- * and PyTorch, accumulate semantics, dropout's rank independence. */
+ * and PyTorch, accumulate semantics, dropout's rank independence; pooling,
+ * batch norm and the add in the channel-blocked layout against NCHW. */
 #include <omp.h>
 
 #include "gradcheck.h"
@@ -278,6 +279,141 @@ static void test_pool_ties(void)
     for (int i = 0; i < 9; i++)
         CHECK(dx[i] == (i == 1 ? 2.0f : 0.0f), "tie: d_x[%d] = %g", i, dx[i]);
     layer_destroy(l);
+}
+
+/* ------------------------------------------------- the channel-blocked layout */
+
+/* Worst |a - b| / max(1, |b|) over n values. */
+static double worst_near(const float *a, const float *b, size_t n)
+{
+    double w = 0;
+    for (size_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - (double)b[i]) / fmax(1.0, fabs((double)b[i])));
+    return w;
+}
+
+/* n samples of shape sh from NCHW into the blocked layout, or copied as
+ * they are (malloc'ed either way). */
+static float *in_layout(const float *v, int n, Shape sh, int blocked)
+{
+    if (blocked)
+        return layout_copy(v, n, sh, 1);
+    float *c = malloc((size_t)n * shape_size(sh) * sizeof(float));
+    memcpy(c, v, (size_t)n * shape_size(sh) * sizeof(float));
+    return c;
+}
+
+/* Layer `made` twice (same parameters and state): one in NCHW, one told by
+ * in_blocked/out_blocked that its tensors are channel-blocked (layers.h).
+ * Forward, backward overwriting and backward accumulating must agree within
+ * tol (0: bit for bit), the parameter gradients too. */
+static void expect_same_in_layouts(const char *what, Layer *(*made)(int k), int k, int training, double tol)
+{
+    enum { N = 2 };
+    Layer *l[2] = {made(k), made(k)};
+    CHECK(l[0] && l[1], "%s: cannot build the layer", what);
+    if (!l[0] || !l[1]) {
+        layer_destroy(l[0]);
+        layer_destroy(l[1]);
+        return;
+    }
+    const Layer *a = l[0];
+    const int n_in = a->n_in;
+    const size_t nx = (size_t)N * shape_size(a->in_shape[0]), ny = (size_t)N * shape_size(a->out);
+    float *x[2][LAYER_MAX_INPUTS] = {{0}}, *y[2], *dy[2], *dx[2][LAYER_MAX_INPUTS] = {{0}};
+    float *x0 = malloc(nx * n_in * sizeof(float)), *dy0 = malloc(ny * sizeof(float)), *dx0 = malloc(nx * sizeof(float));
+    fill_uniform(x0, nx * n_in, 500 + (uint64_t)k);
+    fill_uniform(dy0, ny, 600 + (uint64_t)k);
+    fill_uniform(dx0, nx, 700 + (uint64_t)k);
+    for (int b = 0; b < 2; b++) {
+        layer_bind(l[b], 42);
+        l[b]->in_blocked = b ? (1u << n_in) - 1 : 0;
+        l[b]->out_blocked = b;
+        for (int j = 0; j < n_in; j++)
+            x[b][j] = in_layout(x0 + j * nx, N, a->in_shape[j], b);
+        y[b] = malloc(ny * sizeof(float));
+        dy[b] = in_layout(dy0, N, a->out, b);
+    }
+    double worst = 0;
+    for (int pass = 0; pass < 2; pass++) { /* 0: d_x overwritten, 1: added to what it holds */
+        for (int b = 0; b < 2; b++) {
+            Pass p = {.n = N, .training = training, .seed = 99, .step = 1, .accumulate_grads = pass};
+            l[b]->ops->forward(l[b], &p, (const float *const *)x[b], y[b]);
+            for (int j = 0; j < n_in; j++) {
+                free(dx[b][j]);
+                dx[b][j] = in_layout(dx0, N, a->in_shape[j], b);
+            }
+            l[b]->ops->backward(l[b], &p, (const float *const *)x[b], y[b], dy[b], dx[b], pass ? (1u << n_in) - 1 : 0);
+        }
+        float *yb = layout_copy(y[1], N, a->out, 0);
+        worst = fmax(worst, worst_near(yb, y[0], ny));
+        free(yb);
+        for (int j = 0; j < n_in; j++) {
+            float *db = layout_copy(dx[1][j], N, a->in_shape[j], 0);
+            worst = fmax(worst, worst_near(db, dx[0][j], nx));
+            free(db);
+        }
+        for (int t = 0; t < a->n_params; t++)
+            worst = fmax(worst, worst_near(l[1]->param[t].grad, l[0]->param[t].grad, a->param[t].count));
+        for (int t = 0; t < a->n_state; t++)
+            worst = fmax(worst, worst_near(l[1]->state[t].data, l[0]->state[t].data, a->state[t].count));
+    }
+    CHECK(worst <= tol, "%s: blocked against NCHW, worst relative difference %.3g (tolerance %.0g)", what, worst, tol);
+    for (int b = 0; b < 2; b++) {
+        for (int j = 0; j < n_in; j++) {
+            free(x[b][j]);
+            free(dx[b][j]);
+        }
+        free(y[b]);
+        free(dy[b]);
+        layer_unbind(l[b]);
+        layer_destroy(l[b]);
+    }
+    free(x0);
+    free(dy0);
+    free(dx0);
+}
+
+/* Pooling geometries (as test_pool_reference's, 32 channels): k is
+ * 2 * geometry + kind. */
+static const struct {
+    int h, w, k, s, pt, pb, pl, pr, ceil_mode;
+} blocked_pools[] = {
+    {54, 54, 3, 2, 0, 1, 0, 1, 0}, {13, 13, 3, 2, 0, 0, 0, 0, 0}, {7, 9, 3, 2, 1, 0, 0, 1, 1},
+    {8, 5, 2, 2, 1, 1, 0, 0, 1},   {6, 6, 4, 3, 2, 1, 1, 2, 1},   {5, 7, 3, 1, 1, 1, 1, 1, 0},
+    {9, 9, 5, 4, 2, 0, 1, 2, 1},   {12, 12, 2, 2, 0, 0, 0, 0, 0}, {7, 7, 2, 2, 0, 0, 0, 0, 1},
+};
+
+static Layer *blocked_pool(int k)
+{
+    int t = k / 2;
+    return pool_create("p", (Shape){32, blocked_pools[t].h, blocked_pools[t].w}, (PoolKind)(k % 2),
+                       blocked_pools[t].k, blocked_pools[t].s, blocked_pools[t].pt, blocked_pools[t].pb,
+                       blocked_pools[t].pl, blocked_pools[t].pr, blocked_pools[t].ceil_mode, NULL, 0);
+}
+
+static Layer *blocked_bn(int relu) { return batchnorm_create("bn", (Shape){48, 5, 7}, 1e-5f, 0.1f, relu, NULL, 0); }
+
+static Layer *blocked_add(int relu) { return add_create("add", (Shape){32, 4, 5}, relu, NULL, 0); }
+
+/* Pooling (every geometry, max and average) and the add give the same bits
+ * in both layouts; batch norm (training and inference, with and without its
+ * ReLU) sums in another order and agrees to rounding. */
+static void test_blocked_layout(void)
+{
+    char what[64];
+    for (int k = 0; k < 2 * (int)(sizeof blocked_pools / sizeof blocked_pools[0]); k++) {
+        snprintf(what, sizeof what, "pool geometry %d %s", k / 2, k % 2 ? "avg" : "max");
+        expect_same_in_layouts(what, blocked_pool, k, 1, 0.0);
+    }
+    for (int relu = 0; relu < 2; relu++) {
+        for (int training = 0; training < 2; training++) {
+            snprintf(what, sizeof what, "batchnorm%s, %s", relu ? " relu" : "", training ? "training" : "inference");
+            expect_same_in_layouts(what, blocked_bn, relu, training, 1e-6);
+        }
+        snprintf(what, sizeof what, "add%s", relu ? " relu" : "");
+        expect_same_in_layouts(what, blocked_add, relu, 1, 0.0);
+    }
 }
 
 /* --------------------------------------------------------------------- LRN */
@@ -635,6 +771,7 @@ int main(void)
     test_pool_values();
     test_pool_reference();
     test_pool_ties();
+    test_blocked_layout();
     test_lrn_values();
     test_batchnorm_values();
     test_shape_ops();
