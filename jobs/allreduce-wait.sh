@@ -72,10 +72,10 @@ for w in $workloads; do
     # training is 70 % of the faces (validation 10 %, test 20 %)
     count=$(((global * steps * 10 + 6) / 7))
     for layout in ranks threads; do
-    dir=$work/$i-$layout
-    mkdir -p "$dir"
-    if [ "$layout" = ranks ]; then ranks=$np threads=1; else ranks=1 threads=$np; fi
-    cat >"$dir/job.cfg" <<EOF
+        dir=$work/$i-$layout
+        mkdir -p "$dir"
+        if [ "$layout" = ranks ]; then ranks=$np threads=1; else ranks=1 threads=$np; fi
+        cat >"$dir/job.cfg" <<EOF
 job = { name = "allreduce-wait-$i"; output = "$dir/out"; seed = 1; };
 tasks = ({ name = "expression"; target = "expression";
            data = { source = "synth"; count = $count; side = $side; channels = $channels; };
@@ -86,24 +86,24 @@ train = { epochs = 1; batch = $global; lr = 0.001; eval_batch = $global; };
 parallel = { groups = 1; overlap = true; threads = $threads; };
 log = { every_steps = $log_every; };
 EOF
-    # mpirun binds a rank to one core unless told it has more
-    if ! mpirun -np "$ranks" --map-by "slot:PE=$threads" "$train" "$dir/job.cfg" >"$dir/train.log" 2>&1; then
-        tail -n 20 "$dir/train.log" >&2
-        echo "allreduce-wait: $name ($ranks ranks of $threads threads): training failed" >&2
-        status=1
-    fi
-    # [task/model/method] epoch 1/1 step S/N loss ... X img/s allreduce wait Y% ETA ...
-    awk '/^\[.*\] epoch [0-9]+\/[0-9]+ step / {
-            for (i = 2; i <= NF; i++) {
-                if ($i == "img/s") rate = $(i - 1)
-                if ($i == "wait") wait = $(i + 1)
+        # mpirun binds a rank to one core unless told it has more
+        if ! mpirun -np "$ranks" --map-by "slot:PE=$threads" "$train" "$dir/job.cfg" >"$dir/train.log" 2>&1; then
+            tail -n 20 "$dir/train.log" >&2
+            echo "allreduce-wait: $name ($ranks ranks of $threads threads): training failed" >&2
+            status=1
+        fi
+        # [task/model/method] epoch 1/1 step S/N loss ... X img/s allreduce wait Y% ETA ...
+        awk '/^\[.*\] epoch [0-9]+\/[0-9]+ step / {
+                for (i = 2; i <= NF; i++) {
+                    if ($i == "img/s") rate = $(i - 1)
+                    if ($i == "wait") wait = $(i + 1)
+                }
             }
-        }
-        END { print (rate == "" ? "-" : rate), (wait == "" ? "-" : wait) }' "$dir/train.log" >"$dir/rate"
+            END { print (rate == "" ? "-" : rate), (wait == "" ? "-" : wait) }' "$dir/train.log" >"$dir/rate"
     done
     read -r rate wait <"$work/$i-ranks/rate"
-    read -r rate1 wait1 <"$work/$i-threads/rate"
-    ratio=$(awk "BEGIN { if (\"$rate\" + 0 > 0 && \"$rate1\" + 0 > 0) printf \"%.2f\", $rate / $rate1; else print \"-\" }" 2>/dev/null || echo -)
+    read -r rate1 _ <"$work/$i-threads/rate"
+    ratio=$(awk -v a="$rate" -v b="$rate1" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
     [ "$rate" = "-" ] || [ "$rate1" = "-" ] && status=1
     printf '%-30s %14s %16s %14s %8s\n' "$name" "$rate" "$wait" "$rate1" "$ratio"
     IFS=$nl

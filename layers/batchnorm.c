@@ -24,7 +24,7 @@
  *
  * In the channel-blocked layout (layers.h; the network chooses it where the
  * convolutions around run by oneDNN) the same sums run over 16 channels at
- * once, one lane each, and each block of 16 channels is one thread's.
+ * once, one lane each, in pieces of images (bnb_pieces) added in order.
  */
 #include <math.h>
 
@@ -168,6 +168,7 @@ static void bn_channel_norm(const BatchNorm *bn, int training, int c, double *me
 /* ------------------------------------------- the channel-blocked layout */
 
 #define BB LAYOUT_BLOCK
+#define BNB_MAX_PIECES 16
 
 /* Sums run over a block's channels in pieces of images: the number of pieces
  * depends on the block count only (never on the threads), so that layers of
@@ -175,7 +176,7 @@ static void bn_channel_norm(const BatchNorm *bn, int training, int c, double *me
  * thread count. The pieces' sums are added in piece order. */
 static int bnb_pieces(int C, int N)
 {
-    int k = 16 / (C / BB);
+    int k = BNB_MAX_PIECES / (C / BB);
     k = k < 1 ? 1 : k;
     return k < N ? k : (N > 0 ? N : 1);
 }
@@ -245,17 +246,15 @@ static inline __attribute__((always_inline)) void bnb_affine_rows(const float *r
         }
 }
 
-/* y = (x - mean) * a + b over block cb of every image, then the ReLU. */
-static void bnb_affine(const BatchNorm *bn, const float *x, float *y, int n0, int n1, int cb, size_t hw, const float *mean,
+/* y = (x - mean) * a + b over block cb of image n, then the ReLU. */
+static void bnb_affine(const BatchNorm *bn, const float *x, float *y, int n, int cb, size_t hw, const float *mean,
                        const float *a, const float *b)
 {
-    for (int n = n0; n < n1; n++) {
-        size_t o = bnb_at(bn, n, cb, hw);
-        if (bn->relu)
-            bnb_affine_rows(x + o, y + o, hw, mean, a, b, 1);
-        else
-            bnb_affine_rows(x + o, y + o, hw, mean, a, b, 0);
-    }
+    size_t o = bnb_at(bn, n, cb, hw);
+    if (bn->relu)
+        bnb_affine_rows(x + o, y + o, hw, mean, a, b, 1);
+    else
+        bnb_affine_rows(x + o, y + o, hw, mean, a, b, 0);
 }
 
 /* hw rows of block cb: sums of g and g * (x - mean) added to a and b. */
@@ -300,7 +299,8 @@ static void bnb_grad_sums(const BatchNorm *bn, const float *x, const float *y, c
 }
 
 /* One image's rows of block cb: d_x (=|+=) k1 * g + k2 * (x - mean) + k3,
- * inlined with relu and acc constant as bnb_grad_rows. */
+ * g = d_y masked by y > 0 when relu (relu and acc constant where inlined,
+ * so each variant is its own vector loop). */
 static inline __attribute__((always_inline)) void bnb_dx_rows(const float *restrict xb, const float *restrict yb,
                                                               const float *restrict gb, float *restrict db,
                                                               size_t hw, const float *k1, const float *k2,
@@ -316,23 +316,21 @@ static inline __attribute__((always_inline)) void bnb_dx_rows(const float *restr
         }
 }
 
-/* d_x (=|+=) k1 * g + k2 * (x - mean) + k3 over block cb of every image. */
-static void bnb_dx(const BatchNorm *bn, const float *x, const float *y, const float *d_y, float *d_x, int n0, int n1, int cb,
+/* d_x (=|+=) k1 * g + k2 * (x - mean) + k3 over block cb of image n. */
+static void bnb_dx(const BatchNorm *bn, const float *x, const float *y, const float *d_y, float *d_x, int n, int cb,
                    size_t hw, int acc, const float *k1, const float *k2, const float *k3, const float *mean)
 {
-    for (int n = n0; n < n1; n++) {
-        size_t o = bnb_at(bn, n, cb, hw);
-        const float *xb = x + o, *gb = d_y + o;
-        float *db = d_x + o;
-        if (y && acc)
-            bnb_dx_rows(xb, y + o, gb, db, hw, k1, k2, k3, mean, 1, 1);
-        else if (y)
-            bnb_dx_rows(xb, y + o, gb, db, hw, k1, k2, k3, mean, 1, 0);
-        else if (acc)
-            bnb_dx_rows(xb, NULL, gb, db, hw, k1, k2, k3, mean, 0, 1);
-        else
-            bnb_dx_rows(xb, NULL, gb, db, hw, k1, k2, k3, mean, 0, 0);
-    }
+    size_t o = bnb_at(bn, n, cb, hw);
+    const float *xb = x + o, *gb = d_y + o;
+    float *db = d_x + o;
+    if (y && acc)
+        bnb_dx_rows(xb, y + o, gb, db, hw, k1, k2, k3, mean, 1, 1);
+    else if (y)
+        bnb_dx_rows(xb, y + o, gb, db, hw, k1, k2, k3, mean, 1, 0);
+    else if (acc)
+        bnb_dx_rows(xb, NULL, gb, db, hw, k1, k2, k3, mean, 0, 1);
+    else
+        bnb_dx_rows(xb, NULL, gb, db, hw, k1, k2, k3, mean, 0, 0);
 }
 
 // x (N,C,H,W) -> y (N,C,H,W), both NCHW or both channel-blocked
@@ -379,7 +377,7 @@ static void bn_forward(Layer *l, const Pass *p, const float *const *x, float *y)
                 mean[q] = (float)m;
                 a[q] = (float)((double)gamma[cb * BB + q] * invstd);
             }
-            bnb_affine(bn, xs, y, n, n + 1, cb, hw, mean, a, beta + cb * BB);
+            bnb_affine(bn, xs, y, n, cb, hw, mean, a, beta + cb * BB);
         }
         return;
     }
@@ -457,18 +455,21 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
             bnb_grad_sums(bn, xs, ymask, d_y, n0, n1, cb, hw, mean, bn->part + (size_t)u * 2 * BB);
         }
         bnb_add_pieces(bn->part, C, K, s);
-    }
-#pragma omp parallel for schedule(static) if (!blocked && OMP_WORTH((size_t)N * stride))
-    for (int c = 0; c < C; c++) {
-        double mean, invstd, *sc = s + 2 * c;
-        bn_channel_norm(bn, training, c, &mean, &invstd);
-        if (!blocked) {
+    } else {
+#pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)N * stride))
+        for (int c = 0; c < C; c++) {
+            double mean, invstd, *sc = s + 2 * c;
+            bn_channel_norm(bn, training, c, &mean, &invstd);
             sc[0] = sc[1] = 0;
             for (int n = 0; n < N; n++) {
                 size_t o = (size_t)n * stride + (size_t)c * hw;
                 bn_grad_sums(xs + o, ymask ? ymask + o : NULL, d_y + o, hw, mean, sc);
             }
         }
+    }
+    for (int c = 0; c < C; c++) {
+        double mean, invstd, *sc = s + 2 * c;
+        bn_channel_norm(bn, training, c, &mean, &invstd);
         double dbeta = sc[0], dgamma = sc[1] * invstd; /* this slice's own */
         if (d_gamma) {
             d_gamma[c] = (float)(acc_p ? d_gamma[c] + dgamma : dgamma);
@@ -494,7 +495,7 @@ static void bn_backward(Layer *l, const Pass *p, const float *const *x, const fl
                 k2[q] = (float)d2;
                 k3[q] = (float)d3;
             }
-            bnb_dx(bn, xs, ymask, d_y, dx, n, n + 1, cb, hw, acc_x, k1, k2, k3, mean);
+            bnb_dx(bn, xs, ymask, d_y, dx, n, cb, hw, acc_x, k1, k2, k3, mean);
         }
         return;
     }
@@ -546,8 +547,7 @@ Layer *batchnorm_create(const char *name, Shape in, float eps, float momentum, i
     bn->mean = calloc((size_t)in.c, sizeof(double));
     bn->invstd = calloc((size_t)in.c, sizeof(double));
     bn->sums = calloc(2 * (size_t)in.c + 1, sizeof(double));
-    /* at most 16 pieces per block (bnb_pieces) */
-    bn->part = calloc(2 * (size_t)(in.c / LAYOUT_BLOCK + 1) * 16 * LAYOUT_BLOCK, sizeof(double));
+    bn->part = calloc(2 * (size_t)(in.c / BB + 1) * BNB_MAX_PIECES * BB, sizeof(double));
     bn->count = 1;
     if (!bn->mean || !bn->invstd || !bn->sums || !bn->part) {
         layer_destroy(l);

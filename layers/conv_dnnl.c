@@ -11,9 +11,10 @@
  *
  * Primitives depend on the batch size and on the thread count (oneDNN's
  * kernels divide the work when they are created), so a layer keeps the plans
- * of the last few (n, threads, layout) it ran. The fused ReLU is a post-op of the
- * forward; in backward d_y is masked by y > 0 first. Accumulating into d_x
- * or d_w is a sum post-op of the reorder that writes it.
+ * of the last few (n, threads, layout) it ran. The fused ReLU is a post-op
+ * of the forward; in backward d_y is masked by y > 0 first. Accumulating
+ * into d_x or d_w is a sum post-op of the reorder that writes it, or, where
+ * the layer's layout is the primitive's own, a loop over a separate result.
  *
  * Built only with OCCKD_DNNL (CMakeLists.txt); without it conv_dnnl_create
  * returns NULL and the layer runs by im2col + sgemm (conv.c).
@@ -33,8 +34,8 @@ int conv_dnnl_forward(ConvDnnl *d, int n, int layout, const float *x, const floa
 {
     return -1;
 }
-int conv_dnnl_backward(ConvDnnl *d, int n, int layout, const float *x, const float *y, const float *d_y, const float *w,
-                       float *d_w, float *d_b, int acc_p, float *d_x, int acc_x)
+int conv_dnnl_backward(ConvDnnl *d, int n, int layout, const float *x, const float *y, const float *d_y,
+                       const float *w, float *d_w, float *d_b, int acc_p, float *d_x, int acc_x)
 {
     return -1;
 }

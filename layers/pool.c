@@ -22,9 +22,9 @@
  * row) and then one over window columns. Planes (n, c) run in parallel.
  * Max pooling whose windows tile the input (stride k, no padding: VGG's
  * 2x2) has its own paths: forward reads each 2x2 window once, backward
- * writes each input position once, with no clearing pass. In the
- * channel-blocked layout (layers.h) one pass does both, 16 channels a
- * vector.
+ * writes each input position once, with no clearing pass. The
+ * channel-blocked layout (layers.h) has the same paths, each over 16
+ * channels a vector.
  */
 #include <float.h>
 #include <math.h>
@@ -119,6 +119,14 @@ static void pool_plane_forward(const Pool *pl, const float *x, float *y, float *
 static int pool_tiles(const Pool *pl)
 {
     return pl->kind == POOL_MAX && pl->stride == pl->k && !pl->pad_t && !pl->pad_b && !pl->pad_l && !pl->pad_r;
+}
+
+/* 2x2 stride-2 max pooling whose windows lie inside the input: its own
+ * forward in both layouts. */
+static int pool_is_2x2(const Pool *pl)
+{
+    const Layer *l = &pl->base;
+    return pool_tiles(pl) && pl->k == 2 && 2 * l->out.h <= l->in_shape[0].h && 2 * l->out.w <= l->in_shape[0].w;
 }
 
 /* One plane of a 2x2 stride-2 max pooling whose windows lie inside the
@@ -259,7 +267,7 @@ static void pool_forward_blocked(const Pool *pl, const Pass *p, const float *x, 
     const Shape in = l->in_shape[0];
     const int units = p->n * (in.c / PB);
     const size_t in_unit = (size_t)in.h * in.w * PB, out_unit = (size_t)l->out.h * l->out.w * PB;
-    if (pool_tiles(pl) && pl->k == 2 && 2 * l->out.h <= in.h && 2 * l->out.w <= in.w) {
+    if (pool_is_2x2(pl)) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH((size_t)units * in_unit))
         for (int u = 0; u < units; u++)
             pool_block_forward_2x2(x + (size_t)u * in_unit, in.w, y + (size_t)u * out_unit, l->out.h, l->out.w);
@@ -311,7 +319,7 @@ static void pool_forward(Layer *l, const Pass *p, const float *const *x, float *
         pool_forward_blocked(pl, p, xs, y);
         return;
     }
-    if (pool_tiles(pl) && pl->k == 2 && 2 * l->out.h <= in.h && 2 * l->out.w <= in.w) {
+    if (pool_is_2x2(pl)) {
 #pragma omp parallel for schedule(static) if (OMP_WORTH(planes * in_plane))
         for (size_t i = 0; i < planes; i++)
             pool_plane_forward_2x2(xs + i * in_plane, in.w, y + i * out_plane, l->out.h, l->out.w);
